@@ -1,0 +1,81 @@
+"""The analyzer interface: media in, ``Detection``s (and per-modality data) out."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from ..config import Settings
+from ..domain import Detection, Media, MediaType
+from ..models.registry import ModelRegistry
+
+
+@dataclass
+class AnalyzerOutput:
+    """What one analyzer found.
+
+    ``data`` is JSON-serialisable per-modality output (a transcript, the
+    audio-event timeline, objects per frame...) that later analyzers in the
+    same run may read and that lands in ``AnalysisResult.outputs``.
+    """
+
+    detections: list[Detection] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class AnalysisContext:
+    """Outputs of the analyzers that already ran on this media, by name."""
+
+    settings: Settings
+    outputs: dict[str, AnalyzerOutput] = field(default_factory=dict)
+
+
+class Analyzer(ABC):
+    """Subclass per signal; register with ``@register_analyzer``.
+
+    ``media_types`` says which media it applies to; ``requires`` names the
+    analyzers whose output it reads (they run first, and it is skipped when
+    one of them is disabled or failed).
+    """
+
+    name: ClassVar[str]
+    media_types: ClassVar[frozenset[MediaType]]
+    requires: ClassVar[tuple[str, ...]] = ()
+    # Whether the analyzer is worth running on this media at all (e.g. audio analyzers need a track).
+    needs_audio: ClassVar[bool] = False
+    needs_frames: ClassVar[bool] = False
+
+    def __init__(self, settings: Settings, models: ModelRegistry) -> None:
+        self.settings = settings
+        self.models = models
+
+    def applies_to(self, media: Media) -> bool:
+        if media.info.media_type not in self.media_types:
+            return False
+        if self.needs_audio and (media.audio is None or len(media.audio) == 0):
+            return False
+        return not (self.needs_frames and not media.frames)
+
+    @abstractmethod
+    def analyze(self, media: Media, context: AnalysisContext) -> AnalyzerOutput:
+        """Run on decoded media; raise ``AnalysisError`` for a failure of this analyzer alone."""
+
+
+ANALYZERS: dict[str, type[Analyzer]] = {}
+
+
+def register_analyzer(cls: type[Analyzer]) -> type[Analyzer]:
+    ANALYZERS[cls.name] = cls
+    return cls
+
+
+def still_frame_positions(context: AnalysisContext) -> frozenset[int]:
+    """Positions in ``media.frames`` that the motion analyzer found unchanged since the previous one.
+
+    Heavy per-frame analyzers reuse the previous frame's result there instead
+    of running again (the motion gate).
+    """
+    motion = context.outputs.get("motion")
+    return frozenset(motion.data.get("still_frames", ())) if motion else frozenset()

@@ -1,0 +1,393 @@
+"""Settings: one pydantic model, loaded from a file, a ``.env`` file and the environment.
+
+Precedence, lowest first: defaults, the settings file (YAML, TOML or JSON,
+seed 000's ``config.json`` included), ``.env``, then environment variables.
+Environment variables are ``WATCHKEEPER_<KEY>`` with ``__`` between nested
+sections (``WATCHKEEPER_MEDIA__FRAME_INTERVAL_S=2``); the seeds' own names
+(``GEMINI_API_KEY``, ``VENUE_CAPACITY``...) are accepted where they mean the
+same thing. Unknown keys and bad values raise ``ConfigError`` naming the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from dotenv import dotenv_values
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError
+from .taxonomy import BUILTIN_IDS
+
+ENV_PREFIX = "WATCHKEEPER_"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class MediaSettings(Section):
+    max_bytes: int = Field(2 * 1024**3, gt=0, description="Largest input file or download.")
+    max_image_pixels: int = Field(60_000_000, gt=0, description="Decompression-bomb guard.")
+    max_video_pixels: int = Field(8_294_400, gt=0, description="Largest video frame (4K by default).")
+    max_duration_s: float = Field(4 * 3600.0, gt=0)
+    frame_interval_s: float = Field(1.0, gt=0, description="Seconds between analysed video frames.")
+    max_frames: int = Field(3600, gt=0, description="Upper bound on sampled frames per video.")
+    motion_fps: float = Field(8.0, gt=0, description="Rate of the small greyscale frames for optical flow.")
+    motion_width: int = Field(160, ge=32)
+    url_timeout_s: float = Field(20.0, gt=0)
+
+
+class ModelSettings(Section):
+    weights_dirs: dict[str, Path] = Field(
+        default_factory=dict, description="Per-model folder that replaces the packaged weights."
+    )
+    verify_sha256: bool = True
+
+
+class ObjectsSettings(Section):
+    enabled: bool = True
+    min_score: float = Field(0.25, ge=0, le=1)
+    nms_iou: float = Field(0.45, ge=0, le=1)
+    input_size: int = Field(416, ge=128, multiple_of=32)
+
+
+class PoseSettings(Section):
+    enabled: bool = True
+    min_visibility: float = Field(0.5, ge=0, le=1)
+    max_people: int = Field(6, ge=1)
+    # Seed 001's movement thresholds, in body heights per second.
+    wrist_speed_threshold: float = Field(0.15, gt=0)
+    head_movement_threshold: float = Field(0.08, gt=0)
+    torso_change_threshold: float = Field(0.05, gt=0)
+
+
+class MotionSettings(Section):
+    enabled: bool = True
+    gate_threshold: float = Field(
+        0.02, ge=0, description="Mean flow magnitude (fraction of width per frame) below which a window is still."
+    )
+
+
+class FireSettings(Section):
+    enabled: bool = True
+
+
+class CrowdSettings(Section):
+    enabled: bool = True
+    area_m2_per_frame: float | None = Field(None, gt=0, description="Visible floor area, for density per m2.")
+
+
+class AudioEventsSettings(Section):
+    enabled: bool = True
+    min_score: float = Field(0.05, ge=0, le=1)
+
+
+class SpeechSettings(Section):
+    enabled: bool = True
+    model: Literal["tiny.en", "base"] = "tiny.en"
+    max_compression_ratio: float = Field(2.4, gt=0)
+    min_avg_logprob: float = -1.0
+    distress_keywords: list[str] = Field(
+        default_factory=lambda: [
+            "help", "help me", "call the police", "police", "stop", "let me go", "get off me",
+            "fire", "gun", "he has a gun", "knife", "don't shoot", "ambulance", "call 911",
+        ]
+    )
+
+
+class TextSettings(Section):
+    enabled: bool = True
+    min_similarity: float = Field(0.25, ge=-1, le=1)
+
+
+class OcrSettings(Section):
+    enabled: bool = False
+
+
+class EmotionSettings(Section):
+    enabled: bool = False
+
+
+class AnalyzersSettings(Section):
+    objects: ObjectsSettings = Field(default_factory=ObjectsSettings)
+    pose: PoseSettings = Field(default_factory=PoseSettings)
+    motion: MotionSettings = Field(default_factory=MotionSettings)
+    fire: FireSettings = Field(default_factory=FireSettings)
+    crowd: CrowdSettings = Field(default_factory=CrowdSettings)
+    audio_events: AudioEventsSettings = Field(default_factory=AudioEventsSettings)
+    speech: SpeechSettings = Field(default_factory=SpeechSettings)
+    text: TextSettings = Field(default_factory=TextSettings)
+    ocr: OcrSettings = Field(default_factory=OcrSettings)
+    emotion: EmotionSettings = Field(default_factory=EmotionSettings)
+
+
+class Zone(Section):
+    """A polygon (normalised x, y) where some categories matter more (seed 003's zone factor)."""
+
+    name: str
+    polygon: list[tuple[float, float]] = Field(min_length=3)
+    categories: list[str] = Field(default_factory=list)
+    factor: float = Field(1.5, gt=0)
+
+
+class TimeFactor(Section):
+    """Scale categories between two local times, e.g. intrusion after hours."""
+
+    start: str = Field(pattern=r"^\d{2}:\d{2}$")
+    end: str = Field(pattern=r"^\d{2}:\d{2}$")
+    categories: list[str] = Field(default_factory=list)
+    factor: float = Field(1.3, gt=0)
+
+
+class FusionSettings(Section):
+    window_s: float = Field(2.0, gt=0)
+    merge_gap_s: float = Field(1.0, ge=0)
+    thresholds: dict[str, float] = Field(default_factory=dict, description="Per-category decision thresholds.")
+    weights: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="Evidence label -> {category: weight}, on top of the packaged rules."
+    )
+    agreement_bonus: float = Field(0.1, ge=0, le=1)
+    min_confidence: float = Field(0.0, ge=0, le=1)
+    high_priority_severity: int = Field(4, ge=1, le=5)
+    zones: list[Zone] = Field(default_factory=list)
+    time_factors: list[TimeFactor] = Field(default_factory=list)
+
+
+class EventSettings(Section):
+    """Seed 004's event settings."""
+
+    type: str = "general"
+    venue_capacity: int | None = Field(None, gt=0)
+    security_level: Literal["low", "medium", "high", "maximum"] = "medium"
+
+
+class CacheSettings(Section):
+    enabled: bool = True
+    max_entries: int = Field(10_000, gt=0)
+    max_bytes: int = Field(512 * 1024**2, gt=0)
+
+
+class ProviderSettings(Section):
+    api_key: str | None = None
+    model: str | None = None
+    fast_model: str | None = None
+    detailed_model: str | None = None
+    base_url: str | None = None
+
+
+class NotificationSettings(Section):
+    """Seed 000's ``notification`` block."""
+
+    smtp_server: str | None = None
+    port: int = Field(465, gt=0, lt=65536)
+    username: str | None = None
+    password: str | None = None
+    sender_email: str | None = None
+    default_recipients: list[str] = Field(default_factory=list)
+    notify_threshold: Literal["low", "medium", "high"] = "medium"
+
+
+class CategoryDef(Section):
+    """A user-defined category (or an override of a built-in one's text)."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: str
+    description: str = Field(min_length=10)
+    default_severity: int = Field(3, ge=1, le=5)
+
+
+PROVIDER_NAMES = ("gemini", "openai", "anthropic", "groq", "replicate", "huggingface", "ollama")
+
+
+class Settings(Section):
+    data_dir: Path = Path("data")
+    database_url: str | None = None
+    workers: int | None = Field(None, ge=1)
+    media: MediaSettings = Field(default_factory=MediaSettings)
+    models: ModelSettings = Field(default_factory=ModelSettings)
+    analyzers: AnalyzersSettings = Field(default_factory=AnalyzersSettings)
+    fusion: FusionSettings = Field(default_factory=FusionSettings)
+    event: EventSettings = Field(default_factory=EventSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    providers: dict[str, ProviderSettings] = Field(default_factory=dict)
+    default_provider: str = "local"
+    notification: NotificationSettings | None = None
+    categories: list[CategoryDef] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _seed000_provider_keys(cls, data: Any) -> Any:
+        """Seed 000's config.json puts API keys at the top level: ``"gemini": "KEY"``."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        providers = dict(data.get("providers") or {})
+        for name in PROVIDER_NAMES:
+            if name in data:
+                value = data.pop(name)
+                entry = {"api_key": value} if isinstance(value, str) else dict(value)
+                providers[name] = {**dict(providers.get(name) or {}), **entry}
+        if providers:
+            data["providers"] = providers
+        return data
+
+    @field_validator("providers")
+    @classmethod
+    def _known_providers(cls, value: dict[str, ProviderSettings]) -> dict[str, ProviderSettings]:
+        unknown = sorted(set(value) - set(PROVIDER_NAMES) - {"openai_compatible"})
+        if unknown:
+            raise ValueError(f"unknown provider(s) {unknown}; allowed: {list(PROVIDER_NAMES) + ['openai_compatible']}")
+        return value
+
+    @model_validator(mode="after")
+    def _category_references(self) -> Settings:
+        known = set(BUILTIN_IDS) | {c.id for c in self.categories}
+        refs = [("fusion.thresholds", k) for k in self.fusion.thresholds]
+        refs += [(f"fusion.weights.{label}", c) for label, cats in self.fusion.weights.items() for c in cats]
+        refs += [(f"fusion.zones.{z.name}", c) for z in self.fusion.zones for c in z.categories]
+        refs += [("fusion.time_factors", c) for t in self.fusion.time_factors for c in t.categories]
+        for key, cat in refs:
+            if cat not in known:
+                raise ValueError(f"{key}: unknown category '{cat}'; known: {sorted(known)}")
+        return self
+
+    def analysis_hash(self) -> str:
+        """Hash of everything that changes an analysis result (cache key part)."""
+        relevant = self.model_dump(
+            mode="json", include={"media", "models", "analyzers", "fusion", "event", "categories"}
+        )
+        relevant["media"] = {k: v for k, v in relevant["media"].items() if k != "url_timeout_s"}
+        blob = json.dumps(relevant, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+# The seeds' variable names -> settings paths.
+SEED_ENV_ALIASES: dict[str, tuple[str, ...]] = {
+    "GEMINI_API_KEY": ("providers", "gemini", "api_key"),
+    "GEMINI_MODEL": ("providers", "gemini", "model"),
+    "OPENAI_API_KEY": ("providers", "openai", "api_key"),
+    "ANTHROPIC_API_KEY": ("providers", "anthropic", "api_key"),
+    "GROQ_API_KEY": ("providers", "groq", "api_key"),
+    "REPLICATE_API_TOKEN": ("providers", "replicate", "api_key"),
+    "HF_TOKEN": ("providers", "huggingface", "api_key"),
+    "DATABASE_URL": ("database_url",),
+    "SQLALCHEMY_DATABASE_URI": ("database_url",),
+    "ANALYSIS_INTERVAL": ("media", "frame_interval_s"),
+    "CONFIDENCE_THRESHOLD": ("fusion", "min_confidence"),
+    "HIGH_PRIORITY_THRESHOLD": ("fusion", "high_priority_severity"),
+    "EVENT_TYPE": ("event", "type"),
+    "VENUE_CAPACITY": ("event", "venue_capacity"),
+    "SECURITY_LEVEL": ("event", "security_level"),
+}
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read settings file {path}: {exc.strerror or exc}") from exc
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text) or {}
+        elif suffix == ".toml":
+            data = tomllib.loads(text)
+        elif suffix == ".json":
+            data = json.loads(text or "{}")
+        else:
+            raise ConfigError(f"settings file {path}: unknown format '{suffix}'; use .yaml, .yml, .toml or .json")
+    except (yaml.YAMLError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"settings file {path} is not valid {suffix[1:].upper()}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"settings file {path} must hold a mapping at the top level")
+    return data
+
+
+def _parse_env_value(raw: str) -> Any:
+    stripped = raw.strip()
+    if stripped[:1] in "[{":
+        try:
+            return json.loads(stripped)
+        except json.JSONDecodeError:
+            return raw
+    return raw
+
+
+def _set_path(target: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    node = target
+    for key in path[:-1]:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = {}
+            node[key] = child
+        node = child
+    node[path[-1]] = value
+
+
+def _overrides_from_env(env: Mapping[str, str | None]) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for name, path in SEED_ENV_ALIASES.items():
+        if env.get(name):
+            _set_path(overrides, path, _parse_env_value(env[name]))
+    for name, raw in env.items():
+        if name.startswith(ENV_PREFIX) and raw is not None and name != "WATCHKEEPER_CONFIG":
+            path = tuple(part.lower() for part in name[len(ENV_PREFIX):].split("__"))
+            _set_path(overrides, path, _parse_env_value(raw))
+    return overrides
+
+
+def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _format_validation_error(exc: ValidationError, origin: str) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        lines.append(f"{key}: {err['msg']}")
+    return f"invalid settings ({origin}):\n  " + "\n  ".join(lines)
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    dotenv: str | os.PathLike[str] | None = ".env",
+) -> Settings:
+    """Build ``Settings`` from a file, a ``.env`` file and the environment.
+
+    ``path`` defaults to ``$WATCHKEEPER_CONFIG``; without one only defaults,
+    ``.env`` and the environment apply.
+    """
+    env = os.environ if env is None else env
+    data: dict[str, Any] = {}
+    origins = []
+    path = path or env.get("WATCHKEEPER_CONFIG")
+    if path:
+        data = _read_file(Path(path))
+        origins.append(str(path))
+    if dotenv and Path(dotenv).is_file():
+        values = {k: v for k, v in dotenv_values(dotenv).items() if v is not None}
+        data = _deep_merge(data, _overrides_from_env(values))
+        origins.append(str(dotenv))
+    env_overrides = _overrides_from_env(env)
+    if env_overrides:
+        data = _deep_merge(data, env_overrides)
+        origins.append("environment")
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, ", ".join(origins) or "defaults")) from exc

