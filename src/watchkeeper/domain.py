@@ -122,8 +122,8 @@ class Incident(BaseModel):
     category_name: str
     severity: int = Field(ge=1, le=5)
     severity_label: str
+    # The fused category score at its peak; the incident exists because it reached ``threshold``.
     confidence: float = Field(ge=0.0, le=1.0)
-    score: float = Field(ge=0.0, le=1.0)
     threshold: float
     status: str = "open"
     t_start_s: float
@@ -163,6 +163,8 @@ class AnalysisResult(BaseModel):
     transcript: list[TranscriptSegment] = Field(default_factory=list)
     outputs: dict[str, Any] = Field(default_factory=dict)
     timings_ms: dict[str, float] = Field(default_factory=dict)
+    # Analyzers that failed on this media (the rest of the analysis still stands).
+    analyzer_errors: dict[str, dict[str, str]] = Field(default_factory=dict)
     cache_hit: bool = False
     config_hash: str = ""
     # Seed 000's flat fields, kept so its clients work unchanged.

@@ -58,6 +58,10 @@ class ModelBackend(ABC):
     def load(self, paths: dict[str, Path]) -> Any:
         """Build the runnable model from verified weight files."""
 
+    def resolve_source(self, user_source: str) -> Path:
+        """Weights folder for a source the caller names (an analyzer's own model setting)."""
+        return Path(user_source).expanduser()
+
 
 BACKENDS: dict[str, type[ModelBackend]] = {}
 
@@ -105,8 +109,13 @@ class ModelRegistry:
         except KeyError:
             raise ModelUnavailableError(f"unknown model '{name}'; known: {sorted(BACKENDS)}") from None
 
-    def resolve_files(self, name: str) -> tuple[dict[str, Path], str]:
-        """Weight file paths and a description of their source, hashes verified."""
+    def resolve_files(self, name: str, user_source: str | None = None) -> tuple[dict[str, Path], str]:
+        """Weight file paths and a description of their source, hashes verified.
+
+        ``user_source`` (an analyzer's own model setting) applies when
+        ``models.weights_dirs`` names no folder for the model. Folders the user
+        chose are not hash-checked.
+        """
         backend = self._backend(name)
         for module in backend.requires_modules:
             if importlib.util.find_spec(module) is None:
@@ -116,6 +125,9 @@ class ModelRegistry:
         override = self.settings.weights_dirs.get(name)
         if override is not None:
             folder, source = Path(override), f"folder {override}"
+        elif user_source is not None:
+            folder = backend.resolve_source(user_source)
+            source = f"folder {folder}"
         else:
             try:
                 folder = backend.default_dir()
@@ -130,7 +142,7 @@ class ModelRegistry:
             raise ModelUnavailableError(
                 f"model '{name}': weight files missing: {missing}; install with: {backend.install_hint}"
             )
-        if self.settings.verify_sha256 and override is None:
+        if self.settings.verify_sha256 and override is None and user_source is None:
             for key, path in paths.items():
                 expected = backend.sha256.get(key)
                 if expected and file_sha256(path) != expected:
@@ -139,8 +151,8 @@ class ModelRegistry:
                     )
         return paths, source
 
-    def get(self, name: str) -> Any:
-        """The loaded model, loading it on first call."""
+    def get(self, name: str, user_source: str | None = None) -> Any:
+        """The loaded model, loading it on first call (the first call's ``user_source`` wins)."""
         loaded = self._loaded.get(name)
         if loaded is not None:
             return loaded.model
@@ -148,7 +160,7 @@ class ModelRegistry:
             lock = self._locks.setdefault(name, threading.Lock())
         with lock:
             if name not in self._loaded:
-                paths, source = self.resolve_files(name)
+                paths, source = self.resolve_files(name, user_source)
                 started = time.perf_counter()
                 model = self._backend(name).load(paths)
                 load_ms = (time.perf_counter() - started) * 1000

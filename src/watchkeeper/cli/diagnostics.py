@@ -1,0 +1,92 @@
+"""What ``watchkeeper models`` and ``watchkeeper doctor`` inspect."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import Settings, load_settings
+from ..errors import WatchkeeperError
+from ..models import ModelRegistry, load_all_backends
+
+# Transformer-based backends are an optional extra; their absence is no fault.
+OPTIONAL_BACKENDS = frozenset({"clip", "blip"})
+
+
+def model_rows(settings: Settings, *, load: bool) -> list[dict[str, Any]]:
+    registry = ModelRegistry(settings.models)
+    rows = []
+    for name, backend in sorted(load_all_backends().items()):
+        row = {"name": name, "description": backend.description, "source": "", "load_ms": "", "status": "ok"}
+        try:
+            if name in OPTIONAL_BACKENDS and name not in settings.models.weights_dirs:
+                row["status"] = "optional, not configured"
+                rows.append(row)
+                continue
+            _, row["source"] = registry.resolve_files(name)
+            if load:
+                registry.get(name)
+                row["load_ms"] = f"{registry.loaded()[name].load_ms:.0f}"
+        except WatchkeeperError as exc:
+            row["status"] = f"{type(exc).__name__}: {exc}"
+        rows.append(row)
+    return rows
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+SETUP_FIX = "run `make setup` (or: pip install -e . && pip install --no-deps -r requirements-nodeps.txt)"
+
+
+def _package_check(dist: str, module: str, want: str | None = None) -> Check:
+    try:
+        importlib.import_module(module)
+        version = importlib.metadata.version(dist)
+    except Exception as exc:  # any import failure is what the doctor reports
+        return Check(f"package {dist}", False, f"cannot import {module}: {exc}", SETUP_FIX)
+    if want and not version.startswith(want):
+        return Check(f"package {dist}", False, f"version {version}, expected {want}*", SETUP_FIX)
+    return Check(f"package {dist}", True, version)
+
+
+def doctor_checks(config: Path | None) -> list[Check]:
+    checks = [Check("python", sys.version_info[:2] == (3, 11), sys.version.split()[0], "use Python 3.11")]
+    try:
+        settings = load_settings(config)
+        checks.append(Check("settings", True, str(config or "defaults + environment")))
+    except WatchkeeperError as exc:
+        checks.append(Check("settings", False, str(exc), "correct the named keys"))
+        settings = Settings()
+    checks += [
+        _package_check("numpy", "numpy", "1."),
+        _package_check("opencv-contrib-python", "cv2", "4.11"),
+        _package_check("av", "av"),
+        _package_check("onnxruntime", "onnxruntime"),
+        _package_check("mediapipe", "mediapipe", "0.10.21"),
+        _package_check("faster-whisper", "faster_whisper"),
+    ]
+    for row in model_rows(settings, load=False):
+        if row["status"].startswith("optional"):
+            continue
+        checks.append(Check(f"model {row['name']}", row["status"] == "ok", row["status"] if row["status"] != "ok"
+                            else row["source"], SETUP_FIX))
+    data_dir = Path(settings.data_dir)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=data_dir):
+            pass
+        checks.append(Check("data directory", True, str(data_dir.resolve())))
+    except OSError as exc:
+        checks.append(Check("data directory", False, f"{data_dir}: {exc}", "set WATCHKEEPER_DATA_DIR to a writable folder"))
+    return checks

@@ -1,0 +1,93 @@
+"""Fusion rules: the packaged YAML merged with the operator's settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+
+import yaml
+
+from ..config import Settings
+from ..errors import ConfigError
+from ..taxonomy import BUILTIN_CATEGORIES, Category
+
+
+@dataclass(frozen=True)
+class Combination:
+    category: str
+    weight: float
+    groups: tuple[tuple[str, ...], ...]
+
+
+@dataclass
+class FusionRules:
+    categories: dict[str, Category]
+    evidence: dict[str, dict[str, float]]
+    category_prefixes: dict[str, float]
+    combinations: list[Combination]
+    thresholds: dict[str, float]
+    raise_at_confidence: float
+    raise_at_agreement: int
+    phrases: dict[str, str] = field(default_factory=dict)
+
+    def weights_for(self, label: str) -> dict[str, float]:
+        """Category weights one evidence label carries."""
+        weights = dict(self.evidence.get(label, {}))
+        for prefix, weight in self.category_prefixes.items():
+            if label.startswith(prefix):
+                category = label[len(prefix):]
+                if category in self.categories:
+                    weights[category] = max(weights.get(category, 0.0), weight)
+        return weights
+
+    def phrase(self, label: str, text: str | None = None) -> str:
+        template = self.phrases.get(label)
+        if template is None:
+            for prefix in self.category_prefixes:
+                if label.startswith(prefix) and label[len(prefix):] in self.categories:
+                    return f"words about {self.categories[label[len(prefix):]].name.lower()}" + (
+                        f" (\"{text}\")" if text else ""
+                    )
+            return label.replace("_", " ").replace(":", " ")
+        return template.format(text=text or "")
+
+
+def _packaged_rules() -> dict:
+    return yaml.safe_load(resources.files("watchkeeper.data").joinpath("fusion_rules.yaml").read_text())
+
+
+def build_rules(settings: Settings) -> FusionRules:
+    raw = _packaged_rules()
+    categories = {c.id: c for c in BUILTIN_CATEGORIES}
+    for user in settings.categories:
+        categories[user.id] = Category(user.id, user.name, user.description, user.default_severity)
+
+    evidence = {label: dict(w) for label, w in raw["evidence"].items()}
+    for label, weights in settings.fusion.weights.items():
+        evidence.setdefault(label, {}).update(weights)
+
+    level = settings.event.security_level
+    scale = raw["security_level_threshold_scale"][level]
+    default = raw["thresholds"]["default"]
+    thresholds = {}
+    for cid in categories:
+        base = settings.fusion.thresholds.get(cid, raw["thresholds"].get(cid, default))
+        thresholds[cid] = min(0.99, base * scale)
+
+    combinations = []
+    for entry in raw.get("combinations", []):
+        if entry["category"] not in categories:
+            raise ConfigError(f"fusion rule names unknown category '{entry['category']}'")
+        combinations.append(
+            Combination(entry["category"], float(entry["weight"]), tuple(tuple(g) for g in entry["when"]))
+        )
+    return FusionRules(
+        categories=categories,
+        evidence=evidence,
+        category_prefixes={k: float(v) for k, v in raw["category_prefixes"].items()},
+        combinations=combinations,
+        thresholds=thresholds,
+        raise_at_confidence=float(raw["severity"]["raise_at_confidence"]),
+        raise_at_agreement=int(raw["severity"]["raise_at_agreement"]),
+        phrases=raw.get("phrases", {}),
+    )

@@ -1,0 +1,266 @@
+"""The analysis pipeline: media -> analyzers -> fusion -> ``AnalysisResult``.
+
+Every front door (CLI, API, live monitors) calls this; none re-implements it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import logging
+import os
+import time
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .analyzers.base import ANALYZERS, AnalysisContext, Analyzer, AnalyzerOutput
+from .batch import BatchItem, run_batch
+from .cache import ResultCache
+from .config import Settings, load_settings
+from .domain import AnalysisResult, Detection, Media, MediaType, TranscriptSegment
+from .errors import ConfigError, WatchkeeperError
+from .fusion import FusionEngine, build_rules
+from .media import load_media
+from .models.registry import ModelRegistry
+from .taxonomy import confidence_word
+
+log = logging.getLogger(__name__)
+
+# Order matters: the motion gate runs first, objects before pose and crowd,
+# speech (and OCR/captions) before text semantics.
+ANALYZER_ORDER = (
+    "motion", "objects", "pose", "fire", "crowd", "emotion", "ocr", "scene", "caption",
+    "audio_events", "speech", "text",
+)
+# Bump when a change to analysis code makes cached results stale.
+PIPELINE_VERSION = "1"
+
+Source = str | os.PathLike[str] | bytes
+
+
+def _is_url(source: Source) -> bool:
+    return isinstance(source, str) and source.lower().startswith(("http://", "https://"))
+
+
+def describe_source(source: Source) -> str:
+    if isinstance(source, bytes):
+        return f"<{len(source)} bytes>"
+    return str(source)
+
+
+class Pipeline:
+    """Analyse images, audio and video with the local model stack.
+
+    >>> from watchkeeper import Pipeline
+    >>> result = Pipeline().analyze("clip.mp4")            # doctest: +SKIP
+    >>> result.crime_detected, [i.category for i in result.incidents]  # doctest: +SKIP
+
+    ``settings`` defaults to ``load_settings()`` (settings file, ``.env``,
+    environment). Models load lazily on first use and stay loaded.
+    """
+
+    def __init__(self, settings: Settings | None = None, *, models: ModelRegistry | None = None) -> None:
+        self.settings = settings or load_settings()
+        self.models = models or ModelRegistry(self.settings.models)
+        self.fusion = FusionEngine(self.settings, build_rules(self.settings))
+        self._analyzers: list[Analyzer] | None = None
+        self._cache: ResultCache | None = None
+
+    # -- set-up ----------------------------------------------------------------------------------
+    @property
+    def cache(self) -> ResultCache | None:
+        if self._cache is None and self.settings.cache.enabled:
+            self._cache = ResultCache(
+                Path(self.settings.data_dir) / "cache.sqlite3",
+                max_entries=self.settings.cache.max_entries,
+                max_bytes=self.settings.cache.max_bytes,
+            )
+        return self._cache
+
+    def enabled_analyzer_names(self) -> list[str]:
+        names = []
+        for name in ANALYZER_ORDER:
+            section = getattr(self.settings.analyzers, name, None)
+            if section is not None and section.enabled:
+                names.append(name)
+        return names
+
+    @property
+    def analyzers(self) -> list[Analyzer]:
+        if self._analyzers is None:
+            built = []
+            for name in self.enabled_analyzer_names():
+                importlib.import_module(f"watchkeeper.analyzers.{name}")
+                if name not in ANALYZERS:
+                    raise ConfigError(f"analyzer '{name}' is enabled but its module registers no analyzer")
+                built.append(ANALYZERS[name](self.settings, self.models))
+            self._analyzers = built
+        return self._analyzers
+
+    def config_hash(self, frame_interval_s: float | None = None) -> str:
+        interval = frame_interval_s or self.settings.media.frame_interval_s
+        return f"{PIPELINE_VERSION}-{self.settings.analysis_hash()}-{interval:g}"
+
+    # -- analysis --------------------------------------------------------------------------------
+    def analyze(
+        self,
+        source: Source,
+        media_type: MediaType | None = None,
+        *,
+        frame_interval_s: float | None = None,
+        use_cache: bool = True,
+        when: datetime | None = None,
+        camera: str | None = None,
+    ) -> AnalysisResult:
+        """Analyse one image, audio or video from a path, raw bytes or an http(s) URL.
+
+        Raises ``MediaError`` subclasses for input that cannot be decoded;
+        an analyzer that fails is reported in ``result.analyzer_errors`` and
+        the rest of the analysis stands. ``when`` (local wall-clock time)
+        drives the time-of-day factors; ``None`` means now.
+        """
+        started = time.perf_counter()
+        timings: dict[str, float] = {}
+        cache = self.cache if use_cache else None
+        config_hash = self.config_hash(frame_interval_s)
+        source_name = describe_source(source)
+
+        media_sha = None
+        if cache is not None and not _is_url(source):
+            media_sha = self._content_hash(cache, source)
+            cached = cache.get(media_sha, config_hash) if media_sha else None
+            if cached is not None:
+                result = AnalysisResult.model_validate_json(cached)
+                result.media.source = source_name
+                result.cache_hit = True
+                result.timings_ms = {"cache_lookup": round((time.perf_counter() - started) * 1000, 2)}
+                return result
+
+        t0 = time.perf_counter()
+        media = load_media(source, media_type, self.settings.media, frame_interval_s=frame_interval_s)
+        timings["decode"] = (time.perf_counter() - t0) * 1000
+
+        result = self.analyze_media(media, when=when, camera=camera, timings=timings)
+        result.config_hash = config_hash
+        if cache is not None:
+            cache.put(media.info.sha256, config_hash, result.model_dump_json())
+        result.timings_ms["total"] = round((time.perf_counter() - started) * 1000, 2)
+        return result
+
+    def _content_hash(self, cache: ResultCache, source: Source) -> str | None:
+        if isinstance(source, bytes):
+            return hashlib.sha256(source).hexdigest()
+        path = Path(source)
+        try:
+            return cache.file_sha256(path) if path.is_file() else None
+        except OSError:
+            return None  # the media layer reports unreadable files with a typed error
+
+    def analyze_media(
+        self,
+        media: Media,
+        *,
+        when: datetime | None = None,
+        camera: str | None = None,
+        timings: dict[str, float] | None = None,
+    ) -> AnalysisResult:
+        """Analyse already decoded media (the live monitors call this)."""
+        timings = dict(timings or {})
+        context = AnalysisContext(self.settings)
+        errors: dict[str, dict[str, str]] = {}
+        for analyzer in self.analyzers:
+            if not analyzer.applies_to(media):
+                continue
+            t0 = time.perf_counter()
+            try:
+                context.outputs[analyzer.name] = analyzer.analyze(media, context)
+            except WatchkeeperError as exc:
+                errors[analyzer.name] = exc.to_dict()
+                log.warning("analyzer failed", extra={"analyzer": analyzer.name, "error": str(exc)})
+            except Exception as exc:  # an analyzer bug must not lose the other analyzers' work
+                log.exception("analyzer crashed", extra={"analyzer": analyzer.name})
+                errors[analyzer.name] = {"type": type(exc).__name__, "code": "analysis_error", "message": str(exc)}
+            timings[analyzer.name] = (time.perf_counter() - t0) * 1000
+
+        detections = [d for out in context.outputs.values() for d in out.detections]
+        t0 = time.perf_counter()
+        fused = self.fusion.fuse(detections, media.duration_s, when=when or datetime.now(), camera=camera)
+        timings["fusion"] = (time.perf_counter() - t0) * 1000
+        return self._result(media, context.outputs, detections, fused, errors, timings)
+
+    def _result(self, media, outputs: dict[str, AnalyzerOutput], detections: list[Detection], fused, errors, timings):
+        incidents = fused.incidents
+        top = incidents[0] if incidents else None
+        if top is not None:
+            description = " ".join(i.summary for i in incidents)
+            confidence = confidence_word(top.confidence)
+        else:
+            highest = max(fused.scores.items(), key=lambda kv: kv[1])
+            description = _quiet_description(media, outputs, highest)
+            confidence = confidence_word(1.0 - highest[1])
+        speech = outputs.get("speech")
+        transcript = [TranscriptSegment(**seg) for seg in speech.data.get("segments", [])] if speech else []
+        audio_events = outputs["audio_events"].data.get("timeline", []) if "audio_events" in outputs else []
+        return AnalysisResult(
+            media=media.info,
+            scores=fused.scores,
+            incidents=incidents,
+            detections=detections,
+            frames=_frame_summaries(media, detections),
+            audio_events=audio_events,
+            transcript=transcript,
+            outputs={name: out.data for name, out in outputs.items()},
+            timings_ms={k: round(v, 2) for k, v in timings.items()},
+            analyzer_errors=errors,
+            crime_detected=bool(incidents),
+            crime_type=top.category_name if top else None,
+            confidence=confidence,
+            evidence_description=description,
+        )
+
+    def analyze_many(
+        self,
+        sources: Iterable[Source],
+        *,
+        workers: int | None = None,
+        media_type: MediaType | None = None,
+        frame_interval_s: float | None = None,
+        use_cache: bool = True,
+    ) -> Iterator[BatchItem]:
+        """Analyse many inputs; one bad input fails alone.
+
+        Yields a ``BatchItem`` per input (in completion order when
+        ``workers`` > 1, each worker process loading the models once).
+        """
+        yield from run_batch(
+            self, sources, workers=workers, media_type=media_type, frame_interval_s=frame_interval_s, use_cache=use_cache
+        )
+
+
+def _frame_summaries(media: Media, detections: list[Detection]) -> list[dict[str, Any]]:
+    by_frame: dict[int, list[dict[str, Any]]] = {}
+    for det in detections:
+        if det.frame_index is not None:
+            by_frame.setdefault(det.frame_index, []).append(
+                {"label": det.label, "score": round(det.score, 3), "box_xywh_norm": det.box_xywh_norm,
+                 "analyzer": det.analyzer}
+            )
+    return [
+        {"index": f.index, "t_s": round(f.t_s, 3), "detections": by_frame.get(f.index, [])}
+        for f in media.frames
+    ]
+
+
+def _quiet_description(media: Media, outputs: dict[str, AnalyzerOutput], highest: tuple[str, float]) -> str:
+    info = media.info
+    what = {"image": "image", "audio": f"{info.duration_s or 0:.1f} s of audio",
+            "video": f"{info.duration_s or 0:.1f} s of video ({info.frames_sampled} frames analysed)"}[info.media_type]
+    text = f"No incident found in the {what}"
+    if highest[1] > 0:
+        text += f"; the highest score was {highest[0]} at {highest[1]:.2f}, below its threshold"
+    speech = outputs.get("speech")
+    if speech and speech.data.get("text"):
+        text += f"; speech: \"{speech.data['text'].strip()}\""
+    return text + "."

@@ -1,0 +1,153 @@
+"""Sample media made on the spot: speech, tones, noise, frames and videos.
+
+The demo and the tests use these; ``write_audio``/``write_video`` encode
+with PyAV, so no system ffmpeg is needed. Speech needs the espeak-ng program.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+SR = 16_000
+
+
+def speak(text: str, path: Path, *, voice: str = "en-us", speed_wpm: int = 150) -> Path:
+    """Speech from espeak-ng as a WAV file."""
+    if shutil.which("espeak-ng") is None:
+        raise FileNotFoundError("espeak-ng is not installed (Debian: apt-get install espeak-ng)")
+    subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed_wpm), "-w", str(path), text], check=True)
+    return path
+
+
+def tone(freq_hz: float, seconds: float, *, amplitude: float = 0.3, sr: int = SR) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    return (amplitude * np.sin(2 * np.pi * freq_hz * t)).astype(np.float32)
+
+
+def noise(seconds: float, *, amplitude: float = 0.05, sr: int = SR, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (amplitude * rng.standard_normal(int(seconds * sr))).astype(np.float32)
+
+
+def _resample(samples: np.ndarray, sr: int, rate: int) -> np.ndarray:
+    if rate == sr:
+        return samples
+    idx = np.linspace(0, len(samples) - 1, int(len(samples) * rate / sr))
+    return np.interp(idx, np.arange(len(samples)), samples).astype(np.float32)
+
+
+def write_audio(path: Path, samples: np.ndarray, *, sr: int = SR, codec: str | None = None) -> Path:
+    """Mono float samples to any container PyAV writes (wav, flac, mp3, ogg, m4a)."""
+    fmt_codec = {".wav": "pcm_s16le", ".flac": "flac", ".mp3": "libmp3lame", ".ogg": "libopus",
+                 ".m4a": "aac"}
+    codec = codec or fmt_codec[path.suffix.lower()]
+    with av.open(str(path), "w") as container:
+        rate = 48_000 if codec == "libopus" else sr  # Opus encodes at 48 kHz only
+        stream = container.add_stream(codec, rate=rate)
+        stream.layout = "mono"
+        samples = _resample(np.asarray(samples, np.float32), sr, rate)
+        pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
+        chunk = 960 if codec == "libopus" else 1024
+        for start in range(0, len(pcm) - chunk + 1, chunk):
+            frame = av.AudioFrame.from_ndarray(pcm[None, start:start + chunk], format="s16", layout="mono")
+            frame.sample_rate = rate
+            frame.pts = start
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
+def write_video(path: Path, frames: list[np.ndarray] | np.ndarray, *, fps: int = 15,
+                audio: np.ndarray | None = None, sr: int = SR, codec: str = "libx264") -> Path:
+    """RGB uint8 frames (and optional mono audio) to a video file."""
+    frames = list(frames)
+    height, width = frames[0].shape[:2]
+    with av.open(str(path), "w") as container:
+        vstream = container.add_stream(codec, rate=Fraction(fps))
+        vstream.width, vstream.height = width, height
+        vstream.pix_fmt = "yuv420p"
+        astream = None
+        if audio is not None:
+            acodec = "libopus" if path.suffix == ".webm" else "aac"
+            astream = container.add_stream(acodec, rate=48_000 if acodec == "libopus" else sr)
+            astream.layout = "mono"
+        for i, rgb in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            vf.pts = i
+            for packet in vstream.encode(vf):
+                container.mux(packet)
+        for packet in vstream.encode(None):
+            container.mux(packet)
+        if astream is not None:
+            rate = astream.rate
+            audio = _resample(np.asarray(audio, np.float32), sr, rate)
+            chunk = 960
+            for start in range(0, len(audio) - chunk + 1, chunk):
+                af = av.AudioFrame.from_ndarray(audio[None, start:start + chunk].astype(np.float32),
+                                                format="flt", layout="mono")
+                af.sample_rate = rate
+                af.pts = start
+                for packet in astream.encode(af):
+                    container.mux(packet)
+            for packet in astream.encode(None):
+                container.mux(packet)
+    return path
+
+
+def still_room(width: int = 320, height: int = 240, seed: int = 0) -> np.ndarray:
+    """An empty, evenly lit room: a floor, a wall and a door, with a little sensor noise."""
+    rng = np.random.default_rng(seed)
+    img = np.zeros((height, width, 3), np.uint8)
+    img[: height * 2 // 3] = (180, 175, 165)
+    img[height * 2 // 3:] = (110, 95, 80)
+    img[height // 5: height * 2 // 3, width // 3: width // 3 + width // 8] = (120, 80, 50)
+    noise_ = rng.integers(-3, 4, img.shape, dtype=np.int16)
+    return np.clip(img.astype(np.int16) + noise_, 0, 255).astype(np.uint8)
+
+
+def siren(seconds: float = 5.0, *, low_hz: float = 650.0, high_hz: float = 1500.0, period_s: float = 2.5,
+          sr: int = SR) -> np.ndarray:
+    """A wailing siren: a tone swept up and down between two pitches, with harmonics."""
+    t = np.arange(int(seconds * sr)) / sr
+    sweep = low_hz + (high_hz - low_hz) * 0.5 * (1 - np.cos(2 * np.pi * t / period_s))
+    phase = 2 * np.pi * np.cumsum(sweep) / sr
+    wave = np.sin(phase) + 0.3 * np.sin(2 * phase) + 0.15 * np.sin(3 * phase)
+    return (0.25 * wave / np.abs(wave).max()).astype(np.float32)
+
+
+def make_demo_set(folder: Path) -> list[Path]:
+    """Write a small, varied set of media to analyse: people, speech, a siren, a quiet room."""
+    from skimage import data as skdata  # sample photos ship with scikit-image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    from PIL import Image
+
+    for name in ("astronaut", "coffee"):
+        path = folder / f"{name}.jpg"
+        Image.fromarray(getattr(skdata, name)()).save(path, quality=90)
+        paths.append(path)
+    paths.append(write_audio(folder / "siren.flac", siren(6.0) + noise(6.0, amplitude=0.01)))
+    paths.append(write_video(folder / "quiet_room.mp4", [still_room(640, 360, seed=i) for i in range(5 * 15)], fps=15,
+                             audio=noise(5.0, amplitude=0.002)))
+    if shutil.which("espeak-ng"):
+        raw = folder / "help_raw.wav"
+        speak("Help me! Somebody call the police, he has a gun!", raw, speed_wpm=140)
+        with av.open(str(raw)) as container:
+            stream = container.streams.audio[0]
+            rate = stream.rate
+            voice = np.concatenate([f.to_ndarray().reshape(-1) for f in container.decode(stream)]).astype(np.float32)
+        voice = voice / 32768.0 if np.abs(voice).max() > 2 else voice
+        voice = _resample(voice, rate, SR)
+        padded = np.concatenate([np.zeros(SR // 2, np.float32), voice, np.zeros(SR, np.float32)])
+        paths.append(write_audio(folder / "help_me.wav", padded + noise(len(padded) / SR, amplitude=0.005)))
+        raw.unlink()
+    return paths
