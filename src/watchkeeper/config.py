@@ -115,6 +115,45 @@ class EmotionSettings(Section):
     enabled: bool = False
 
 
+# torch device names the optional transformers analyzers accept.
+TORCH_DEVICE_PATTERN = r"^(cpu|cuda(:\d+)?|mps)$"
+
+
+class SceneSettings(Section):
+    """CLIP-style zero-shot scene scores (optional: ``pip install 'watchkeeper[zeroshot]'``)."""
+
+    enabled: bool = False
+    model: str = Field(
+        "openai/clip-vit-base-patch32", min_length=1,
+        description="A folder written by save_pretrained, or a hub name (needs the hub or its local cache).",
+    )
+    device: str = Field("cpu", pattern=TORCH_DEVICE_PATTERN)
+    min_score: float = Field(0.2, ge=0, le=1, description="Smallest per-category probability reported.")
+    normal_prompts: list[str] = Field(
+        default_factory=lambda: [
+            "A photo of an ordinary, calm scene where nothing unusual is happening.",
+            "A photo of people walking, standing or talking calmly.",
+            "A photo of an empty room, corridor, street or car park.",
+            "A portrait photo of a person posing for the camera.",
+        ],
+        min_length=1,
+        description="Sentences for a normal scene; their share of the probability is the 'nothing wrong' mass.",
+    )
+
+
+class CaptionSettings(Section):
+    """BLIP-style frame captions (optional: ``pip install 'watchkeeper[zeroshot]'``)."""
+
+    enabled: bool = False
+    model: str = Field(
+        "Salesforce/blip-image-captioning-base", min_length=1,
+        description="A folder written by save_pretrained, or a hub name (needs the hub or its local cache).",
+    )
+    device: str = Field("cpu", pattern=TORCH_DEVICE_PATTERN)
+    max_frames: int = Field(16, ge=1, description="Most frames captioned per video, spread evenly.")
+    max_new_tokens: int = Field(30, ge=1, le=200)
+
+
 class AnalyzersSettings(Section):
     objects: ObjectsSettings = Field(default_factory=ObjectsSettings)
     pose: PoseSettings = Field(default_factory=PoseSettings)
@@ -126,6 +165,8 @@ class AnalyzersSettings(Section):
     text: TextSettings = Field(default_factory=TextSettings)
     ocr: OcrSettings = Field(default_factory=OcrSettings)
     emotion: EmotionSettings = Field(default_factory=EmotionSettings)
+    scene: SceneSettings = Field(default_factory=SceneSettings)
+    caption: CaptionSettings = Field(default_factory=CaptionSettings)
 
 
 class Zone(Section):
