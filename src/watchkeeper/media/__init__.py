@@ -1,0 +1,13 @@
+"""The media layer: paths, bytes and URLs in; RGB frames, 16 kHz mono audio and metadata out."""
+
+from .detect import AUDIO_FORMATS, IMAGE_FORMATS, VIDEO_FORMATS, DetectedFormat
+from .loader import detect_media_type, load_media
+
+__all__ = [
+    "AUDIO_FORMATS",
+    "IMAGE_FORMATS",
+    "VIDEO_FORMATS",
+    "DetectedFormat",
+    "detect_media_type",
+    "load_media",
+]
