@@ -5,6 +5,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+ZEROSHOT := $(VENV)/.zeroshot
 
 .PHONY: setup system-deps demo test bench clean
 
@@ -25,7 +26,12 @@ system-deps:
 demo: setup
 	$(BIN)/watchkeeper demo
 
-test: setup
+# The tests also cover the optional CLIP/BLIP extra (torch CPU, transformers).
+$(ZEROSHOT): $(STAMP)
+	$(BIN)/pip install -q --disable-pip-version-check -e ".[dev,zeroshot]"
+	touch $(ZEROSHOT)
+
+test: setup $(ZEROSHOT)
 	$(BIN)/pytest -q
 
 bench: setup

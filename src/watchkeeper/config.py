@@ -56,6 +56,17 @@ class ObjectsSettings(Section):
     min_score: float = Field(0.25, ge=0, le=1)
     nms_iou: float = Field(0.45, ge=0, le=1)
     input_size: int = Field(416, ge=128, multiple_of=32)
+    labels: list[str] = Field(
+        default_factory=lambda: [
+            "person", "knife", "scissors", "baseball_bat", "bottle", "backpack", "handbag", "suitcase",
+            "umbrella", "cell_phone", "laptop", "car", "truck", "bus", "motorcycle", "bicycle", "train", "dog",
+        ],
+        description="COCO classes (underscores for spaces) reported; others are dropped.",
+    )
+    batch_size: int = Field(1, ge=1, description="Frames per network pass (batching measured slower on CPU).")
+    zoom_out_images: bool = Field(
+        True, description="Also run still images shrunk into a larger canvas: YOLOv3-tiny misses close-ups."
+    )
 
 
 class PoseSettings(Section):
@@ -70,30 +81,68 @@ class PoseSettings(Section):
 
 class MotionSettings(Section):
     enabled: bool = True
+    window_s: float = Field(1.0, gt=0, description="Length of the windows flow statistics are pooled over.")
+    moving_speed: float = Field(
+        0.03, gt=0, description="Flow speed (frame widths per second) above which a pixel counts as moving."
+    )
+    energy_scale: float = Field(
+        0.04, gt=0, description="Mean flow speed (frame widths per second) at which motion:energy scores 0.63."
+    )
+    burst_scale: float = Field(
+        0.04, gt=0,
+        description="Mean per-pixel speed change (frame widths per second) at which motion:burst scores 0.63.",
+    )
+    min_score: float = Field(0.3, ge=0, le=1, description="Windows scoring below this emit no detection.")
     gate_threshold: float = Field(
-        0.02, ge=0, description="Mean flow magnitude (fraction of width per frame) below which a window is still."
+        0.005, ge=0, le=1,
+        description="Fraction of changed pixels (grey difference or flow) below which a sampled frame is still.",
     )
 
 
 class FireSettings(Section):
     enabled: bool = True
+    min_score: float = Field(0.5, ge=0, le=1, description="Fire score from which a frame emits a fire detection.")
+    smoke_min_score: float = Field(
+        0.5, ge=0, le=1, description="Smoke score from which a frame emits a smoke detection."
+    )
 
 
 class CrowdSettings(Section):
     enabled: bool = True
     area_m2_per_frame: float | None = Field(None, gt=0, description="Visible floor area, for density per m2.")
+    capacity_per_view: int = Field(
+        30, ge=1,
+        description="People one camera view holds safely. event.venue_capacity is the whole venue's, so it is only "
+        "reported against (attribute venue_fraction), never used per view.",
+    )
+    density_high_ratio: float = Field(
+        0.8, gt=0, description="crowd:density_high from this fraction of capacity_per_view."
+    )
+    max_people_per_m2: float = Field(4.0, gt=0, description="With area_m2_per_frame: people per m2 counted as high.")
+    dispersal_min_people: int = Field(3, ge=2, description="People in view before a sudden scatter is a dispersal.")
+    dispersal_min_score: float = Field(0.4, ge=0, le=1)
+    vehicle_near_gap: float = Field(
+        0.5, ge=0, description="Largest gap between a vehicle and a person box, in person heights, counted as near."
+    )
 
 
 class AudioEventsSettings(Section):
     enabled: bool = True
-    min_score: float = Field(0.05, ge=0, le=1)
+    min_score: float = Field(
+        0.3, ge=0, le=1, description="Calibrated group score (0.5 = operating point) that starts an event."
+    )
 
 
 class SpeechSettings(Section):
     enabled: bool = True
     model: Literal["tiny.en", "base"] = "tiny.en"
+    language: str | None = Field(
+        "en", description="Spoken language for the multilingual model; None detects it (unreliable on short clips)."
+    )
     max_compression_ratio: float = Field(2.4, gt=0)
     min_avg_logprob: float = -1.0
+    max_no_speech_prob: float = Field(0.6, ge=0, le=1)
+    vad_threshold: float = Field(0.5, gt=0, lt=1, description="Silero speech probability that counts as speech.")
     distress_keywords: list[str] = Field(
         default_factory=lambda: [
             "help", "help me", "call the police", "police", "stop", "let me go", "get off me",
@@ -104,7 +153,14 @@ class SpeechSettings(Section):
 
 class TextSettings(Section):
     enabled: bool = True
-    min_similarity: float = Field(0.25, ge=-1, le=1)
+    min_similarity: float = Field(0.4, ge=-1, le=1, description="Cosine similarity that scores 0.")
+    full_similarity: float = Field(0.7, ge=-1, le=1, description="Cosine similarity that scores 1.")
+
+    @model_validator(mode="after")
+    def _similarity_order(self) -> TextSettings:
+        if self.full_similarity <= self.min_similarity:
+            raise ValueError("full_similarity must be greater than min_similarity")
+        return self
 
 
 class OcrSettings(Section):

