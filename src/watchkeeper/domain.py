@@ -59,6 +59,11 @@ class MediaInfo(BaseModel):
     audio_channels: int | None = None
     frames_sampled: int = 0
     frame_interval_s: float | None = None
+    # Where a chunk of a long video sits (media.chunk_s): it spans [chunk_start_s, chunk_end_s) of the file;
+    # chunk_end_s is None when the Media holds the whole file. duration_s stays the whole file's.
+    chunk_index: int = 0
+    chunk_start_s: float = 0.0
+    chunk_end_s: float | None = None
 
 
 @dataclass
@@ -82,6 +87,16 @@ class Media:
         if self.audio is not None:
             return len(self.audio) / AUDIO_SAMPLE_RATE_HZ
         return 0.0
+
+    @property
+    def t_start_s(self) -> float:
+        """Start of the span this Media covers, in seconds from the start of the file."""
+        return self.info.chunk_start_s
+
+    @property
+    def t_end_s(self) -> float:
+        """End of the span this Media covers: its chunk's end, or the whole file's duration."""
+        return self.info.chunk_end_s if self.info.chunk_end_s is not None else self.duration_s
 
 
 class Detection(BaseModel):

@@ -1,7 +1,7 @@
 """The media layer: paths, bytes and URLs in; RGB frames, 16 kHz mono audio and metadata out."""
 
 from .detect import AUDIO_FORMATS, IMAGE_FORMATS, VIDEO_FORMATS, DetectedFormat
-from .loader import detect_media_type, load_media
+from .loader import detect_media_type, iter_media, load_media
 
 __all__ = [
     "AUDIO_FORMATS",
@@ -9,5 +9,6 @@ __all__ = [
     "VIDEO_FORMATS",
     "DetectedFormat",
     "detect_media_type",
+    "iter_media",
     "load_media",
 ]

@@ -64,7 +64,9 @@ class AudioTrack:
     """Decodes one audio stream, packet by packet, to float32 mono at 16 kHz.
 
     Silence is prepended when the stream starts after the media's clock, so
-    sample ``i`` is always at ``i / 16000`` seconds into the media.
+    sample ``i`` is always at ``i / 16000`` seconds into the media. Samples
+    are handed out in consecutive pieces (``take``) so a long track need not
+    be held whole.
     """
 
     def __init__(self, stream: AudioStream, *, name: str, origin_s: float, settings: MediaSettings) -> None:
@@ -73,30 +75,47 @@ class AudioTrack:
         self._origin_s = origin_s
         self._settings = settings
         self._resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_SAMPLE_RATE_HZ)
-        self._chunks: list[np.ndarray] = []
-        self.n_samples = 0
+        self._pending: list[np.ndarray] = []
+        self._started = False
+        self.n_samples = 0  # decoded so far, taken or not
+        self._n_taken = 0
 
     def decode(self, packet: av.Packet) -> None:
         for frame in packet.decode():
-            if not self._chunks and frame.time is not None:
-                lead = round((frame.time - self._origin_s) * AUDIO_SAMPLE_RATE_HZ)
-                if lead > 0:
-                    self._append(np.zeros(lead, np.float32))
-            for out in self._resampler.resample(frame):
-                self._append(out.to_ndarray().reshape(-1))
+            self.add(frame)
+
+    def add(self, frame: av.AudioFrame) -> None:
+        if not self._started and frame.time is not None:
+            lead = round((frame.time - self._origin_s) * AUDIO_SAMPLE_RATE_HZ)
+            if lead > 0:
+                self._append(np.zeros(lead, np.float32))
+        self._started = True
+        for out in self._resampler.resample(frame):
+            self._append(out.to_ndarray().reshape(-1))
         check_duration(self._name, self.n_samples / AUDIO_SAMPLE_RATE_HZ, self._settings, decoded=True)
 
     def _append(self, samples: np.ndarray) -> None:
-        self._chunks.append(samples)
+        self._pending.append(samples)
         self.n_samples += len(samples)
 
-    def finish(self) -> np.ndarray:
-        """Flush the resampler and return every sample decoded so far."""
+    def flush(self) -> None:
+        """Drain the resampler at the end of the stream."""
         try:
             for out in self._resampler.resample(None):
                 self._append(out.to_ndarray().reshape(-1))
         except av.FFmpegError as exc:  # a broken tail costs at most the resampler's delay
             log.warning("%s: could not flush the audio resampler: %s", self._name, av_reason(exc))
-        if not self._chunks:
-            return np.zeros(0, np.float32)
-        return np.concatenate(self._chunks).astype(np.float32, copy=False)
+
+    def take(self, until: int | None = None) -> np.ndarray:
+        """The samples not yet taken, up to sample number ``until`` (all of them when None)."""
+        pending = np.concatenate(self._pending) if self._pending else np.zeros(0, np.float32)
+        count = len(pending) if until is None else min(max(until - self._n_taken, 0), len(pending))
+        # The remainder is copied so it does not pin the piece handed out once that is dropped.
+        self._pending = [pending[count:].copy()] if count < len(pending) else []
+        self._n_taken += count
+        return pending[:count]
+
+    def finish(self) -> np.ndarray:
+        """Flush the resampler and return every sample not yet taken."""
+        self.flush()
+        return self.take()

@@ -1,20 +1,39 @@
-"""Video in one demux pass: sampled RGB frames, small grey motion frames and the audio track.
+"""Video decoded once, whole or in consecutive chunks: sampled RGB frames, small grey motion frames, audio.
 
-Decoding is the cost that cannot be avoided, so everything else rides on
-the same pass: video and audio packets come from one demux loop, only the
-sampled frames are converted to full-size RGB, and the dense motion frames
-are scaled and greyed by swscale straight from the decoder's YUV.
+Decoding is the cost that cannot be avoided, so everything else rides on it:
+only the sampled frames are converted to full-size RGB, and the dense motion
+frames are scaled and greyed by swscale straight from the decoder's YUV.
+
+Pictures and sound are read by two demuxers over the same file, each told to
+skip the other's packets and advanced only as far as the chunk being cut, so
+memory follows the chunk length whatever the file's interleaving. (A single
+demuxer would have to hold whatever the muxer put ahead: files whose video
+runs tens of seconds ahead of their audio are common, and an audio track that
+stops early would hold back every later frame.)
+
+Chunk ``k`` spans ``[k * chunk_s, (k + 1) * chunk_s)`` of the file and holds
+the sampled frames, motion frames and audio samples of that span, all with
+absolute times. The sampling schedules run across chunks unchanged, so the
+chunks together hold exactly what one whole-file pass gives, with one
+addition: every chunk after the first starts its motion frames with the last
+motion frame of the chunks before it (time before ``chunk_start_s``), so
+optical flow sees no seam. A remainder shorter than a quarter chunk joins the
+last chunk instead of becoming a sliver of its own, and the last chunk ends
+where decoding ended.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterator
+from contextlib import ExitStack
+from functools import partial
 
 import av
 import numpy as np
 from av.container import InputContainer
-from av.stream import Disposition
+from av.stream import Discard, Disposition
 from av.video.reformatter import VideoReformatter
 from av.video.stream import VideoStream
 
@@ -28,6 +47,7 @@ log = logging.getLogger(__name__)
 
 _TICK_EPS = 1e-6  # in intervals: absorbs float error in pts * time_base
 _FALLBACK_FPS = 25.0  # only to step timestamps over frames that carry none
+_TAIL_CHUNKS = 0.25  # a remainder shorter than this many chunks joins the last chunk
 
 
 class _Schedule:
@@ -53,34 +73,69 @@ def _check_frame_size(name: str, width: int, height: int, settings: MediaSetting
         )
 
 
-class _VideoCollector:
-    """Takes decoded frames in presentation order and keeps what the analyzers need."""
+def _only_stream(container: InputContainer, keep: av.stream.Stream) -> None:
+    """Have the demuxer skip every other stream's packets instead of reading them."""
+    for stream in container.streams:
+        if stream.index != keep.index:
+            stream.discard = Discard.all
 
-    def __init__(self, stream: VideoStream, *, name: str, origin_s: float, interval_s: float,
-                 settings: MediaSettings) -> None:
+
+class _VideoTrack:
+    """Decodes the picture stream as far as asked and keeps what the analyzers need until it is taken."""
+
+    def __init__(self, container: InputContainer, stream: VideoStream, *, name: str, origin_s: float,
+                 interval_s: float, declared_s: float | None, settings: MediaSettings) -> None:
         rate = stream.average_rate or stream.guessed_rate
         self.fps = float(rate) if rate else None
         self._step_s = 1.0 / (self.fps or _FALLBACK_FPS)
         self._name = name
         self._origin_s = origin_s
+        self._declared_s = declared_s
         self._settings = settings
+        self._decoded = (frame for packet in container.demux(stream) for frame in packet.decode())
         self._samples = _Schedule(interval_s)
         self._motion = _Schedule(1.0 / settings.motion_fps)
         self._scaler = VideoReformatter()  # reused so swscale keeps its context between frames
         self._motion_size: tuple[int, int] | None = None
-        self._cap_logged = False
-        self.frames: list[Frame] = []
-        self.motion_gray: list[np.ndarray] = []
-        self.motion_times_s: list[float] = []
+        self._n_sampled = 0
+        self._frames: list[Frame] = []
+        self._motion_frames: list[tuple[float, np.ndarray]] = []
+        self._motion_carry: list[tuple[float, np.ndarray]] = []  # the last motion frame already taken
         self.n_decoded = 0
         self.last_t_s: float | None = None
         self.first_size: tuple[int, int] | None = None
+        self.ended = False
 
     @property
     def end_s(self) -> float:
         return 0.0 if self.last_t_s is None else self.last_t_s + self._step_s
 
-    def add(self, frame: av.VideoFrame) -> None:
+    def fill_to(self, t_s: float) -> None:
+        """Decode until a frame at or after ``t_s`` (so every frame before it is in) or the end."""
+        while not self.ended and (self.last_t_s is None or self.last_t_s < t_s):
+            try:
+                frame = next(self._decoded)
+            except StopIteration:
+                self._finish(None)
+            except av.FFmpegError as exc:
+                self._finish(exc)
+            else:
+                self._add(frame)
+
+    def _finish(self, error: av.FFmpegError | None) -> None:
+        self.ended = True
+        if error is not None:
+            if self.n_decoded == 0:
+                raise CorruptMediaError(f"{self._name}: no video frame could be decoded ({av_reason(error)})")
+            log.warning("%s: decoding stopped at %.1f s, keeping the %d frames decoded: %s",
+                        self._name, self.end_s, self.n_decoded, av_reason(error))
+        elif self.n_decoded == 0:
+            raise CorruptMediaError(f"{self._name}: the video stream holds no decodable frame")
+        elif self._declared_s and self.end_s < 0.9 * self._declared_s - 0.5:
+            log.warning("%s: the file claims %.1f s of video but only %.1f s could be decoded; "
+                        "it is probably truncated", self._name, self._declared_s, self.end_s)
+
+    def _add(self, frame: av.VideoFrame) -> None:
         index = self.n_decoded
         self.n_decoded += 1
         if frame.time is not None:
@@ -95,23 +150,64 @@ class _VideoCollector:
             width = min(self._settings.motion_width, frame.width)
             self._motion_size = (width, max(2, round(frame.height * width / frame.width)))
         if self._samples.due(t_s):
-            if len(self.frames) < self._settings.max_frames:
-                self.frames.append(Frame(index=index, t_s=t_s, rgb=frame.to_ndarray(format="rgb24")))
-            elif not self._cap_logged:
-                self._cap_logged = True
+            self._n_sampled += 1
+            if self._n_sampled <= self._settings.max_frames:
+                self._frames.append(Frame(index=index, t_s=t_s, rgb=frame.to_ndarray(format="rgb24")))
+            elif self._n_sampled == self._settings.max_frames + 1:
                 log.warning("%s: reached %d sampled frames (media.max_frames); frames after %.1f s are not sampled",
                             self._name, self._settings.max_frames, t_s)
         if self._motion.due(t_s):
             width, height = self._motion_size
             small = self._scaler.reformat(frame, width=width, height=height, format="gray", interpolation="AREA")
-            self.motion_gray.append(small.to_ndarray())
-            self.motion_times_s.append(t_s)
+            self._motion_frames.append((t_s, small.to_ndarray()))
 
-    def motion(self) -> MotionFrames:
+    def take(self, end_s: float) -> tuple[list[Frame], MotionFrames]:
+        """Hand over the frames before ``end_s``; motion starts with the last motion frame handed over before."""
+        frames = [f for f in self._frames if f.t_s < end_s]
+        self._frames = [f for f in self._frames if f.t_s >= end_s]
+        motion = [m for m in self._motion_frames if m[0] < end_s]
+        self._motion_frames = [m for m in self._motion_frames if m[0] >= end_s]
+        with_carry = self._motion_carry + motion
+        self._motion_carry = with_carry[-1:]
+        return frames, self._motion_of(with_carry)
+
+    def _motion_of(self, motion: list[tuple[float, np.ndarray]]) -> MotionFrames:
         width, height = self._motion_size or (0, 0)
-        gray = np.stack(self.motion_gray) if self.motion_gray else np.zeros((0, height, width), np.uint8)
+        gray = np.stack([m[1] for m in motion]) if motion else np.zeros((0, height, width), np.uint8)
         fps = min(self._settings.motion_fps, self.fps) if self.fps else self._settings.motion_fps
-        return MotionFrames(fps=fps, times_s=np.asarray(self.motion_times_s, np.float64), gray=gray)
+        return MotionFrames(fps=fps, times_s=np.asarray([m[0] for m in motion], np.float64), gray=gray)
+
+
+class _AudioFeed:
+    """The audio track, read by a demuxer of its own and decoded only as far as asked."""
+
+    def __init__(self, container: InputContainer, *, name: str, origin_s: float, settings: MediaSettings) -> None:
+        stream = container.streams.audio[0]
+        _only_stream(container, stream)
+        self.track = AudioTrack(stream, name=name, origin_s=origin_s, settings=settings)
+        self._name = name
+        self._packets = container.demux(stream)
+        self.ended = False
+
+    @property
+    def end_s(self) -> float:
+        return self.track.n_samples / AUDIO_SAMPLE_RATE_HZ
+
+    def fill_to(self, t_s: float) -> None:
+        while not self.ended and self.end_s < t_s:
+            try:
+                self.track.decode(next(self._packets))
+            except StopIteration:
+                self._finish()
+            except av.FFmpegError as exc:
+                # A broken audio track is dropped from there on so the pictures survive.
+                log.warning("%s: the audio track stops decoding at %.1f s (%s); keeping the video",
+                            self._name, self.end_s, av_reason(exc))
+                self._finish()
+
+    def _finish(self) -> None:
+        self.ended = True
+        self.track.flush()
 
 
 def _picture_stream(container: InputContainer) -> VideoStream | None:
@@ -119,72 +215,78 @@ def _picture_stream(container: InputContainer) -> VideoStream | None:
     return next((s for s in container.streams.video if not s.disposition & Disposition.attached_pic), None)
 
 
-def load_video(src: SourceData, fmt: str, settings: MediaSettings, frame_interval_s: float) -> Media:
-    with open_container(src) as container:
+def iter_video(src: SourceData, fmt: str, settings: MediaSettings, frame_interval_s: float,
+               chunk_s: float | None = None) -> Iterator[Media]:
+    """The video as one ``Media`` (``chunk_s`` None) or as consecutive chunks of ``chunk_s`` seconds.
+
+    Errors met while decoding are raised from the ``next()`` that meets them;
+    a file that breaks off after some chunks ends the iteration with a warning.
+    """
+    with ExitStack() as open_files:
+        container = open_files.enter_context(open_container(src))
         vstream = _picture_stream(container)
         if vstream is None:
             raise UnsupportedMediaError(f"{src.name}: the file has no video stream to analyse")
-        astream = container.streams.audio[0] if container.streams.audio else None
         codec = vstream.codec_context
         _check_frame_size(src.name, codec.width, codec.height, settings)
         declared_s = declared_duration_s(container, vstream)
         check_duration(src.name, declared_s, settings)
         codec.thread_type = "AUTO"  # frame and slice threads: decoding is most of the cost
+        _only_stream(container, vstream)
 
         origin_s = start_time_s(container)
-        video = _VideoCollector(vstream, name=src.name, origin_s=origin_s, interval_s=frame_interval_s,
-                                settings=settings)
-        audio = AudioTrack(astream, name=src.name, origin_s=origin_s, settings=settings) if astream else None
-        audio_ok = audio is not None
-        try:
-            for packet in container.demux([s for s in (vstream, astream) if s is not None]):
-                if packet.stream.type == "video":
-                    for frame in packet.decode():
-                        video.add(frame)
-                elif audio_ok:
-                    audio_ok = _decode_audio_packet(audio, packet, src.name)
-        except av.FFmpegError as exc:
-            if video.n_decoded == 0:
-                raise CorruptMediaError(f"{src.name}: no video frame could be decoded ({av_reason(exc)})") from None
-            log.warning("%s: decoding stopped at %.1f s, keeping the %d frames decoded: %s",
-                        src.name, video.end_s, video.n_decoded, av_reason(exc))
-        else:
-            if video.n_decoded == 0:
-                raise CorruptMediaError(f"{src.name}: the video stream holds no decodable frame")
-            if declared_s and video.end_s < 0.9 * declared_s - 0.5:
-                log.warning("%s: the file claims %.1f s of video but only %.1f s could be decoded; "
-                            "it is probably truncated", src.name, declared_s, video.end_s)
-        samples = audio.finish() if audio is not None else None
-        has_audio = samples is not None and len(samples) > 0
-        width, height = video.first_size or (codec.width, codec.height)
-        audio_codec = astream.codec_context if astream is not None else None
-        info = MediaInfo(
+        video = _VideoTrack(container, vstream, name=src.name, origin_s=origin_s, interval_s=frame_interval_s,
+                            declared_s=declared_s, settings=settings)
+        audio = None
+        audio_codec = container.streams.audio[0].codec_context if container.streams.audio else None
+        if audio_codec is not None:
+            audio = _AudioFeed(open_files.enter_context(open_container(src)), name=src.name, origin_s=origin_s,
+                               settings=settings)
+        describe = partial(
+            MediaInfo,
             media_type="video",
             source=src.name,
             format=fmt,
             sha256=src.sha256,
             size_bytes=src.size_bytes,
-            width=width,
-            height=height,
-            duration_s=max(video.end_s, len(samples) / AUDIO_SAMPLE_RATE_HZ if has_audio else 0.0),
             fps=video.fps,
             video_codec=codec.name,
             audio_codec=audio_codec.name if audio_codec is not None else None,
-            has_audio=has_audio,
             audio_sample_rate_hz=(audio_codec.sample_rate or None) if audio_codec is not None else None,
             audio_channels=(audio_codec.channels or None) if audio_codec is not None else None,
-            frames_sampled=len(video.frames),
             frame_interval_s=frame_interval_s,
         )
-    return Media(info=info, frames=video.frames, audio=samples if has_audio else None, motion=video.motion())
 
+        span_s = chunk_s or math.inf
+        start_s, index, last = 0.0, 0, False
+        while not last:
+            end_s = (index + 1) * span_s
+            lookahead_s = end_s + _TAIL_CHUNKS * span_s
+            video.fill_to(lookahead_s)
+            if audio is not None:
+                audio.fill_to(lookahead_s)
+            decoded_s = max(video.end_s, audio.end_s if audio is not None else 0.0)
+            last = video.ended and (audio is None or audio.ended) and decoded_s <= lookahead_s
+            if last:  # it ends where decoding ended, and that is the file's duration now known
+                end_s = duration_s = decoded_s
+            else:
+                duration_s = max(declared_s, end_s) if declared_s is not None else None
+            frames, motion = video.take(math.inf if last else end_s)
+            samples = None
+            if audio is not None:
+                samples = audio.track.take(None if last else round(end_s * AUDIO_SAMPLE_RATE_HZ))
+            has_audio = samples is not None and len(samples) > 0
+            width, height = video.first_size or (codec.width, codec.height)
+            info = describe(
+                width=width,
+                height=height,
+                duration_s=duration_s,
+                has_audio=has_audio,
+                frames_sampled=len(frames),
+                chunk_index=index,
+                chunk_start_s=start_s,
+                chunk_end_s=None if last and index == 0 else end_s,
+            )
+            yield Media(info=info, frames=frames, audio=samples if has_audio else None, motion=motion)
+            start_s, index = end_s, index + 1
 
-def _decode_audio_packet(audio: AudioTrack, packet: av.Packet, name: str) -> bool:
-    """Feed one packet; a broken audio track is dropped from there on so the pictures survive."""
-    try:
-        audio.decode(packet)
-    except av.FFmpegError as exc:
-        log.warning("%s: the audio track stops decoding at %.1f s (%s); keeping the video",
-                    name, audio.n_samples / AUDIO_SAMPLE_RATE_HZ, av_reason(exc))
-        return False
-    return True
