@@ -38,9 +38,18 @@ class MediaSettings(Section):
     max_video_pixels: int = Field(8_294_400, gt=0, description="Largest video frame (4K by default).")
     max_duration_s: float = Field(4 * 3600.0, gt=0)
     frame_interval_s: float = Field(1.0, gt=0, description="Seconds between analysed video frames.")
-    max_frames: int = Field(3600, gt=0, description="Upper bound on sampled frames per video.")
+    max_frames: int = Field(
+        3600, gt=0,
+        description="Upper bound on sampled frames per video, over all its chunks (it bounds analysis time; "
+        "chunk_s bounds memory), so chunking never changes which frames are analysed.",
+    )
     motion_fps: float = Field(8.0, gt=0, description="Rate of the small greyscale frames for optical flow.")
     motion_width: int = Field(160, ge=32)
+    chunk_s: float = Field(
+        60.0, gt=0,
+        description="Videos longer than this are decoded and analysed in consecutive chunks of this length, "
+        "bounding memory by the chunk, not the file; a remainder under a quarter chunk joins the last chunk.",
+    )
     url_timeout_s: float = Field(20.0, gt=0)
 
 
@@ -72,11 +81,17 @@ class ObjectsSettings(Section):
 class PoseSettings(Section):
     enabled: bool = True
     min_visibility: float = Field(0.5, ge=0, le=1)
-    max_people: int = Field(6, ge=1)
-    # Seed 001's movement thresholds, in body heights per second.
+    max_people: int = Field(6, ge=1, description="Person boxes per frame given to the pose model, largest first.")
+    crop_margin: float = Field(0.15, ge=0, le=1, description="Margin added around a person box, as a fraction of it.")
+    min_person_px: int = Field(32, ge=8, description="Person boxes shorter than this (pixels) are skipped.")
+    # Seed 001's wrist/head/torso cues, in body heights per second, measured relative to the body.
     wrist_speed_threshold: float = Field(0.15, gt=0)
     head_movement_threshold: float = Field(0.08, gt=0)
     torso_change_threshold: float = Field(0.05, gt=0)
+    fall_drop_speed: float = Field(0.3, gt=0, description="Head or hip drop (body heights per second) of a fall.")
+    max_pair_interval_s: float = Field(
+        2.0, gt=0, description="Longest gap between two sampled frames compared for a fall or a sudden movement."
+    )
 
 
 class MotionSettings(Section):
@@ -139,6 +154,7 @@ class SpeechSettings(Section):
     language: str | None = Field(
         "en", description="Spoken language for the multilingual model; None detects it (unreliable on short clips)."
     )
+    beam_size: int = Field(1, ge=1, le=10, description="1 decodes greedily, about twice as fast as 5.")
     max_compression_ratio: float = Field(2.4, gt=0)
     min_avg_logprob: float = -1.0
     max_no_speech_prob: float = Field(0.6, ge=0, le=1)
@@ -165,10 +181,19 @@ class TextSettings(Section):
 
 class OcrSettings(Section):
     enabled: bool = False
+    frame_step: int = Field(5, ge=1, description="Read every Nth sampled video frame.")
+    min_score: float = Field(0.6, ge=0, le=1)
 
 
 class EmotionSettings(Section):
     enabled: bool = False
+    min_face_score: float = Field(0.6, ge=0, le=1)
+    min_face_px: int = Field(24, ge=8, description="Faces smaller than this (pixels) are not classified.")
+    max_faces: int = Field(10, ge=1, description="Faces per frame, largest first.")
+    min_score: float = Field(0.5, ge=0, le=1, description="Emotion probability that makes a detection.")
+    labels: list[Literal["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]] = Field(
+        default_factory=lambda: ["fear", "angry", "surprise", "sad"]
+    )
 
 
 # torch device names the optional transformers analyzers accept.

@@ -19,10 +19,10 @@ from .analyzers.base import ANALYZERS, AnalysisContext, Analyzer, AnalyzerOutput
 from .batch import BatchItem, run_batch
 from .cache import ResultCache
 from .config import Settings, load_settings
-from .domain import AnalysisResult, Detection, Media, MediaType, TranscriptSegment
+from .domain import AnalysisResult, Detection, Media, MediaInfo, MediaType, TranscriptSegment
 from .errors import ConfigError, WatchkeeperError
 from .fusion import FusionEngine, build_rules
-from .media import load_media
+from .media import iter_media
 from .models.registry import ModelRegistry
 from .taxonomy import confidence_word
 
@@ -99,9 +99,10 @@ class Pipeline:
             self._analyzers = built
         return self._analyzers
 
-    def config_hash(self, frame_interval_s: float | None = None) -> str:
+    def config_hash(self, frame_interval_s: float | None = None, media_type: MediaType | None = None) -> str:
+        """Cache key part: everything besides the media bytes that shapes a result."""
         interval = frame_interval_s or self.settings.media.frame_interval_s
-        return f"{PIPELINE_VERSION}-{self.settings.analysis_hash()}-{interval:g}"
+        return f"{PIPELINE_VERSION}-{self.settings.analysis_hash()}-{interval:g}-{media_type or 'auto'}"
 
     # -- analysis --------------------------------------------------------------------------------
     def analyze(
@@ -122,9 +123,8 @@ class Pipeline:
         drives the time-of-day factors; ``None`` means now.
         """
         started = time.perf_counter()
-        timings: dict[str, float] = {}
         cache = self.cache if use_cache else None
-        config_hash = self.config_hash(frame_interval_s)
+        config_hash = self.config_hash(frame_interval_s, media_type)
         source_name = describe_source(source)
 
         media_sha = None
@@ -138,14 +138,23 @@ class Pipeline:
                 result.timings_ms = {"cache_lookup": round((time.perf_counter() - started) * 1000, 2)}
                 return result
 
-        t0 = time.perf_counter()
-        media = load_media(source, media_type, self.settings.media, frame_interval_s=frame_interval_s)
-        timings["decode"] = (time.perf_counter() - t0) * 1000
+        run = _Run()
+        chunks = iter_media(
+            source, media_type, self.settings.media, frame_interval_s=frame_interval_s,
+            chunk_s=self.settings.media.chunk_s,
+        )
+        while True:
+            t0 = time.perf_counter()
+            media = next(chunks, None)
+            run.add_time("decode", t0)
+            if media is None:
+                break
+            run.add_chunk(media, self._run_analyzers(media, run))
 
-        result = self.analyze_media(media, when=when, camera=camera, timings=timings)
+        result = self._fuse(run, when=when, camera=camera)
         result.config_hash = config_hash
         if cache is not None:
-            cache.put(media.info.sha256, config_hash, result.model_dump_json())
+            cache.put(result.media.sha256, config_hash, result.model_dump_json())
         result.timings_ms["total"] = round((time.perf_counter() - started) * 1000, 2)
         return result
 
@@ -158,18 +167,14 @@ class Pipeline:
         except OSError:
             return None  # the media layer reports unreadable files with a typed error
 
-    def analyze_media(
-        self,
-        media: Media,
-        *,
-        when: datetime | None = None,
-        camera: str | None = None,
-        timings: dict[str, float] | None = None,
-    ) -> AnalysisResult:
+    def analyze_media(self, media: Media, *, when: datetime | None = None, camera: str | None = None) -> AnalysisResult:
         """Analyse already decoded media (the live monitors call this)."""
-        timings = dict(timings or {})
+        run = _Run()
+        run.add_chunk(media, self._run_analyzers(media, run))
+        return self._fuse(run, when=when, camera=camera)
+
+    def _run_analyzers(self, media: Media, run: _Run) -> dict[str, AnalyzerOutput]:
         context = AnalysisContext(self.settings)
-        errors: dict[str, dict[str, str]] = {}
         for analyzer in self.analyzers:
             if not analyzer.applies_to(media):
                 continue
@@ -177,20 +182,18 @@ class Pipeline:
             try:
                 context.outputs[analyzer.name] = analyzer.analyze(media, context)
             except WatchkeeperError as exc:
-                errors[analyzer.name] = exc.to_dict()
+                run.fail(analyzer.name, media, exc.to_dict())
                 log.warning("analyzer failed", extra={"analyzer": analyzer.name, "error": str(exc)})
             except Exception as exc:  # an analyzer bug must not lose the other analyzers' work
                 log.exception("analyzer crashed", extra={"analyzer": analyzer.name})
-                errors[analyzer.name] = {"type": type(exc).__name__, "code": "analysis_error", "message": str(exc)}
-            timings[analyzer.name] = (time.perf_counter() - t0) * 1000
+                run.fail(analyzer.name, media, {"type": type(exc).__name__, "code": "analysis_error", "message": str(exc)})
+            run.add_time(analyzer.name, t0)
+        return context.outputs
 
-        detections = [d for out in context.outputs.values() for d in out.detections]
+    def _fuse(self, run: _Run, *, when: datetime | None, camera: str | None) -> AnalysisResult:
         t0 = time.perf_counter()
-        fused = self.fusion.fuse(detections, media.duration_s, when=when or datetime.now(), camera=camera)
-        timings["fusion"] = (time.perf_counter() - t0) * 1000
-        return self._result(media, context.outputs, detections, fused, errors, timings)
-
-    def _result(self, media, outputs: dict[str, AnalyzerOutput], detections: list[Detection], fused, errors, timings):
+        fused = self.fusion.fuse(run.detections, run.duration_s, when=when or datetime.now(), camera=camera)
+        run.add_time("fusion", t0)
         incidents = fused.incidents
         top = incidents[0] if incidents else None
         if top is not None:
@@ -198,22 +201,19 @@ class Pipeline:
             confidence = confidence_word(top.confidence)
         else:
             highest = max(fused.scores.items(), key=lambda kv: kv[1])
-            description = _quiet_description(media, outputs, highest)
+            description = _quiet_description(run, highest)
             confidence = confidence_word(1.0 - highest[1])
-        speech = outputs.get("speech")
-        transcript = [TranscriptSegment(**seg) for seg in speech.data.get("segments", [])] if speech else []
-        audio_events = outputs["audio_events"].data.get("timeline", []) if "audio_events" in outputs else []
         return AnalysisResult(
-            media=media.info,
+            media=run.media_info(),
             scores=fused.scores,
             incidents=incidents,
-            detections=detections,
-            frames=_frame_summaries(media, detections),
-            audio_events=audio_events,
-            transcript=transcript,
-            outputs={name: out.data for name, out in outputs.items()},
-            timings_ms={k: round(v, 2) for k, v in timings.items()},
-            analyzer_errors=errors,
+            detections=run.detections,
+            frames=run.frame_summaries(),
+            audio_events=run.collect("audio_events", "timeline"),
+            transcript=[TranscriptSegment(**seg) for seg in run.collect("speech", "segments")],
+            outputs=run.outputs_json(),
+            timings_ms={k: round(v, 2) for k, v in run.timings.items()},
+            analyzer_errors=run.errors,
             crime_detected=bool(incidents),
             crime_type=top.category_name if top else None,
             confidence=confidence,
@@ -239,28 +239,81 @@ class Pipeline:
         )
 
 
-def _frame_summaries(media: Media, detections: list[Detection]) -> list[dict[str, Any]]:
-    by_frame: dict[int, list[dict[str, Any]]] = {}
-    for det in detections:
-        if det.frame_index is not None:
-            by_frame.setdefault(det.frame_index, []).append(
-                {"label": det.label, "score": round(det.score, 3), "box_xywh_norm": det.box_xywh_norm,
-                 "analyzer": det.analyzer}
-            )
-    return [
-        {"index": f.index, "t_s": round(f.t_s, 3), "detections": by_frame.get(f.index, [])}
-        for f in media.frames
-    ]
+class _Run:
+    """What the analyzers found over every chunk of one input."""
+
+    def __init__(self) -> None:
+        self.infos: list[MediaInfo] = []
+        self.frames: list[tuple[int, float]] = []
+        self.chunk_outputs: list[dict[str, AnalyzerOutput]] = []
+        self.detections: list[Detection] = []
+        self.errors: dict[str, dict[str, str]] = {}
+        self.timings: dict[str, float] = {}
+
+    def add_time(self, stage: str, since: float) -> None:
+        self.timings[stage] = self.timings.get(stage, 0.0) + (time.perf_counter() - since) * 1000
+
+    def fail(self, analyzer: str, media: Media, error: dict[str, str]) -> None:
+        if media.info.chunk_end_s is not None:
+            error = {**error, "message": f"{error['message']} (chunk from {media.t_start_s:.0f} s)"}
+        self.errors.setdefault(analyzer, error)
+
+    def add_chunk(self, media: Media, outputs: dict[str, AnalyzerOutput]) -> None:
+        self.infos.append(media.info)
+        self.frames.extend((f.index, f.t_s) for f in media.frames)
+        self.chunk_outputs.append(outputs)
+        self.detections.extend(d for out in outputs.values() for d in out.detections)
+
+    @property
+    def duration_s(self) -> float:
+        last = self.infos[-1]
+        if last.duration_s is not None:
+            return last.duration_s
+        return last.chunk_end_s or 0.0
+
+    def media_info(self) -> MediaInfo:
+        """The whole file's info: the last chunk knows the decoded duration."""
+        return self.infos[-1].model_copy(update={
+            "frames_sampled": sum(i.frames_sampled for i in self.infos),
+            "has_audio": any(i.has_audio for i in self.infos),
+            "chunk_index": 0, "chunk_start_s": 0.0, "chunk_end_s": None,
+        })
+
+    def collect(self, analyzer: str, key: str) -> list[Any]:
+        return [item for outputs in self.chunk_outputs if analyzer in outputs
+                for item in outputs[analyzer].data.get(key, [])]
+
+    def outputs_json(self) -> dict[str, Any]:
+        """Per-analyzer data; a video analysed in chunks has ``{"chunks": [...]}`` per analyzer."""
+        if len(self.chunk_outputs) == 1:
+            return {name: out.data for name, out in self.chunk_outputs[0].items()}
+        names = dict.fromkeys(name for outputs in self.chunk_outputs for name in outputs)
+        return {
+            name: {"chunks": [{"t_start_s": info.chunk_start_s, "t_end_s": info.chunk_end_s, **outputs[name].data}
+                              for info, outputs in zip(self.infos, self.chunk_outputs) if name in outputs]}
+            for name in names
+        }
+
+    def frame_summaries(self) -> list[dict[str, Any]]:
+        by_frame: dict[int, list[dict[str, Any]]] = {}
+        for det in self.detections:
+            if det.frame_index is not None:
+                by_frame.setdefault(det.frame_index, []).append(
+                    {"label": det.label, "score": round(det.score, 3), "box_xywh_norm": det.box_xywh_norm,
+                     "analyzer": det.analyzer}
+                )
+        return [{"index": index, "t_s": round(t_s, 3), "detections": by_frame.get(index, [])}
+                for index, t_s in self.frames]
 
 
-def _quiet_description(media: Media, outputs: dict[str, AnalyzerOutput], highest: tuple[str, float]) -> str:
-    info = media.info
-    what = {"image": "image", "audio": f"{info.duration_s or 0:.1f} s of audio",
-            "video": f"{info.duration_s or 0:.1f} s of video ({info.frames_sampled} frames analysed)"}[info.media_type]
+def _quiet_description(run: _Run, highest: tuple[str, float]) -> str:
+    info = run.media_info()
+    what = {"image": "image", "audio": f"{run.duration_s:.1f} s of audio",
+            "video": f"{run.duration_s:.1f} s of video ({info.frames_sampled} frames analysed)"}[info.media_type]
     text = f"No incident found in the {what}"
     if highest[1] > 0:
         text += f"; the highest score was {highest[0]} at {highest[1]:.2f}, below its threshold"
-    speech = outputs.get("speech")
-    if speech and speech.data.get("text"):
-        text += f"; speech: \"{speech.data['text'].strip()}\""
+    speech = " ".join(seg.get("text", "").strip() for seg in run.collect("speech", "segments")).strip()
+    if speech:
+        text += f"; speech: \"{speech}\""
     return text + "."

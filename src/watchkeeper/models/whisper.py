@@ -7,11 +7,12 @@ two halves that are joined once into a local cache folder).
 
 from __future__ import annotations
 
+import bisect
 import logging
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,13 @@ class RecognisedSegment:
     no_speech_prob: float
     words: list[dict[str, Any]] = field(default_factory=list)
 
+    def shifted(self, offset_s: float) -> RecognisedSegment:
+        """The same segment with its times moved by ``offset_s`` (a chunk's start in the file)."""
+        words = [{**w, "t_start_s": round(w["t_start_s"] + offset_s, 3), "t_end_s": round(w["t_end_s"] + offset_s, 3)}
+                 for w in self.words]
+        return replace(self, t_start_s=round(self.t_start_s + offset_s, 3), t_end_s=round(self.t_end_s + offset_s, 3),
+                       words=words)
+
 
 class WhisperTranscriber:
     """A loaded Whisper model that transcribes chosen regions of a clip."""
@@ -71,29 +79,61 @@ class WhisperTranscriber:
         return bool(self.model.model.is_multilingual)
 
     def transcribe(
-        self, audio: np.ndarray, regions: list[tuple[float, float]]
+        self, audio: np.ndarray, regions: list[tuple[float, float]], *,
+        language: str | None = None, beam_size: int = 1,
     ) -> tuple[list[RecognisedSegment], str | None]:
-        """Segments with word timestamps for each region, and the language of the first region."""
-        segments: list[RecognisedSegment] = []
-        language = None
+        """Segments with word timestamps for the speech in ``regions``, and their language.
+
+        The regions are cut out and joined before decoding: Whisper always
+        decodes 30 s windows, so one window per short region would cost many
+        times more. Times are mapped back to the original clip. ``language``
+        None lets a multilingual model detect it; English-only models ignore it.
+        """
+        if not regions:
+            return [], None
+        pieces, joined_starts_s, source_starts_s = [], [], []
+        position = 0
         for start_s, end_s in regions:
-            clip = audio[int(start_s * AUDIO_SAMPLE_RATE_HZ):int(end_s * AUDIO_SAMPLE_RATE_HZ)]
-            # Regions are independent utterances: earlier text would only bias the decoder.
-            found, info = self.model.transcribe(
-                np.asarray(clip, np.float32), beam_size=5, word_timestamps=True, condition_on_previous_text=False
-            )
-            language = language or info.language
-            for seg in found:
-                words = [
-                    {"word": w.word.strip(), "t_start_s": round(start_s + w.start, 3),
-                     "t_end_s": round(start_s + w.end, 3), "probability": round(w.probability, 4)}
-                    for w in seg.words or ()
-                ]
+            piece = audio[int(start_s * AUDIO_SAMPLE_RATE_HZ):int(end_s * AUDIO_SAMPLE_RATE_HZ)]
+            joined_starts_s.append(position / AUDIO_SAMPLE_RATE_HZ)
+            source_starts_s.append(start_s)
+            pieces.append(piece)
+            position += len(piece)
+
+        def region_of(t_s: float, *, is_end: bool = False) -> int:
+            # An end time on a boundary belongs to the region before it.
+            locate = bisect.bisect_left if is_end else bisect.bisect_right
+            return max(locate(joined_starts_s, t_s) - 1, 0)
+
+        def to_source(t_s: float, region: int) -> float:
+            return round(source_starts_s[region] + t_s - joined_starts_s[region], 3)
+
+        # Regions are separate utterances: conditioning on earlier text only feeds hallucination loops.
+        found, info = self.model.transcribe(
+            np.concatenate(pieces).astype(np.float32), language=language if self.multilingual else None,
+            beam_size=beam_size, word_timestamps=True, condition_on_previous_text=False,
+        )
+        segments = []
+        for seg in found:
+            # A segment that runs across a join is split there, so no segment spans a gap in the clip.
+            by_region: dict[int, list] = {}
+            for word in seg.words or ():
+                by_region.setdefault(region_of(word.start), []).append(word)
+            if not by_region:
+                first, last = region_of(seg.start), region_of(seg.end, is_end=True)
                 segments.append(RecognisedSegment(
-                    round(start_s + seg.start, 3), round(start_s + seg.end, 3), seg.text.strip(),
-                    seg.avg_logprob, seg.compression_ratio, seg.no_speech_prob, words,
+                    to_source(seg.start, first), to_source(seg.end, last), seg.text.strip(),
+                    seg.avg_logprob, seg.compression_ratio, seg.no_speech_prob,
                 ))
-        return segments, language
+            for region, words in by_region.items():
+                segments.append(RecognisedSegment(
+                    to_source(words[0].start, region), to_source(words[-1].end, region),
+                    "".join(w.word for w in words).strip(), seg.avg_logprob, seg.compression_ratio,
+                    seg.no_speech_prob,
+                    [{"word": w.word.strip(), "t_start_s": to_source(w.start, region),
+                      "t_end_s": to_source(w.end, region), "probability": round(w.probability, 4)} for w in words],
+                ))
+        return segments, info.language
 
 
 @register_backend
