@@ -14,26 +14,19 @@ from ..config import Settings, load_settings
 from ..errors import WatchkeeperError
 from ..models import ModelRegistry, load_all_backends
 
-# Transformer-based backends are an optional extra; their absence is no fault.
-OPTIONAL_BACKENDS = frozenset({"clip", "blip"})
-
-
 def model_rows(settings: Settings, *, load: bool) -> list[dict[str, Any]]:
     registry = ModelRegistry(settings.models)
     rows = []
     for name, backend in sorted(load_all_backends().items()):
-        row = {"name": name, "description": backend.description, "source": "", "load_ms": "", "status": "ok"}
+        row = {"name": name, "description": backend.description, "source": "", "load_ms": "", "status": "ok",
+               "optional": backend.optional}
         try:
-            if name in OPTIONAL_BACKENDS and name not in settings.models.weights_dirs:
-                row["status"] = "optional, not configured"
-                rows.append(row)
-                continue
             _, row["source"] = registry.resolve_files(name)
             if load:
                 registry.get(name)
                 row["load_ms"] = f"{registry.loaded()[name].load_ms:.0f}"
         except WatchkeeperError as exc:
-            row["status"] = f"{type(exc).__name__}: {exc}"
+            row["status"] = ("optional, not set up: " if backend.optional else "") + f"{type(exc).__name__}: {exc}"
         rows.append(row)
     return rows
 
@@ -77,7 +70,7 @@ def doctor_checks(config: Path | None) -> list[Check]:
         _package_check("faster-whisper", "faster_whisper"),
     ]
     for row in model_rows(settings, load=False):
-        if row["status"].startswith("optional"):
+        if row["optional"]:
             continue
         checks.append(Check(f"model {row['name']}", row["status"] == "ok", row["status"] if row["status"] != "ok"
                             else row["source"], SETUP_FIX))

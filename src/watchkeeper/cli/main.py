@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..batch import BatchItem, iter_media_files
@@ -148,13 +149,16 @@ def models(
 
     settings = _settings()
     table = Table(title="Local models")
-    for column in ("model", "status", "weights from", "load ms", "what it does"):
+    table.add_column("model", no_wrap=True)
+    for column in ("status", "weights from", "load ms", "what it does"):
         table.add_column(column, overflow="fold")
     problems = 0
     for row in model_rows(settings, load=load):
-        problems += row["status"] != "ok"
-        style = None if row["status"] == "ok" else "red"
-        table.add_row(row["name"], row["status"], row["source"], row["load_ms"], row["description"], style=style)
+        failed = row["status"] != "ok"
+        problems += failed and not row["optional"]
+        style = ("yellow" if row["optional"] else "red") if failed else None
+        cells = (row["name"], row["status"], row["source"], row["load_ms"], row["description"])
+        table.add_row(*(escape(c) for c in cells), style=style)
     Console().print(table)
     raise typer.Exit(EXIT_OK if problems == 0 else EXIT_SOME_FAILED)
 

@@ -49,6 +49,8 @@ class ModelBackend(ABC):
     sha256: ClassVar[dict[str, str]]
     # Modules the loader imports; a missing one is reported with install_hint.
     requires_modules: ClassVar[tuple[str, ...]] = ()
+    # Optional backends (extras, user-supplied weights) are never needed by the default pipeline.
+    optional: ClassVar[bool] = False
 
     @abstractmethod
     def default_dir(self) -> Path:

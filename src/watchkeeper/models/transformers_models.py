@@ -69,6 +69,7 @@ def _model_id(folder: Path) -> str:
 
 
 class TransformersBackend(ModelBackend):
+    optional = True
     """A model and its processor from one ``save_pretrained`` folder."""
 
     package = "transformers"
