@@ -15,6 +15,7 @@ import resource
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -45,18 +46,16 @@ def _median_ms(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def _street_frames(seconds: float, fps: int) -> list[np.ndarray]:
+def _street_frames(seconds: float, fps: int) -> Iterator[np.ndarray]:
     """720p frames of a real photo panning, with a person-shaped photo crossing: real texture, real motion."""
     backdrop = cv2.resize(skdata.coffee(), (1600, 900))
     person = cv2.resize(skdata.astronaut(), (300, 300))
-    frames = []
     for i in range(int(seconds * fps)):
-        x = int(100 + 150 * np.sin(i / fps))
+        x = int(150 + 150 * np.sin(i / fps))
         frame = backdrop[50:770, x: x + 1280].copy()
         px = int((i * 7) % (1280 - 300))
         frame[300:600, px: px + 300] = person
-        frames.append(frame)
-    return frames
+        yield frame
 
 
 def decode_only(path: Path) -> float:
@@ -80,7 +79,7 @@ def main() -> None:
     pipeline = Pipeline(settings)
 
     image_path = work / "street.jpg"
-    cv2.imwrite(str(image_path), cv2.cvtColor(_street_frames(0.1, 10)[0], cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(image_path), cv2.cvtColor(next(_street_frames(0.1, 10)), cv2.COLOR_RGB2BGR))
     audio_path = write_audio(work / "street.wav", siren(30.0) * 0.3 + noise(30.0, amplitude=0.05))
     video_path = write_video(work / "street.mp4", _street_frames(args.video_seconds, 30), fps=30,
                              audio=noise(args.video_seconds, amplitude=0.05))

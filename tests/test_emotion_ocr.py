@@ -90,7 +90,7 @@ def test_emotion_labels_and_motion_gate(models):
     settings = Settings()
     settings.analyzers.emotion.labels = ["happy"]
     analyzer = EmotionAnalyzer(settings, models)
-    context = AnalysisContext(settings, outputs={"motion": AnalyzerOutput(data={"still_frames": [1]})})
+    context = AnalysisContext(settings, outputs={"gate": AnalyzerOutput(data={"still_frames": [1]})})
     output = analyzer.analyze(media_of([skdata.astronaut()] * 2), context)
     assert output.data["frames_run"] == 1
     assert [(d.label, d.frame_index, d.attributes.get("reused", False)) for d in output.detections] == [
@@ -124,7 +124,7 @@ def test_ocr_reads_a_drawn_sign(ocr):
 def test_ocr_on_video_reads_every_nth_changed_frame_and_merges_repeats(ocr):
     frames = [sign("EXIT 12")] * 4 + [sign("DANGER")] * 2 + [np.full((360, 640, 3), 235, np.uint8)] * 2
     # Frames 1-3 and 5 are unchanged since the frame before: frame 2 need not be read again.
-    context = AnalysisContext(ocr.settings, outputs={"motion": AnalyzerOutput(data={"still_frames": [1, 2, 3, 5, 7]})})
+    context = AnalysisContext(ocr.settings, outputs={"gate": AnalyzerOutput(data={"still_frames": [1, 2, 3, 5, 7]})})
     output = ocr.analyze(media_of(frames), context)
     assert output.data["frames_run"] == 3  # frames 0, 4 and 6; 2 was unchanged
     texts = [(squashed(t["text"]), t["t_s"], t["t_end_s"]) for t in output.data["texts"]]

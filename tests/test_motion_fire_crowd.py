@@ -16,6 +16,7 @@ from watchkeeper.analyzers.base import AnalysisContext, AnalyzerOutput
 from watchkeeper.analyzers.crowd import CrowdAnalyzer
 from watchkeeper.analyzers.fire import FireAnalyzer, colour_analysis, colour_head
 from watchkeeper.analyzers.motion import MotionAnalyzer
+from watchkeeper.analyzers.gate import GateAnalyzer
 from watchkeeper.analyzers.objects import ObjectsAnalyzer
 from watchkeeper.config import Settings
 from watchkeeper.domain import Media
@@ -115,7 +116,7 @@ def run(media: Media, registry: ModelRegistry, *names: str, settings: Settings |
     """Run analyzers in the pipeline's order, each on the outputs of those before."""
     settings = settings or Settings()
     context = AnalysisContext(settings)
-    for cls in (MotionAnalyzer, ObjectsAnalyzer, FireAnalyzer, CrowdAnalyzer):
+    for cls in (GateAnalyzer, MotionAnalyzer, ObjectsAnalyzer, FireAnalyzer, CrowdAnalyzer):
         analyzer = cls(settings, registry)
         if analyzer.name in names and analyzer.applies_to(media):
             context.outputs[analyzer.name] = analyzer.analyze(media, context)
@@ -129,15 +130,17 @@ def labels(output: AnalyzerOutput) -> list[str]:
 # -- motion ------------------------------------------------------------------------------------
 
 def test_still_room_has_no_motion_and_every_later_frame_is_still(videos, registry):
-    out = run(videos["still"], registry, "motion").outputs["motion"]
+    context = run(videos["still"], registry, "gate", "motion")
+    out = context.outputs["motion"]
     assert labels(out) == []
-    assert out.data["still_frames"] == list(range(1, len(videos["still"].frames)))
+    assert context.outputs["gate"].data["still_frames"] == list(range(1, len(videos["still"].frames)))
     assert all(w["burst"] < 0.1 and w["energy"] < 0.1 for w in out.data["windows"])
     json.dumps(out.data)
 
 
 def test_jumping_shape_is_energy_and_a_burst(videos, registry):
-    out = run(videos["jumping"], registry, "motion").outputs["motion"]
+    context = run(videos["jumping"], registry, "gate", "motion")
+    out = context.outputs["motion"]
     windows = out.data["windows"]
     before = [w for w in windows if w["t_end_s"] <= 2.0]
     after = [w for w in windows if w["t_start_s"] >= 2.0]
@@ -147,7 +150,7 @@ def test_jumping_shape_is_energy_and_a_burst(videos, registry):
     bursts = [d for d in out.detections if d.label == "motion:burst"]
     assert bursts and all(d.t_start_s >= 2.0 for d in bursts)
     # Only the frames before the block appears are gated.
-    assert out.data["still_frames"] == [1, 2]
+    assert context.outputs["gate"].data["still_frames"] == [1, 2]
     assert out.direction_grid.shape[:1] == (len(windows),)
 
 
@@ -229,7 +232,7 @@ def test_tiled_people_are_counted(registry, tmp_path):
 
 
 def test_no_count_without_people(videos, registry):
-    out = run(videos["still"], registry, "motion", "objects", "crowd").outputs["crowd"]
+    out = run(videos["still"], registry, "gate", "motion", "objects", "crowd").outputs["crowd"]
     assert labels(out) == []
     assert all(f["count"] == 0 for f in out.data["frames"])
 
@@ -271,7 +274,7 @@ def test_part_boxes_are_not_counted_twice(registry, tmp_path):
 
 
 def test_scattering_crowd_is_a_dispersal(videos, registry):
-    out = run(videos["scatter"], registry, "motion", "objects", "crowd").outputs["crowd"]
+    out = run(videos["scatter"], registry, "gate", "motion", "objects", "crowd").outputs["crowd"]
     dispersals = [d for d in out.detections if d.label == "crowd:dispersal"]
     assert dispersals and all(d.t_start_s >= 2.0 for d in dispersals)
     assert dispersals[0].attributes["outwardness"] > 0.5

@@ -121,7 +121,7 @@ def _settings(**analyzers) -> Settings:
 def _context(settings: Settings, still_frames: list[int] | None = None) -> AnalysisContext:
     context = AnalysisContext(settings=settings)
     if still_frames is not None:
-        context.outputs["motion"] = AnalyzerOutput(data={"still_frames": still_frames})
+        context.outputs["gate"] = AnalyzerOutput(data={"still_frames": still_frames})
     return context
 
 

@@ -274,7 +274,7 @@ def test_whole_frame_without_person_boxes_and_motion_gate(analyzer):
     canvas, _ = two_people_canvas()
     media = video_media([canvas, canvas, canvas], [0.0, 1.0, 2.0])
     motion = AnalyzerOutput(data={"still_frames": [1, 2]})
-    context = AnalysisContext(Settings(), outputs={"objects": objects_output([], 3), "motion": motion})
+    context = AnalysisContext(Settings(), outputs={"objects": objects_output([], 3), "gate": motion})
     output = analyzer.analyze(media, context)
     frames = output.data["frames"]
     assert output.data["model_runs"] == 1  # frames 1 and 2 reuse frame 0's poses

@@ -13,7 +13,7 @@ from skimage import data
 
 from mediagen import still_room, write_video
 from watchkeeper.analyzers.base import AnalysisContext
-from watchkeeper.analyzers.motion import MotionAnalyzer
+from watchkeeper.analyzers.gate import GateAnalyzer
 from watchkeeper.analyzers.objects import ObjectsAnalyzer, ObjectsOutput
 from watchkeeper.config import Settings
 from watchkeeper.errors import ConfigError, MediaError
@@ -148,8 +148,8 @@ def test_motion_gate_reuses_objects_on_still_frames(settings, registry, model, o
     media = load_media(path)
     assert len(media.frames) == 4
     context = AnalysisContext(settings)
-    context.outputs["motion"] = MotionAnalyzer(settings, registry).analyze(media, context)
-    assert context.outputs["motion"].data["still_frames"] == [1, 2, 3]
+    context.outputs["gate"] = GateAnalyzer(settings, registry).analyze(media, context)
+    assert context.outputs["gate"].data["still_frames"] == [1, 2, 3]
 
     before = model.images_processed
     out = objects.analyze(media, context)

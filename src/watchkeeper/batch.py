@@ -117,7 +117,9 @@ def run_batch(
             yield analyze_one(pipeline, source, options)
         return
 
-    settings_json = pipeline.settings.model_dump_json()
+    # Cores are shared out between the workers rather than each worker's analyzer threads.
+    threads = pipeline.settings.analysis_threads or max(1, (os.cpu_count() or 1) // workers)
+    settings_json = pipeline.settings.model_copy(update={"analysis_threads": threads}).model_dump_json()
     pending: dict[Future[BatchItem], Source] = {}
     crashed: list[Source] = []
     pool = _pool(workers, settings_json)

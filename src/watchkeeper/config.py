@@ -112,9 +112,14 @@ class MotionSettings(Section):
         description="Mean per-pixel speed change (frame widths per second) at which motion:burst scores 0.63.",
     )
     min_score: float = Field(0.3, ge=0, le=1, description="Windows scoring below this emit no detection.")
-    gate_threshold: float = Field(
-        0.005, ge=0, le=1,
-        description="Fraction of changed pixels (grey difference or flow) below which a sampled frame is still.",
+
+
+class GateSettings(Section):
+    """The motion gate: heavy per-frame analyzers skip video frames where nothing changed."""
+
+    enabled: bool = True
+    threshold: float = Field(
+        0.005, ge=0, le=1, description="Fraction of changed pixels below which a sampled frame is still."
     )
 
 
@@ -242,6 +247,7 @@ class CaptionSettings(Section):
 class AnalyzersSettings(Section):
     objects: ObjectsSettings = Field(default_factory=ObjectsSettings)
     pose: PoseSettings = Field(default_factory=PoseSettings)
+    gate: GateSettings = Field(default_factory=GateSettings)
     motion: MotionSettings = Field(default_factory=MotionSettings)
     fire: FireSettings = Field(default_factory=FireSettings)
     crowd: CrowdSettings = Field(default_factory=CrowdSettings)
@@ -335,7 +341,10 @@ PROVIDER_NAMES = ("gemini", "openai", "anthropic", "groq", "replicate", "hugging
 class Settings(Section):
     data_dir: Path = Path("data")
     database_url: str | None = None
-    workers: int | None = Field(None, ge=1)
+    workers: int | None = Field(None, ge=1, description="Batch worker processes; default: one per core.")
+    analysis_threads: int | None = Field(
+        None, ge=1, description="Analyzers run at once on one input; default: one per core."
+    )
     media: MediaSettings = Field(default_factory=MediaSettings)
     models: ModelSettings = Field(default_factory=ModelSettings)
     analyzers: AnalyzersSettings = Field(default_factory=AnalyzersSettings)

@@ -11,6 +11,7 @@ import logging
 import os
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -28,10 +29,10 @@ from .taxonomy import confidence_word
 
 log = logging.getLogger(__name__)
 
-# Order matters: the motion gate runs first, objects before pose and crowd,
-# speech (and OCR/captions) before text semantics.
+# Results list analyzers in this order; each analyzer's ``requires`` decides what
+# runs before it (the gate before heavy per-frame analyzers, speech before text).
 ANALYZER_ORDER = (
-    "motion", "objects", "pose", "fire", "crowd", "emotion", "ocr", "scene", "caption",
+    "gate", "motion", "objects", "pose", "fire", "crowd", "emotion", "ocr", "scene", "caption",
     "audio_events", "speech", "text",
 )
 # Bump when a change to analysis code makes cached results stale.
@@ -98,6 +99,10 @@ class Pipeline:
                 built.append(ANALYZERS[name](self.settings, self.models))
             self._analyzers = built
         return self._analyzers
+
+    @property
+    def analysis_threads(self) -> int:
+        return self.settings.analysis_threads or os.cpu_count() or 1
 
     def config_hash(self, frame_interval_s: float | None = None, media_type: MediaType | None = None) -> str:
         """Cache key part: everything besides the media bytes that shapes a result."""
@@ -174,21 +179,36 @@ class Pipeline:
         return self._fuse(run, when=when, camera=camera)
 
     def _run_analyzers(self, media: Media, run: _Run) -> dict[str, AnalyzerOutput]:
+        """Run every applicable analyzer, each as soon as the analyzers it reads have finished.
+
+        Independent chains (audio beside video, fire beside objects) share
+        the cores; the models and OpenCV release the GIL while they compute.
+        """
         context = AnalysisContext(self.settings)
-        for analyzer in self.analyzers:
-            if not analyzer.applies_to(media):
-                continue
-            t0 = time.perf_counter()
-            try:
-                context.outputs[analyzer.name] = analyzer.analyze(media, context)
-            except WatchkeeperError as exc:
-                run.fail(analyzer.name, media, exc.to_dict())
-                log.warning("analyzer failed", extra={"analyzer": analyzer.name, "error": str(exc)})
-            except Exception as exc:  # an analyzer bug must not lose the other analyzers' work
-                log.exception("analyzer crashed", extra={"analyzer": analyzer.name})
-                run.fail(analyzer.name, media, {"type": type(exc).__name__, "code": "analysis_error", "message": str(exc)})
-            run.add_time(analyzer.name, t0)
-        return context.outputs
+        todo = {a.name: a for a in self.analyzers if a.applies_to(media)}
+        running: dict[Future[AnalyzerOutput], tuple[Analyzer, float]] = {}
+        with ThreadPoolExecutor(self.analysis_threads, thread_name_prefix="analyzer") as pool:
+            while todo or running:
+                for name, analyzer in list(todo.items()):
+                    unfinished = set(todo) | {a.name for a, _ in running.values()}
+                    if not unfinished.intersection(analyzer.requires):
+                        del todo[name]
+                        running[pool.submit(analyzer.analyze, media, context)] = (analyzer, time.perf_counter())
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    analyzer, started = running.pop(future)
+                    run.add_time(analyzer.name, started)
+                    try:
+                        context.outputs[analyzer.name] = future.result()
+                    except WatchkeeperError as exc:
+                        run.fail(analyzer.name, media, exc.to_dict())
+                        log.warning("analyzer failed", extra={"analyzer": analyzer.name, "error": str(exc)})
+                    except Exception as exc:  # an analyzer bug must not lose the other analyzers' work
+                        log.error("analyzer crashed", exc_info=exc, extra={"analyzer": analyzer.name})
+                        run.fail(analyzer.name, media,
+                                 {"type": type(exc).__name__, "code": "analysis_error", "message": str(exc)})
+        # Keep the configured analyzer order so results read the same every run.
+        return {a.name: context.outputs[a.name] for a in self.analyzers if a.name in context.outputs}
 
     def _fuse(self, run: _Run, *, when: datetime | None, camera: str | None) -> AnalysisResult:
         t0 = time.perf_counter()

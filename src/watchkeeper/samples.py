@@ -6,9 +6,11 @@ with PyAV, so no system ffmpeg is needed. Speech needs the espeak-ng program.
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import subprocess
 from fractions import Fraction
+from collections.abc import Iterable
 from pathlib import Path
 
 import av
@@ -65,11 +67,13 @@ def write_audio(path: Path, samples: np.ndarray, *, sr: int = SR, codec: str | N
     return path
 
 
-def write_video(path: Path, frames: list[np.ndarray] | np.ndarray, *, fps: int = 15,
+def write_video(path: Path, frames: Iterable[np.ndarray], *, fps: int = 15,
                 audio: np.ndarray | None = None, sr: int = SR, codec: str = "libx264") -> Path:
-    """RGB uint8 frames (and optional mono audio) to a video file."""
-    frames = list(frames)
-    height, width = frames[0].shape[:2]
+    """RGB uint8 frames (any iterable, consumed lazily) and optional mono audio to a video file."""
+    frames = iter(frames)
+    first = next(frames)
+    frames = itertools.chain([first], frames)
+    height, width = first.shape[:2]
     with av.open(str(path), "w") as container:
         vstream = container.add_stream(codec, rate=Fraction(fps))
         vstream.width, vstream.height = width, height

@@ -36,8 +36,9 @@ class Analyzer(ABC):
     """Subclass per signal; register with ``@register_analyzer``.
 
     ``media_types`` says which media it applies to; ``requires`` names the
-    analyzers whose output it reads (they run first, and it is skipped when
-    one of them is disabled or failed).
+    analyzers whose output it reads: when they run on the same media they
+    finish first, and when they are disabled or failed the analyzer runs
+    without them. Analyzers with nothing between them run concurrently.
     """
 
     name: ClassVar[str]
@@ -72,10 +73,10 @@ def register_analyzer(cls: type[Analyzer]) -> type[Analyzer]:
 
 
 def still_frame_positions(context: AnalysisContext) -> frozenset[int]:
-    """Positions in ``media.frames`` that the motion analyzer found unchanged since the previous one.
+    """Positions in ``media.frames`` that the motion gate found unchanged since the last changed one.
 
     Heavy per-frame analyzers reuse the previous frame's result there instead
-    of running again (the motion gate).
+    of running again; they declare ``requires = ("gate", ...)``.
     """
-    motion = context.outputs.get("motion")
-    return frozenset(motion.data.get("still_frames", ())) if motion else frozenset()
+    gate = context.outputs.get("gate")
+    return frozenset(gate.data.get("still_frames", ())) if gate else frozenset()

@@ -24,6 +24,7 @@ def spread(frames: list[Frame], limit: int) -> list[Frame]:
 @register_analyzer
 class CaptionAnalyzer(Analyzer):
     name = "caption"
+    requires = ("gate",)
     media_types = frozenset({"image", "video"})
     needs_frames = True
 

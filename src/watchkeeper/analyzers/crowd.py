@@ -124,7 +124,7 @@ def crowd_motion(grid: np.ndarray, people: list[Box], aspect: float) -> dict[str
 class CrowdAnalyzer(Analyzer):
     name = "crowd"
     media_types = frozenset({"image", "video"})
-    requires = ("objects",)
+    requires = ("objects", "motion")
     needs_frames = True
 
     def analyze(self, media: Media, context: AnalysisContext) -> AnalyzerOutput:

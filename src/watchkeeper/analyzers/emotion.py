@@ -38,6 +38,7 @@ def _faces_to_classify(faces: list[DetectedFace], width: int, height: int,
 @register_analyzer
 class EmotionAnalyzer(Analyzer):
     name = "emotion"
+    requires = ("gate",)
     media_types = frozenset({"image", "video"})
     needs_frames = True
 

@@ -1,12 +1,10 @@
-"""Motion from dense optical flow on the small greyscale frames, and the motion gate.
+"""Motion from dense optical flow on the small greyscale frames.
 
 Farneback flow between consecutive motion frames, in frame widths per second
 (so it does not depend on resolution or frame rate), is pooled into windows:
 ``motion:energy`` scores how much of the view moves how fast; ``motion:burst``
 scores how suddenly speeds change from one flow field to the next, the
-quantity behind Violent Flows' magnitude-change histograms. The analyzer also
-decides which sampled frames are unchanged since the last changed one, so heavy
-per-frame analyzers can reuse their previous result there (the motion gate).
+quantity behind Violent Flows' magnitude-change histograms.
 """
 
 from __future__ import annotations
@@ -18,15 +16,13 @@ import cv2
 import numpy as np
 
 from ..config import MotionSettings
-from ..domain import Detection, Frame, Media, MotionFrames
+from ..domain import Detection, Media, MotionFrames
 from .base import AnalysisContext, Analyzer, AnalyzerOutput, register_analyzer
 
 log = logging.getLogger(__name__)
 
 DIRECTION_BINS = 8
 GRID_COLUMNS = 16
-# Grey-level difference that counts as a changed pixel: above sensor and codec noise on area-averaged small frames.
-CHANGED_GREY_LEVELS = 12
 # A moving pixel must also change a little: flow on flat areas and along straight edges is unconstrained
 # (the aperture problem), and noise alone gives it speed there.
 FLOW_SUPPORT_GREY_LEVELS = 4
@@ -101,9 +97,13 @@ def _pair_stats(motion: MotionFrames, settings: MotionSettings) -> list[_PairSta
         dt = float(motion.times_s[i] - motion.times_s[i - 1])
         if dt <= 0:
             dt = 1.0 / motion.fps
-        velocity = optical_flow(gray[i - 1], gray[i]) / (width * dt)
-        speed, angle = cv2.cartToPolar(velocity[..., 0], velocity[..., 1])
-        moving = (speed > settings.moving_speed) & (cv2.absdiff(gray[i], gray[i - 1]) > FLOW_SUPPORT_GREY_LEVELS)
+        support = cv2.absdiff(gray[i], gray[i - 1]) > FLOW_SUPPORT_GREY_LEVELS
+        if support.any():
+            velocity = optical_flow(gray[i - 1], gray[i]) / (width * dt)
+            speed, angle = cv2.cartToPolar(velocity[..., 0], velocity[..., 1])
+        else:  # nothing changed, so nothing moved: a still camera's usual case, and flow is the main cost
+            speed = angle = np.zeros((height, width), np.float32)
+        moving = (speed > settings.moving_speed) & support
         bins = (np.floor(angle / (2 * np.pi) * DIRECTION_BINS + 0.5).astype(np.int64) % DIRECTION_BINS).ravel()
         weights = np.where(moving, speed, 0.0).ravel()
         hist = np.bincount(bins, weights=weights, minlength=DIRECTION_BINS)
@@ -157,46 +157,6 @@ def _windows(pairs: list[_PairStats], settings: MotionSettings, duration_s: floa
     return windows, (np.stack(grids).astype(np.float32) if grids else _empty_grid())
 
 
-def _small_gray(frame: Frame, size: tuple[int, int]) -> np.ndarray:
-    gray = cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2GRAY)
-    return cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
-
-
-def _frame_changes(
-    frames: list[Frame], motion: MotionFrames | None, pairs: list[_PairStats], settings: MotionSettings,
-    small_width: int,
-) -> list[dict]:
-    """Per sampled frame after the first: how much changed since the last frame that changed.
-
-    Frames are compared in grey at the motion frames' size (``small_width``
-    wide when there are none). Comparing with the last changed frame (not simply the previous one) stops a
-    slow drift from slipping through the gate one small step at a time.
-    """
-    if motion is not None and motion.gray.size:
-        size = (motion.gray.shape[2], motion.gray.shape[1])
-    else:
-        height, width = frames[0].rgb.shape[:2]
-        small_width = min(width, small_width)
-        size = (small_width, max(2, round(height * small_width / width)))
-    pair_times = np.array([p.t_s for p in pairs])
-    pair_moving = np.array([p.moving_fraction for p in pairs])
-    reference = _small_gray(frames[0], size)
-    reference_t = frames[0].t_s
-    changes = []
-    for position in range(1, len(frames)):
-        frame = frames[position]
-        small = _small_gray(frame, size)
-        pixel_change = float(np.mean(cv2.absdiff(small, reference) > CHANGED_GREY_LEVELS))
-        between = (pair_times > reference_t) & (pair_times <= frame.t_s)
-        flow_change = float(pair_moving[between].max()) if between.any() else 0.0
-        still = pixel_change < settings.gate_threshold and flow_change < settings.gate_threshold
-        changes.append({"position": position, "index": frame.index, "pixel_change": round(pixel_change, 5),
-                        "flow_change": round(flow_change, 5), "still": still})
-        if not still:
-            reference, reference_t = small, frame.t_s
-    return changes
-
-
 @register_analyzer
 class MotionAnalyzer(Analyzer):
     name = "motion"
@@ -207,8 +167,6 @@ class MotionAnalyzer(Analyzer):
         motion = media.motion
         pairs = _pair_stats(motion, settings) if motion is not None and len(motion.gray) >= 2 else []
         windows, grid = _windows(pairs, settings, media.duration_s)
-        changes = _frame_changes(media.frames, motion, pairs, settings, self.settings.media.motion_width) \
-            if media.frames else []
         detections = []
         for window in windows:
             common = {"analyzer": self.name, "modality": "visual", "t_start_s": window["t_start_s"],
@@ -219,13 +177,10 @@ class MotionAnalyzer(Analyzer):
             if window["burst"] >= settings.min_score:
                 detections.append(Detection(label="motion:burst", score=window["burst"], **common, attributes={
                     k: window[k] for k in ("speed_change", "energy_jump", "speed_mean")}))
-        still = [c["position"] for c in changes if c["still"]]
-        log.debug("motion analysed", extra={"pairs": len(pairs), "windows": len(windows), "still": len(still)})
+        log.debug("motion analysed", extra={"pairs": len(pairs), "windows": len(windows)})
         data = {
             "fps": motion.fps if motion is not None else None,
             "window_s": settings.window_s,
             "windows": windows,
-            "still_frames": still,
-            "frame_changes": [{k: c[k] for k in ("index", "pixel_change", "flow_change")} for c in changes],
         }
         return MotionOutput(detections=detections, data=data, direction_grid=grid)

@@ -35,6 +35,7 @@ class ObjectsOutput(AnalyzerOutput):
 @register_analyzer
 class ObjectsAnalyzer(Analyzer):
     name = "objects"
+    requires = ("gate",)
     media_types = frozenset({"image", "video"})
     needs_frames = True
 

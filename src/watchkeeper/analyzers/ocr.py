@@ -32,6 +32,7 @@ def _is_words(text: str) -> bool:
 @register_analyzer
 class OcrAnalyzer(Analyzer):
     name = "ocr"
+    requires = ("gate",)
     media_types = frozenset({"image", "video"})
     needs_frames = True
 

@@ -500,6 +500,7 @@ def person_boxes(context: AnalysisContext) -> dict[int, list[tuple[float, float,
 @register_analyzer
 class PoseAnalyzer(Analyzer):
     name = "pose"
+    requires = ("gate", "objects")
     media_types = frozenset({"image", "video"})
     needs_frames = True
 

@@ -31,6 +31,7 @@ def category_prompts(settings: Settings) -> dict[str, str]:
 @register_analyzer
 class SceneAnalyzer(Analyzer):
     name = "scene"
+    requires = ("gate",)
     media_types = frozenset({"image", "video"})
     needs_frames = True
 

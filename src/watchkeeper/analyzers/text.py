@@ -81,6 +81,7 @@ def visual_text_items(data: dict[str, Any], source: str) -> list[TextItem]:
 @register_analyzer
 class TextAnalyzer(Analyzer):
     name = "text"
+    requires = ("speech", "ocr", "caption")
     media_types = frozenset({"image", "audio", "video"})
 
     def __init__(self, settings: Settings, models: ModelRegistry) -> None:
