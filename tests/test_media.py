@@ -66,25 +66,9 @@ def reference_picks(times: list[float], interval_s: float) -> list[int]:
 
 
 def write_stereo_tone(path: Path, codec: str, rate: int, *, freq_hz: float = 440.0, seconds: float = 2.0) -> Path:
-    """A tone in both channels of a stereo file (PyAV converts to the encoder's sample format)."""
-    t = np.arange(int(seconds * rate)) / rate
-    wave = (0.3 * np.sin(2 * np.pi * freq_hz * t)).astype(np.float32)
-    stereo = np.stack([wave, wave])
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=rate)
-        stream.layout = "stereo"
-        if codec == "vorbis":
-            stream.codec_context.options = {"strict": "experimental"}  # FFmpeg's own Vorbis encoder
-        for start in range(0, stereo.shape[1], 1024):
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(stereo[:, start:start + 1024]), format="fltp",
-                                               layout="stereo")
-            frame.sample_rate = rate
-            frame.pts = start
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return path
+    """A tone in both channels of a stereo file at ``rate``."""
+    wave = tone(freq_hz, seconds, sr=rate)
+    return write_audio(path, np.stack([wave, wave]), sr=rate, codec=codec)
 
 
 @pytest.fixture(scope="module")
@@ -484,7 +468,7 @@ def test_missing_streams_and_long_audio(workdir: Path, silent_video: Path) -> No
     wav = write_audio(workdir / "three-seconds.wav", tone(440, 3.0))
     with pytest.raises(UnsupportedMediaError, match="no video stream"):
         load_media(wav, "video")
-    with pytest.raises(MediaTooLargeError, match=r"three-seconds.wav: lasts 2.94 s, over the duration limit of 1 s"):
+    with pytest.raises(MediaTooLargeError, match=r"three-seconds.wav: lasts 3.00 s, over the duration limit of 1 s"):
         load_media(wav, settings=MediaSettings(max_duration_s=1.0))
     with pytest.raises(MediaError):
         load_media(wav, frame_interval_s=0)

@@ -37,33 +37,38 @@ def noise(seconds: float, *, amplitude: float = 0.05, sr: int = SR, seed: int = 
     return (amplitude * rng.standard_normal(int(seconds * sr))).astype(np.float32)
 
 
-def _resample(samples: np.ndarray, sr: int, rate: int) -> np.ndarray:
-    if rate == sr:
-        return samples
-    idx = np.linspace(0, len(samples) - 1, int(len(samples) * rate / sr))
-    return np.interp(idx, np.arange(len(samples)), samples).astype(np.float32)
+def _mux_audio(container: av.container.OutputContainer, stream: av.audio.stream.AudioStream,
+               samples: np.ndarray, sr: int) -> None:
+    """Encode float samples, (n,) or (channels, n), at ``sr``; PyAV converts to the codec's format and rate."""
+    planar = np.ascontiguousarray(np.atleast_2d(np.clip(samples, -1, 1)).astype(np.float32))
+    layout = "mono" if planar.shape[0] == 1 else "stereo"
+    for start in range(0, planar.shape[1], 1024):
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(planar[:, start:start + 1024]), format="fltp",
+                                           layout=layout)
+        frame.sample_rate = sr
+        frame.pts = start  # in samples: audio starts at 0 beside the video
+        frame.time_base = Fraction(1, sr)
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode(None):
+        container.mux(packet)
+
+
+AUDIO_CODECS = {".wav": "pcm_s16le", ".flac": "flac", ".mp3": "libmp3lame", ".ogg": "libopus", ".opus": "libopus",
+                ".m4a": "aac", ".aac": "aac"}
 
 
 def write_audio(path: Path, samples: np.ndarray, *, sr: int = SR, codec: str | None = None) -> Path:
-    """Mono float samples to any container PyAV writes (wav, flac, mp3, ogg, m4a)."""
-    fmt_codec = {".wav": "pcm_s16le", ".flac": "flac", ".mp3": "libmp3lame", ".ogg": "libopus",
-                 ".m4a": "aac"}
-    codec = codec or fmt_codec[path.suffix.lower()]
+    """Float samples, mono (n,) or stereo (2, n), to any container PyAV writes (wav, flac, mp3, ogg, m4a)."""
+    codec = codec or AUDIO_CODECS[path.suffix.lower()]
+    channels = np.atleast_2d(samples).shape[0]
     with av.open(str(path), "w") as container:
         rate = 48_000 if codec == "libopus" else sr  # Opus encodes at 48 kHz only
         stream = container.add_stream(codec, rate=rate)
-        stream.layout = "mono"
-        samples = _resample(np.asarray(samples, np.float32), sr, rate)
-        pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
-        chunk = 960 if codec == "libopus" else 1024
-        for start in range(0, len(pcm) - chunk + 1, chunk):
-            frame = av.AudioFrame.from_ndarray(pcm[None, start:start + chunk], format="s16", layout="mono")
-            frame.sample_rate = rate
-            frame.pts = start
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
+        stream.layout = "mono" if channels == 1 else "stereo"
+        if codec == "vorbis":
+            stream.codec_context.options = {"strict": "experimental"}  # FFmpeg's own Vorbis encoder
+        _mux_audio(container, stream, samples, sr)
     return path
 
 
@@ -72,7 +77,6 @@ def write_video(path: Path, frames: Iterable[np.ndarray], *, fps: int = 15,
     """RGB uint8 frames (any iterable, consumed lazily) and optional mono audio to a video file."""
     frames = iter(frames)
     first = next(frames)
-    frames = itertools.chain([first], frames)
     height, width = first.shape[:2]
     with av.open(str(path), "w") as container:
         vstream = container.add_stream(codec, rate=Fraction(fps))
@@ -83,7 +87,7 @@ def write_video(path: Path, frames: Iterable[np.ndarray], *, fps: int = 15,
             acodec = "libopus" if path.suffix == ".webm" else "aac"
             astream = container.add_stream(acodec, rate=48_000 if acodec == "libopus" else sr)
             astream.layout = "mono"
-        for i, rgb in enumerate(frames):
+        for i, rgb in enumerate(itertools.chain([first], frames)):
             vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
             vf.pts = i
             for packet in vstream.encode(vf):
@@ -91,18 +95,7 @@ def write_video(path: Path, frames: Iterable[np.ndarray], *, fps: int = 15,
         for packet in vstream.encode(None):
             container.mux(packet)
         if astream is not None:
-            rate = astream.rate
-            audio = _resample(np.asarray(audio, np.float32), sr, rate)
-            chunk = 960
-            for start in range(0, len(audio) - chunk + 1, chunk):
-                af = av.AudioFrame.from_ndarray(audio[None, start:start + chunk].astype(np.float32),
-                                                format="flt", layout="mono")
-                af.sample_rate = rate
-                af.pts = start
-                for packet in astream.encode(af):
-                    container.mux(packet)
-            for packet in astream.encode(None):
-                container.mux(packet)
+            _mux_audio(container, astream, audio, sr)
     return path
 
 
@@ -131,6 +124,8 @@ def make_demo_set(folder: Path) -> list[Path]:
     """Write a small, varied set of media to analyse: people, speech, a siren, a quiet room."""
     from skimage import data as skdata  # sample photos ship with scikit-image
 
+    from .media import load_media
+
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     from PIL import Image
@@ -145,12 +140,7 @@ def make_demo_set(folder: Path) -> list[Path]:
     if shutil.which("espeak-ng"):
         raw = folder / "help_raw.wav"
         speak("Help me! Somebody call the police, he has a gun!", raw, speed_wpm=140)
-        with av.open(str(raw)) as container:
-            stream = container.streams.audio[0]
-            rate = stream.rate
-            voice = np.concatenate([f.to_ndarray().reshape(-1) for f in container.decode(stream)]).astype(np.float32)
-        voice = voice / 32768.0 if np.abs(voice).max() > 2 else voice
-        voice = _resample(voice, rate, SR)
+        voice = load_media(raw).audio
         padded = np.concatenate([np.zeros(SR // 2, np.float32), voice, np.zeros(SR, np.float32)])
         paths.append(write_audio(folder / "help_me.wav", padded + noise(len(padded) / SR, amplitude=0.005)))
         raw.unlink()
