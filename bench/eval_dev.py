@@ -79,6 +79,7 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=60, help="Negatives per UrbanSound8K class.")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--snr-db", type=float, default=10.0)
+    parser.add_argument("--only", nargs="*", help="Run only these tasks (assault fire shooting alarm distress).")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "eval_dev.json")
     args = parser.parse_args()
     rng = random.Random(0)
@@ -98,10 +99,14 @@ def main() -> None:
         neg = [p for d in sorted(us.iterdir()) if d.name not in (positive, "gun_shot", "siren")
                for p in rng.sample(sorted(d.glob("*.wav")), min(args.per_class, len(list(d.glob("*.wav")))))]
         tasks[category] = (category, *zip(*[(p, 1) for p in pos] + [(p, 0) for p in neg]))
-    tasks["distress"] = ("distress", *speech_set(args.data, work, args.snr_db, rng))
+    if not args.only or "distress" in args.only:
+        tasks["distress"] = ("distress", *speech_set(args.data, work, args.snr_db, rng))
 
-    report = {}
+    # A partial run (--only) updates the figures of its tasks and keeps the others.
+    report = json.loads(args.out.read_text()) if args.only and args.out.is_file() else {}
     for name, (category, paths, labels) in tasks.items():
+        if args.only and name not in args.only:
+            continue
         scores, failed = {}, 0
         for item in pipeline.analyze_many(list(paths), workers=args.workers):
             if item.error:

@@ -125,7 +125,10 @@ class GateSettings(Section):
 
 class FireSettings(Section):
     enabled: bool = True
-    min_score: float = Field(0.5, ge=0, le=1, description="Fire score from which a frame emits a fire detection.")
+    min_score: float = Field(
+        0.2, ge=0, le=1,
+        description="Fire score from which a frame emits a fire detection (fusion applies the decision threshold).",
+    )
     smoke_min_score: float = Field(
         0.5, ge=0, le=1, description="Smoke score from which a frame emits a smoke detection."
     )

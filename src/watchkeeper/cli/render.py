@@ -57,7 +57,7 @@ def _incident_cells(item: BatchItem) -> tuple[str, str, str]:
     result = item.result
     if not result.incidents:
         top = max(result.scores.items(), key=lambda kv: kv[1])
-        return "none", "", f"{top[0]} {top[1]:.2f}"
+        return "none", "", f"{top[0]} {top[1]:.2f}" if top[1] > 0 else "-"
     incidents = ", ".join(
         f"{i.category} (sev {i.severity}, {i.confidence:.2f}, {i.t_start_s:.1f}-{i.t_end_s:.1f} s)"
         for i in result.incidents
@@ -67,7 +67,8 @@ def _incident_cells(item: BatchItem) -> tuple[str, str, str]:
 
 def table(items: list[BatchItem]) -> Table:
     out = Table(title="Watchkeeper analysis", show_lines=False)
-    for name in ("file", "type", "crime", "incidents", "top score", "ms"):
+    out.add_column("file", overflow="fold", min_width=24)
+    for name in ("type", "crime", "incidents", "top score", "ms"):
         out.add_column(name, overflow="fold")
     for item in items:
         crime, incidents, top = _incident_cells(item)
