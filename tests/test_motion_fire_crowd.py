@@ -196,7 +196,8 @@ def test_everyday_photos_score_low_for_fire(photo, registry, tmp_path):
     media = image_media(getattr(data, photo)(), tmp_path)
     out = run(media, registry, "fire").outputs["fire"]
     assert out.data["frames"][0]["fire_score"] < 0.5
-    assert labels(out) == []
+    # Weak evidence may still be reported; it stays under fusion's decision threshold.
+    assert all(d.score < 0.5 for d in out.detections)
 
 
 def test_drawn_fire_in_a_photo_scores_high(registry, tmp_path):
