@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ..batch import BatchItem, iter_media_files
 from ..config import Settings, load_settings
 from ..errors import ConfigError, WatchkeeperError
+from ..logging_setup import configure as configure_logging
 from . import render
 from .diagnostics import doctor_checks, model_rows
 
@@ -49,8 +50,7 @@ def main_options(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress to stderr.")] = False,
 ) -> None:
     State.config = config
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(logging.INFO if verbose else logging.WARNING)
 
 
 def _settings() -> Settings:
