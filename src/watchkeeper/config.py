@@ -247,6 +247,33 @@ class CaptionSettings(Section):
     max_new_tokens: int = Field(30, ge=1, le=200)
 
 
+class HeadCaptureSettings(Section):
+    """Record one extractor's window features in the heads analyzer's output (``watchkeeper train`` sets this)."""
+
+    extractor: str = Field(min_length=1)
+    window_s: float | None = Field(None, gt=0, description="Window length; None: the extractor's default.")
+
+
+class HeadsSettings(Section):
+    """Learned heads: small classifiers on feature vectors, trained with ``watchkeeper train``.
+
+    One head per category: a head in ``files`` replaces the shipped head of
+    its category, and a camera's head replaces both for that camera.
+    """
+
+    enabled: bool = True
+    builtin: bool = Field(True, description="Load the heads shipped in the package.")
+    files: list[Path] = Field(default_factory=list, description="Head files (JSON) used for every input.")
+    cameras: dict[str, list[Path]] = Field(
+        default_factory=dict, description="Camera name -> head files used for that camera only."
+    )
+    extractor_modules: list[str] = Field(
+        default_factory=list, description="Python modules to import that register extra feature extractors."
+    )
+    min_score: float = Field(0.05, ge=0, le=1, description="Window probabilities below this emit no detection.")
+    capture: HeadCaptureSettings | None = None
+
+
 class AnalyzersSettings(Section):
     objects: ObjectsSettings = Field(default_factory=ObjectsSettings)
     pose: PoseSettings = Field(default_factory=PoseSettings)
@@ -261,6 +288,7 @@ class AnalyzersSettings(Section):
     emotion: EmotionSettings = Field(default_factory=EmotionSettings)
     scene: SceneSettings = Field(default_factory=SceneSettings)
     caption: CaptionSettings = Field(default_factory=CaptionSettings)
+    heads: HeadsSettings = Field(default_factory=HeadsSettings)
 
 
 class Zone(Section):

@@ -23,6 +23,7 @@ from .config import Settings, load_settings
 from .domain import AnalysisResult, Detection, Media, MediaInfo, MediaType, TranscriptSegment
 from .errors import ConfigError, WatchkeeperError
 from .fusion import FusionEngine, build_rules
+from .heads.head import HeadSet, load_heads
 from .media import iter_media
 from .models.registry import ModelRegistry
 from .taxonomy import confidence_word
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 # runs before it (the gate before heavy per-frame analyzers, speech before text).
 ANALYZER_ORDER = (
     "gate", "motion", "objects", "pose", "fire", "crowd", "emotion", "ocr", "scene", "caption",
-    "audio_events", "speech", "text",
+    "audio_events", "speech", "text", "heads",
 )
 # Bump when a change to analysis code makes cached results stale.
 PIPELINE_VERSION = "1"
@@ -65,7 +66,9 @@ class Pipeline:
     def __init__(self, settings: Settings | None = None, *, models: ModelRegistry | None = None) -> None:
         self.settings = settings or load_settings()
         self.models = models or ModelRegistry(self.settings.models)
-        self.fusion = FusionEngine(self.settings, build_rules(self.settings))
+        # Learned heads are loaded here too: their thresholds are fusion's defaults for their categories.
+        self.heads = load_heads(self.settings) if self.settings.analyzers.heads.enabled else HeadSet()
+        self.fusion = FusionEngine(self.settings, build_rules(self.settings, self.heads.thresholds))
         self._analyzers: list[Analyzer] | None = None
         self._cache: ResultCache | None = None
 
@@ -104,10 +107,16 @@ class Pipeline:
     def analysis_threads(self) -> int:
         return self.settings.analysis_threads or os.cpu_count() or 1
 
-    def config_hash(self, frame_interval_s: float | None = None, media_type: MediaType | None = None) -> str:
+    def config_hash(
+        self, frame_interval_s: float | None = None, media_type: MediaType | None = None, camera: str | None = None
+    ) -> str:
         """Cache key part: everything besides the media bytes that shapes a result."""
         interval = frame_interval_s or self.settings.media.frame_interval_s
-        return f"{PIPELINE_VERSION}-{self.settings.analysis_hash()}-{interval:g}-{media_type or 'auto'}"
+        key = f"{PIPELINE_VERSION}-{self.settings.analysis_hash()}-{self.heads.fingerprint}-{interval:g}"
+        key += f"-{media_type or 'auto'}"
+        if camera in self.heads.cameras:
+            key += f"-camera:{camera}"
+        return key
 
     # -- analysis --------------------------------------------------------------------------------
     def analyze(
@@ -129,7 +138,7 @@ class Pipeline:
         """
         started = time.perf_counter()
         cache = self.cache if use_cache else None
-        config_hash = self.config_hash(frame_interval_s, media_type)
+        config_hash = self.config_hash(frame_interval_s, media_type, camera)
         source_name = describe_source(source)
 
         media_sha = None
@@ -154,7 +163,7 @@ class Pipeline:
             run.add_time("decode", t0)
             if media is None:
                 break
-            run.add_chunk(media, self._run_analyzers(media, run))
+            run.add_chunk(media, self._run_analyzers(media, run, camera))
 
         result = self._fuse(run, when=when, camera=camera)
         result.config_hash = config_hash
@@ -175,16 +184,16 @@ class Pipeline:
     def analyze_media(self, media: Media, *, when: datetime | None = None, camera: str | None = None) -> AnalysisResult:
         """Analyse already decoded media (the live monitors call this)."""
         run = _Run()
-        run.add_chunk(media, self._run_analyzers(media, run))
+        run.add_chunk(media, self._run_analyzers(media, run, camera))
         return self._fuse(run, when=when, camera=camera)
 
-    def _run_analyzers(self, media: Media, run: _Run) -> dict[str, AnalyzerOutput]:
+    def _run_analyzers(self, media: Media, run: _Run, camera: str | None = None) -> dict[str, AnalyzerOutput]:
         """Run every applicable analyzer, each as soon as the analyzers it reads have finished.
 
         Independent chains (audio beside video, fire beside objects) share
         the cores; the models and OpenCV release the GIL while they compute.
         """
-        context = AnalysisContext(self.settings)
+        context = AnalysisContext(self.settings, camera=camera)
         todo = {a.name: a for a in self.analyzers if a.applies_to(media)}
         running: dict[Future[AnalyzerOutput], tuple[Analyzer, float]] = {}
         with ThreadPoolExecutor(self.analysis_threads, thread_name_prefix="analyzer") as pool:

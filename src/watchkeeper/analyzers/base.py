@@ -26,10 +26,11 @@ class AnalyzerOutput:
 
 @dataclass
 class AnalysisContext:
-    """Outputs of the analyzers that already ran on this media, by name."""
+    """Outputs of the analyzers that already ran on this media, by name, and the camera it came from."""
 
     settings: Settings
     outputs: dict[str, AnalyzerOutput] = field(default_factory=dict)
+    camera: str | None = None
 
 
 class Analyzer(ABC):

@@ -178,6 +178,180 @@ def doctor() -> None:
     raise typer.Exit(EXIT_OK if failures == 0 else EXIT_SOME_FAILED)
 
 
+def _media_types(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    types = [t.strip() for t in text.split(",") if t.strip()]
+    bad = sorted(set(types) - {"image", "audio", "video"})
+    if bad or not types:
+        raise click.BadParameter(f"{text!r}: give image, audio and/or video, comma-separated", param_hint="--modality")
+    return types
+
+
+def _report_failures(failed: list[tuple[str, dict[str, str]]]) -> None:
+    for path, error in failed:
+        err.print(f"[red]failed[/red] {escape(path)}: {error['type']}: {escape(error['message'])}", highlight=False)
+
+
+@app.command()
+def train(
+    dataset_dir: Annotated[Path, typer.Argument(help="Folder with one subfolder of media per label.")],
+    category: Annotated[str, typer.Option("--category", help="Category id the head scores.")],
+    positive: Annotated[str, typer.Option("--positive", help="Positive label folder(s), comma-separated.")],
+    modality: Annotated[Optional[str], typer.Option(
+        "--modality", help="Media types the head is for: image, audio, video (comma-separated); "
+        "default: those in the data set that the extractor handles.")] = None,
+    extractor: Annotated[Optional[str], typer.Option("--extractor", help="Feature extractor name.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Head file to write.")] = None,
+    target_far: Annotated[float, typer.Option(
+        "--target-far", help="False-alarm rate per negative file the threshold aims at.")] = 0.01,
+    folds: Annotated[int, typer.Option("--folds", min=2, help="Cross-validation folds.")] = 5,
+    window: Annotated[Optional[float], typer.Option(
+        "--window-s", min=0.05, help="Window length; default: the extractor's.")] = None,
+    c: Annotated[Optional[float], typer.Option(
+        "--c", min=1e-6, help="Fixed inverse regularisation strength; default: chosen by cross-validation.")] = None,
+    groups: Annotated[Optional[Path], typer.Option("--groups", help="CSV/TSV of 'path,group' rows.")] = None,
+    group_pattern: Annotated[Optional[str], typer.Option(
+        "--group-pattern", help="Regular expression on file names; its first group (or match) is the group.")] = None,
+    dedupe: Annotated[bool, typer.Option(
+        "--dedupe", help="Drop byte-identical copies (every copy when their classes differ) instead of refusing them."
+    )] = False,
+    name: Annotated[Optional[str], typer.Option("--name", help="Head name; default: CATEGORY-EXTRACTOR.")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Ignore and do not fill the result cache.")] = False,
+    workers: Annotated[Optional[int], typer.Option("--workers", "-w", min=1, help="Worker processes.")] = None,
+) -> None:
+    """Train a learned head on a folder-per-label data set. Exit code 2: the head was written but some files failed."""
+    import shlex
+
+    from rich.table import Table
+
+    from ..heads.dataset import load_dataset, parse_labels
+    from ..heads.training import TrainOptions, train_head
+
+    settings = _settings()
+    dataset = load_dataset(dataset_dir, parse_labels(positive), group_file=groups, group_pattern=group_pattern,
+                           duplicates="drop" if dedupe else "refuse", media_settings=settings.media)
+    for dropped, kept in dataset.dropped_duplicates:
+        err.print(f"dropped duplicate {escape(dataset.relative(dropped))}"
+                  + (f" (copy of {escape(dataset.relative(kept))})" if kept else " (copies carry both classes)"),
+                  highlight=False)
+    options = TrainOptions(category=category, media_types=_media_types(modality), extractor=extractor,
+                           window_s=window, target_far=target_far, folds=folds, c=c, workers=workers,
+                           use_cache=not no_cache, name=name)
+    with _progress(len(dataset.samples)) as progress:
+        task = progress.add_task("extracting features", total=len(dataset.samples))
+        report = train_head(dataset, settings, options, command=shlex.join(["watchkeeper", *sys.argv[1:]]),
+                            on_file=lambda: progress.advance(task))
+    path = report.head.save(out or Path(f"{category}.head.json"))
+
+    card = report.head.card
+    table = Table(title=f"head '{report.head.name}' for {category}", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("")
+    rows = [
+        ("features", f"{report.head.extractor.name} v{report.head.extractor.version}, dim {report.head.feature_dim}, "
+                     f"window {report.head.window_s or 'whole file'}"),
+        ("files", f"{card.data.positive_files} positive, {card.data.negative_files} negative, "
+                  f"{card.data.failed_files} failed, {len(report.table.skipped)} skipped"),
+        ("windows", f"{card.data.positive_windows} positive, {card.data.negative_windows} negative"),
+        ("cross-validation", f"{card.cross_validation.folds} folds, groups: {card.data.group_source}"),
+        ("file ROC-AUC", str(card.cross_validation.file_roc_auc)),
+        ("file PR-AUC", str(card.cross_validation.file_pr_auc)),
+        ("window ROC-AUC", str(card.cross_validation.window_roc_auc)),
+        ("threshold", f"{card.threshold.value:g} (out of fold: {card.threshold.oof_false_alarm_rate:.1%} false alarms, "
+                      f"{card.threshold.oof_recall:.1%} recall)"),
+        ("C", f"{card.fit.c:g}"),
+        ("time", f"features {report.extract_s:.1f} s, fitting {report.fit_s:.1f} s"),
+        ("written", str(path)),
+    ]
+    for key, value in rows:
+        table.add_row(key, escape(value))
+    Console().print(table)
+    skipped: dict[str, int] = {}
+    for _, reason in report.table.skipped:
+        skipped[reason] = skipped.get(reason, 0) + 1
+    for reason, count in skipped.items():
+        err.print(f"skipped {count} file(s): {escape(reason)}", highlight=False)
+    if card.threshold.oof_recall < 0.5:
+        err.print(f"[yellow]warning[/yellow]: at {target_far:.1%} false alarms the head finds only "
+                  f"{card.threshold.oof_recall:.0%} of the positive files out of fold; more or better data, "
+                  f"another extractor or a higher --target-far may help", highlight=False)
+    _report_failures([(dataset.relative(s.path), e) for s, e in report.table.failed])
+    raise typer.Exit(EXIT_SOME_FAILED if report.table.failed else EXIT_OK)
+
+
+@app.command("eval")
+def evaluate(
+    dataset_dir: Annotated[Path, typer.Argument(help="Folder with one subfolder of media per label.")],
+    category: Annotated[str, typer.Option("--category", help="Category id to measure.")],
+    positive: Annotated[str, typer.Option("--positive", help="Positive label folder(s), comma-separated.")],
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the full report as JSON here.")] = None,
+    plots: Annotated[Optional[Path], typer.Option("--plots", help="Write ROC and PR curves (PNG) here.")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Ignore and do not fill the result cache.")] = False,
+    workers: Annotated[Optional[int], typer.Option("--workers", "-w", min=1, help="Worker processes.")] = None,
+) -> None:
+    """Measure the full product on a labelled data set. Exit code 2: some files failed."""
+    import json
+
+    from rich.table import Table
+
+    from ..heads.dataset import load_dataset, parse_labels
+    from ..heads.evaluation import FALSE_ALARM_RATES, evaluate as run_evaluation, write_plots
+
+    settings = _settings()
+    dataset = load_dataset(dataset_dir, parse_labels(positive), duplicates="allow", media_settings=settings.media)
+    with _progress(len(dataset.samples)) as progress:
+        task = progress.add_task("analysing", total=len(dataset.samples))
+        report = run_evaluation(dataset, settings, category, workers=workers, use_cache=not no_cache,
+                                on_file=lambda: progress.advance(task))
+    written = write_plots(report, plots) if plots else []
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report.to_dict(), indent=1) + "\n", encoding="utf-8")
+        written.append(json_out)
+
+    m = report.metrics
+    decision = m["decision"]
+
+    def fmt(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    table = Table(title=f"{category} on {report.dataset}: {m['positives']} positive, {m['negatives']} negative files"
+                  f" ({m['failed']} failed)", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("")
+    confusion = decision["confusion"]
+    rows = [
+        ("ROC-AUC", fmt(m["roc_auc"])), ("PR-AUC", fmt(m["pr_auc"])),
+        *((f"recall at {rate:.0%} false alarms", fmt(m["recall_at_false_alarm_rate"].get(f"{rate:g}")))
+          for rate in FALSE_ALARM_RATES),
+        ("decision threshold", f"{report.threshold:g}" + (f" (head {report.head})" if report.head else "")),
+        ("accuracy", fmt(decision["accuracy"])), ("precision", fmt(decision["precision"])),
+        ("recall", fmt(decision["recall"])), ("F1", fmt(decision["f1"])),
+        ("false-alarm rate", fmt(decision["false_alarm_rate"])),
+        ("confusion", f"TP {confusion['true_positive']}  FP {confusion['false_positive']}  "
+                      f"FN {confusion['false_negative']}  TN {confusion['true_negative']}"),
+        ("time", f"{report.seconds:.1f} s ({report.seconds / max(1, len(report.files)):.2f} s per file)"),
+    ]
+    for key, value in rows:
+        table.add_row(key, value)
+    console = Console()
+    console.print(table)
+    for title, outcomes in (("highest-scoring negatives", report.worst_false_positives()),
+                            ("lowest-scoring positives", report.worst_false_negatives())):
+        worst = Table(title=title)
+        for column in ("file", "label", "score", "incident"):
+            worst.add_column(column)
+        for outcome in outcomes:
+            worst.add_row(escape(outcome.path), escape(outcome.label), f"{outcome.score:.3f}",
+                          "yes" if outcome.decided else "no")
+        console.print(worst)
+    for path in written:
+        err.print(f"wrote {path}", highlight=False)
+    _report_failures([(f.path, f.error) for f in report.failed if f.error])
+    raise typer.Exit(EXIT_SOME_FAILED if report.failed else EXIT_OK)
+
+
 def main() -> None:
     """Entry point: maps usage and settings errors to exit code 1."""
     try:

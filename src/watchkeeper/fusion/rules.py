@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -45,9 +46,10 @@ class FusionRules:
         if template is None:
             for prefix in self.category_prefixes:
                 if label.startswith(prefix) and label[len(prefix):] in self.categories:
-                    return f"words about {self.categories[label[len(prefix):]].name.lower()}" + (
-                        f" (\"{text}\")" if text else ""
-                    )
+                    name = self.categories[label[len(prefix):]].name.lower()
+                    if prefix in self.phrases:
+                        return self.phrases[prefix].format(category=name, text=text or "")
+                    return f"words about {name}" + (f" (\"{text}\")" if text else "")
             return label.replace("_", " ").replace(":", " ")
         return template.format(text=text or "")
 
@@ -56,23 +58,43 @@ def _packaged_rules() -> dict:
     return yaml.safe_load(resources.files("watchkeeper.data").joinpath("fusion_rules.yaml").read_text())
 
 
-def build_rules(settings: Settings) -> FusionRules:
-    raw = _packaged_rules()
+def _categories(settings: Settings) -> dict[str, Category]:
     categories = {c.id: c for c in BUILTIN_CATEGORIES}
     for user in settings.categories:
         categories[user.id] = Category(user.id, user.name, user.description, user.default_severity)
+    return categories
+
+
+def base_thresholds(
+    settings: Settings, head_thresholds: Mapping[str, float] | None = None, *, raw: dict | None = None
+) -> dict[str, float]:
+    """Each category's decision threshold before the security-level scale.
+
+    The settings' value wins; else a learned head's own threshold (from its
+    model card) for the category it scores; else the packaged rules' value.
+    """
+    raw = raw or _packaged_rules()
+    heads = head_thresholds or {}
+    default = raw["thresholds"]["default"]
+    return {
+        cid: settings.fusion.thresholds.get(cid, heads.get(cid, raw["thresholds"].get(cid, default)))
+        for cid in _categories(settings)
+    }
+
+
+def build_rules(settings: Settings, head_thresholds: Mapping[str, float] | None = None) -> FusionRules:
+    """``head_thresholds``: category -> the decision threshold of the learned head that scores it."""
+    raw = _packaged_rules()
+    categories = _categories(settings)
 
     evidence = {label: dict(w) for label, w in raw["evidence"].items()}
     for label, weights in settings.fusion.weights.items():
         evidence.setdefault(label, {}).update(weights)
 
-    level = settings.event.security_level
-    scale = raw["security_level_threshold_scale"][level]
-    default = raw["thresholds"]["default"]
-    thresholds = {}
-    for cid in categories:
-        base = settings.fusion.thresholds.get(cid, raw["thresholds"].get(cid, default))
-        thresholds[cid] = min(0.99, base * scale)
+    scale = raw["security_level_threshold_scale"][settings.event.security_level]
+    thresholds = {
+        cid: min(0.99, base * scale) for cid, base in base_thresholds(settings, head_thresholds, raw=raw).items()
+    }
 
     combinations = []
     for entry in raw.get("combinations", []):
