@@ -268,9 +268,18 @@ def analysed(video_head, tmp_path_factory):
     return pipeline, results
 
 
-def test_head_threshold_becomes_the_category_threshold(analysed, video_head):
-    pipeline, _ = analysed
-    assert pipeline.fusion.rules.thresholds["test_motion"] == pytest.approx(video_head[0].head.threshold)
+def test_head_decides_at_its_card_threshold_on_the_category_scale(analysed, video_head):
+    pipeline, results = analysed
+    head = video_head[0].head
+    head_threshold = head.threshold
+    category_threshold = pipeline.fusion.rules.thresholds["test_motion"]
+    detections = [d for key in ("moving", "still") for d in results[key].detections if d.label == "head:test_motion"]
+    assert detections
+    for det in detections:
+        probability = det.attributes["probability"]
+        assert det.score == pytest.approx(on_category_scale(probability, head_threshold, category_threshold), abs=1e-3)
+        if abs(probability - head_threshold) > 1e-3:
+            assert (probability > head_threshold) == (det.score > category_threshold)
     overridden = settings_for(video_head[1].parent, files=[video_head[1]])
     overridden.fusion.thresholds = {"test_motion": 0.7}
     from watchkeeper import Pipeline

@@ -66,9 +66,9 @@ class Pipeline:
     def __init__(self, settings: Settings | None = None, *, models: ModelRegistry | None = None) -> None:
         self.settings = settings or load_settings()
         self.models = models or ModelRegistry(self.settings.models)
-        # Learned heads are loaded here too: their thresholds are fusion's defaults for their categories.
+        # Loaded here too: the cache key depends on which heads score the media.
         self.heads = load_heads(self.settings) if self.settings.analyzers.heads.enabled else HeadSet()
-        self.fusion = FusionEngine(self.settings, build_rules(self.settings, self.heads.thresholds))
+        self.fusion = FusionEngine(self.settings, build_rules(self.settings))
         self._analyzers: list[Analyzer] | None = None
         self._cache: ResultCache | None = None
 

@@ -4,12 +4,13 @@ YAMNet scores 521 AudioSet classes per 0.96 s window (0.48 s hop). Classes
 are pooled into our labels by ``data/yamnet_groups.yaml``, with a per-group
 logit shift that calibrates the int8 model's low scores (see the YAML).
 Each run of consecutive windows whose group score reaches
-``min_score`` becomes one detection.
+``min_score`` becomes one detection. The per-window probabilities and
+embeddings ride along on ``AudioEventsOutput`` for learned heads.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 
@@ -20,7 +21,7 @@ from scipy.special import expit, logit
 from ..audio_features import PATCH_SECONDS
 from ..domain import AUDIO_SAMPLE_RATE_HZ, Detection, Media
 from ..errors import ModelError
-from ..models.yamnet import YamNetBackend
+from ..models.yamnet import EMBEDDING_SIZE, YamNetBackend
 from .base import AnalysisContext, Analyzer, AnalyzerOutput, register_analyzer
 
 MODEL_NAME = YamNetBackend.name
@@ -49,6 +50,15 @@ def audio_groups() -> tuple[AudioGroup, ...]:
     )
 
 
+@dataclass
+class AudioEventsOutput(AnalyzerOutput):
+    """Not JSON: per YAMNet window, its start (absolute seconds), 521 class probabilities and 1024-d embedding."""
+
+    window_times_s: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    probabilities: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    embeddings: np.ndarray = field(default_factory=lambda: np.zeros((0, EMBEDDING_SIZE), np.float32))
+
+
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     """(first, last) indices of each run of True values."""
     edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
@@ -61,7 +71,7 @@ class AudioEventsAnalyzer(Analyzer):
     media_types = frozenset({"audio", "video"})
     needs_audio = True
 
-    def analyze(self, media: Media, context: AnalysisContext) -> AnalyzerOutput:
+    def analyze(self, media: Media, context: AnalysisContext) -> AudioEventsOutput:
         model = self.models.get(MODEL_NAME)
         min_score = self.settings.analyzers.audio_events.min_score
         times_s, probabilities, embeddings = model.scores(media.audio)
@@ -92,13 +102,14 @@ class AudioEventsAnalyzer(Analyzer):
                 ))
         timeline.sort(key=lambda e: (e["t_start_s"], -e["score"]))
         speech = probabilities[:, model.class_index(SPEECH_CLASS)] >= SPEECH_MIN_SCORE
-        return AnalyzerOutput(detections=detections, data={
+        return AudioEventsOutput(detections=detections, data={
             "timeline": timeline,
             "windows": self._window_summaries(model.class_names, times_s, probabilities),
             "speech_ratio": round(float(speech.mean()), 4),
             "embedding_mean": [round(float(v), 5) for v in embeddings.mean(axis=0)],
             "window_s": PATCH_SECONDS,
-        })
+        }, window_times_s=times_s, probabilities=probabilities.astype(np.float32),
+            embeddings=embeddings.astype(np.float32))
 
     @staticmethod
     def _class_indices(model, group: AudioGroup) -> list[int]:

@@ -97,7 +97,7 @@ class HeadsAnalyzer(Analyzer):
         if disabled:
             log.warning("learned heads read analyzers %s, which are disabled: their features will differ from "
                         "training and their scores will not mean what their model cards say", disabled)
-        self.category_thresholds = base_thresholds(settings, self.head_set.thresholds)
+        self.category_thresholds = base_thresholds(settings)
         self.handled_types: set[MediaType] = {t for h in self.head_set.all() for t in h.media_types}
         if self.config.capture is not None:
             self.handled_types |= self.extractors[self.config.capture.extractor].media_types
@@ -116,6 +116,8 @@ class HeadsAnalyzer(Analyzer):
             if media.info.media_type not in head.media_types:
                 continue
             extractor = self.extractors[head.extractor.name]
+            if extractor.modality == "audio" and (media.audio is None or len(media.audio) == 0):
+                continue  # a silent video (or a chunk past the end of its sound): nothing to hear
             try:
                 spans, matrix = features.get(extractor, head.window_s)
                 probabilities = head.predict_proba(matrix)
@@ -133,8 +135,8 @@ class HeadsAnalyzer(Analyzer):
             for (t0, t1), p in zip(spans, probabilities):
                 if p < self.config.min_score:
                     continue
-                # A camera's own head decides at its own threshold whatever the category's threshold is.
-                score = on_category_scale(p, head.threshold, self.category_thresholds[category]) if camera_head else p
+                # The head decides at its own model-card threshold, on the scale fusion judges the category by.
+                score = on_category_scale(p, head.threshold, self.category_thresholds[category])
                 detections.append(Detection(
                     analyzer=self.name, modality=extractor.modality, label=f"head:{category}",
                     score=round(float(min(1.0, score)), 4), t_start_s=t0, t_end_s=t1, model_id=head.id,

@@ -4,7 +4,9 @@ Farneback flow between consecutive motion frames, in frame widths per second
 (so it does not depend on resolution or frame rate), is pooled into windows:
 ``motion:energy`` scores how much of the view moves how fast; ``motion:burst``
 scores how suddenly speeds change from one flow field to the next, the
-quantity behind Violent Flows' magnitude-change histograms.
+quantity behind Violent Flows' magnitude-change histograms. Each flow field
+is also summarised in a fixed-length descriptor (``MotionOutput.pairs``)
+that learned heads pool over their windows.
 """
 
 from __future__ import annotations
@@ -28,9 +30,51 @@ GRID_COLUMNS = 16
 FLOW_SUPPORT_GREY_LEVELS = 4
 MODEL_ID = "farneback-flow"
 
+# Per-pair descriptors for learned heads. Bump PAIR_FEATURES_VERSION whenever what they hold changes:
+# heads trained on the old ones must then be refused.
+PAIR_FEATURES_VERSION = 1
+PAIR_SPEED_THRESHOLDS = (0.03, 0.06, 0.12)  # frame widths per second
+PAIR_SPEED_BIN_EDGES = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64)
+LOCAL_ENTROPY_CELLS = 4  # the view cut into 4 x 4 for direction entropy inside each part
+MBH_BINS = 8
+PAIR_FEATURES: tuple[str, ...] = (
+    "camera_speed", "speed_mean", "speed_std", "speed_p50", "speed_p90", "speed_p99",
+    *(f"moving_{t:g}" for t in PAIR_SPEED_THRESHOLDS),
+    *(f"direction_entropy_{t:g}" for t in PAIR_SPEED_THRESHOLDS),
+    "local_direction_entropy", "circular_variance", "divergence", "curl",
+    "accel_mean", "accel_p90", "speed_change",
+    *(f"speed_hist_{i}" for i in range(len(PAIR_SPEED_BIN_EDGES) + 1)),
+    *(f"mbh_{axis}_hist_{i}" for axis in "xy" for i in range(MBH_BINS)),
+    *(f"mbh_{axis}_{stat}" for axis in "xy" for stat in ("mean", "p90", "p99")),
+)
+# Features that need the previous flow field: NaN on the first pair.
+PAIR_FEATURES_WITH_PREVIOUS = ("accel_mean", "accel_p90", "speed_change")
+
 
 def _empty_grid() -> np.ndarray:
     return np.zeros((0, 1, GRID_COLUMNS, DIRECTION_BINS), np.float32)
+
+
+@dataclass
+class FlowPairs:
+    """One row per pair of consecutive motion frames, at the pair's later frame time.
+
+    Flow here is camera-compensated: the median flow vector (a pan or a shake
+    moves every pixel alike) is subtracted first. ``features`` columns are
+    ``PAIR_FEATURES``; ``speed_grid`` and ``accel_grid`` are the mean speed
+    (frame widths per second) and mean flow change (frame widths per second
+    squared) per cell of the ``direction_grid`` layout.
+    """
+
+    times_s: np.ndarray  # (P,)
+    features: np.ndarray  # (P, len(PAIR_FEATURES)) float32
+    speed_grid: np.ndarray  # (P, rows, GRID_COLUMNS) float32
+    accel_grid: np.ndarray  # (P, rows, GRID_COLUMNS) float32
+
+    @classmethod
+    def empty(cls, rows: int = 1) -> FlowPairs:
+        return cls(np.zeros(0), np.zeros((0, len(PAIR_FEATURES)), np.float32),
+                   np.zeros((0, rows, GRID_COLUMNS), np.float32), np.zeros((0, rows, GRID_COLUMNS), np.float32))
 
 
 @dataclass
@@ -45,6 +89,7 @@ class MotionOutput(AnalyzerOutput):
     """
 
     direction_grid: np.ndarray = field(default_factory=_empty_grid)
+    pairs: FlowPairs = field(default_factory=FlowPairs.empty)
 
 
 @dataclass
@@ -57,6 +102,7 @@ class _PairStats:
     direction_hist: np.ndarray  # (DIRECTION_BINS,) speed-weighted, moving pixels only
     speed_change: float | None  # mean |speed - previous field's speed| per pixel
     grid: np.ndarray  # (rows, cols, DIRECTION_BINS)
+    descriptor: _PairDescriptor
 
 
 def optical_flow(prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
@@ -85,6 +131,106 @@ def _cell_index(height: int, width: int) -> np.ndarray:
     return (r[:, None] * cols + c[None, :]).ravel()
 
 
+@dataclass
+class _PairDescriptor:
+    features: np.ndarray
+    speed_cells: np.ndarray
+    accel_cells: np.ndarray
+
+
+def _direction_bins(angle: np.ndarray, bins: int) -> np.ndarray:
+    return np.floor(angle / (2 * np.pi) * bins + 0.5).astype(np.int64) % bins
+
+
+def _speed_weighted_entropy(bins: np.ndarray, speed: np.ndarray, mask: np.ndarray) -> float:
+    return direction_entropy(np.bincount(bins[mask], weights=speed[mask], minlength=DIRECTION_BINS))
+
+
+def _local_direction_entropy(bins: np.ndarray, speed: np.ndarray, moving: np.ndarray) -> float:
+    """Direction entropy inside each part of the view, weighted by how much moves there.
+
+    People walking by each move one way; a struggle moves every way in one place.
+    """
+    height, width = speed.shape
+    entropies, weights = [], []
+    for r in range(LOCAL_ENTROPY_CELLS):
+        for c in range(LOCAL_ENTROPY_CELLS):
+            part = (slice(r * height // LOCAL_ENTROPY_CELLS, (r + 1) * height // LOCAL_ENTROPY_CELLS),
+                    slice(c * width // LOCAL_ENTROPY_CELLS, (c + 1) * width // LOCAL_ENTROPY_CELLS))
+            mask = moving[part]
+            if mask.any():
+                entropies.append(_speed_weighted_entropy(bins[part], speed[part], mask))
+                weights.append(float(speed[part][mask].sum()))
+    return float(np.average(entropies, weights=weights)) if entropies and sum(weights) > 0 else 0.0
+
+
+def _motion_boundaries(velocity: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Motion boundary histograms (Dalal et al.): gradient orientations of each flow component, magnitude-weighted.
+
+    Returns (2, MBH_BINS) mean gradient magnitude per pixel and orientation, and
+    (2, 3) magnitude mean, p90 and p99, per frame width.
+    """
+    hists, stats = [], []
+    for axis in range(2):
+        gx = cv2.Sobel(velocity[..., axis], cv2.CV_32F, 1, 0, ksize=3)
+        gy = cv2.Sobel(velocity[..., axis], cv2.CV_32F, 0, 1, ksize=3)
+        magnitude, angle = cv2.cartToPolar(gx, gy)
+        magnitude *= width
+        bins = _direction_bins(angle, MBH_BINS).ravel()
+        hists.append(np.bincount(bins, weights=magnitude.ravel(), minlength=MBH_BINS) / magnitude.size)
+        stats.append([float(magnitude.mean()), *np.percentile(magnitude, (90, 99))])
+    return np.asarray(hists), np.asarray(stats)
+
+
+def _describe_pair(velocity: np.ndarray, support: np.ndarray, previous: np.ndarray | None, dt: float,
+                   cells: np.ndarray, cell_pixels: np.ndarray, grid: tuple[int, int]) -> tuple[_PairDescriptor, np.ndarray]:
+    """The ``PAIR_FEATURES`` of one flow field (frame widths per second), camera motion removed.
+
+    ``previous`` is the previous pair's compensated field (None for the first pair); this pair's
+    compensated field comes back beside the descriptor, to be the next pair's ``previous``.
+    """
+    width = support.shape[1]
+    camera = np.median(velocity.reshape(-1, 2), axis=0)
+    velocity = velocity - camera
+    speed, angle = cv2.cartToPolar(velocity[..., 0], velocity[..., 1])
+    bins = _direction_bins(angle, DIRECTION_BINS)
+    f: dict[str, float] = {"camera_speed": float(np.hypot(*camera)),
+                           "speed_mean": float(speed.mean()), "speed_std": float(speed.std())}
+    f["speed_p50"], f["speed_p90"], f["speed_p99"] = np.percentile(speed, (50, 90, 99))
+    for threshold in PAIR_SPEED_THRESHOLDS:
+        moving = (speed > threshold) & support
+        f[f"moving_{threshold:g}"] = float(moving.mean())
+        f[f"direction_entropy_{threshold:g}"] = _speed_weighted_entropy(bins, speed, moving)
+    moving = (speed > PAIR_SPEED_THRESHOLDS[0]) & support
+    f["local_direction_entropy"] = _local_direction_entropy(bins, speed, moving)
+    if moving.any():
+        units = velocity[moving] / speed[moving][:, None]
+        f["circular_variance"] = float(1.0 - np.hypot(*units.mean(axis=0)))
+    else:
+        f["circular_variance"] = 0.0
+    dvx_dy, dvx_dx = np.gradient(velocity[..., 0])
+    dvy_dy, dvy_dx = np.gradient(velocity[..., 1])
+    f["divergence"] = float(np.abs(dvx_dx + dvy_dy).mean() * width)
+    f["curl"] = float(np.abs(dvy_dx - dvx_dy).mean() * width)
+    if previous is not None:
+        accel = np.linalg.norm(velocity - previous, axis=-1) / dt
+        f["accel_mean"], f["accel_p90"] = float(accel.mean()), float(np.percentile(accel, 90))
+        f["speed_change"] = float(np.abs(speed - np.linalg.norm(previous, axis=-1)).mean() / dt)
+    else:
+        accel = np.zeros_like(speed)
+        f.update(dict.fromkeys(PAIR_FEATURES_WITH_PREVIOUS, np.nan))
+    hist = np.bincount(np.searchsorted(PAIR_SPEED_BIN_EDGES, speed.ravel()), minlength=len(PAIR_SPEED_BIN_EDGES) + 1)
+    f.update(zip((f"speed_hist_{i}" for i in range(len(hist))), hist / speed.size))
+    mbh_hists, mbh_stats = _motion_boundaries(velocity, width)
+    for axis, axis_hist, axis_stats in zip("xy", mbh_hists, mbh_stats):
+        f.update(zip((f"mbh_{axis}_hist_{i}" for i in range(MBH_BINS)), axis_hist))
+        f.update(zip((f"mbh_{axis}_{stat}" for stat in ("mean", "p90", "p99")), axis_stats))
+    per_cell = np.stack([np.bincount(cells, weights=v.ravel(), minlength=len(cell_pixels)) for v in (speed, accel)])
+    per_cell = (per_cell / cell_pixels).reshape(2, *grid).astype(np.float32)
+    features = np.array([f[name] for name in PAIR_FEATURES], np.float32)
+    return _PairDescriptor(features, per_cell[0], per_cell[1]), velocity
+
+
 def _pair_stats(motion: MotionFrames, settings: MotionSettings) -> list[_PairStats]:
     gray = motion.gray
     n, height, width = gray.shape
@@ -93,6 +239,8 @@ def _pair_stats(motion: MotionFrames, settings: MotionSettings) -> list[_PairSta
     cell_pixels = np.bincount(cells, minlength=rows * cols).astype(np.float64)
     stats: list[_PairStats] = []
     previous_speed: np.ndarray | None = None
+    previous_velocity: np.ndarray | None = None  # camera-compensated
+    still_descriptor: _PairDescriptor | None = None
     for i in range(1, n):
         dt = float(motion.times_s[i] - motion.times_s[i - 1])
         if dt <= 0:
@@ -102,7 +250,17 @@ def _pair_stats(motion: MotionFrames, settings: MotionSettings) -> list[_PairSta
             velocity = optical_flow(gray[i - 1], gray[i]) / (width * dt)
             speed, angle = cv2.cartToPolar(velocity[..., 0], velocity[..., 1])
         else:  # nothing changed, so nothing moved: a still camera's usual case, and flow is the main cost
+            velocity = np.zeros((height, width, 2), np.float32)
             speed = angle = np.zeros((height, width), np.float32)
+        if not support.any() and previous_velocity is not None and not previous_velocity.any():
+            # Still after still: the same all-zero description every time, so describe it once.
+            if still_descriptor is None:
+                still_descriptor, _ = _describe_pair(velocity, support, previous_velocity, dt, cells, cell_pixels,
+                                                     (rows, cols))
+            descriptor = still_descriptor
+        else:
+            descriptor, previous_velocity = _describe_pair(velocity, support, previous_velocity, dt, cells,
+                                                           cell_pixels, (rows, cols))
         moving = (speed > settings.moving_speed) & support
         bins = (np.floor(angle / (2 * np.pi) * DIRECTION_BINS + 0.5).astype(np.int64) % DIRECTION_BINS).ravel()
         weights = np.where(moving, speed, 0.0).ravel()
@@ -113,7 +271,7 @@ def _pair_stats(motion: MotionFrames, settings: MotionSettings) -> list[_PairSta
         stats.append(_PairStats(
             t_s=float(motion.times_s[i]), speed_mean=float(speed.mean()), speed_std=float(speed.std()),
             speed_p90=float(np.percentile(speed, 90)), moving_fraction=float(moving.mean()),
-            direction_hist=hist, speed_change=change, grid=grid.astype(np.float32),
+            direction_hist=hist, speed_change=change, grid=grid.astype(np.float32), descriptor=descriptor,
         ))
         previous_speed = speed
     return stats
@@ -157,6 +315,17 @@ def _windows(pairs: list[_PairStats], settings: MotionSettings, duration_s: floa
     return windows, (np.stack(grids).astype(np.float32) if grids else _empty_grid())
 
 
+def _flow_pairs(pairs: list[_PairStats]) -> FlowPairs:
+    if not pairs:
+        return FlowPairs.empty()
+    return FlowPairs(
+        times_s=np.array([p.t_s for p in pairs]),
+        features=np.stack([p.descriptor.features for p in pairs]),
+        speed_grid=np.stack([p.descriptor.speed_cells for p in pairs]),
+        accel_grid=np.stack([p.descriptor.accel_cells for p in pairs]),
+    )
+
+
 @register_analyzer
 class MotionAnalyzer(Analyzer):
     name = "motion"
@@ -183,4 +352,4 @@ class MotionAnalyzer(Analyzer):
             "window_s": settings.window_s,
             "windows": windows,
         }
-        return MotionOutput(detections=detections, data=data, direction_grid=grid)
+        return MotionOutput(detections=detections, data=data, direction_grid=grid, pairs=_flow_pairs(pairs))

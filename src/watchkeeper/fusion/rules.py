@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -65,25 +64,19 @@ def _categories(settings: Settings) -> dict[str, Category]:
     return categories
 
 
-def base_thresholds(
-    settings: Settings, head_thresholds: Mapping[str, float] | None = None, *, raw: dict | None = None
-) -> dict[str, float]:
-    """Each category's decision threshold before the security-level scale.
+def base_thresholds(settings: Settings, *, raw: dict | None = None) -> dict[str, float]:
+    """Each category's decision threshold before the security-level scale: the settings' value, else the rules'.
 
-    The settings' value wins; else a learned head's own threshold (from its
-    model card) for the category it scores; else the packaged rules' value.
+    Learned heads keep their own model-card thresholds by mapping their
+    probabilities onto this scale (``analyzers.heads.on_category_scale``), so
+    every kind of evidence for a category is judged against one threshold.
     """
     raw = raw or _packaged_rules()
-    heads = head_thresholds or {}
     default = raw["thresholds"]["default"]
-    return {
-        cid: settings.fusion.thresholds.get(cid, heads.get(cid, raw["thresholds"].get(cid, default)))
-        for cid in _categories(settings)
-    }
+    return {cid: settings.fusion.thresholds.get(cid, raw["thresholds"].get(cid, default)) for cid in _categories(settings)}
 
 
-def build_rules(settings: Settings, head_thresholds: Mapping[str, float] | None = None) -> FusionRules:
-    """``head_thresholds``: category -> the decision threshold of the learned head that scores it."""
+def build_rules(settings: Settings) -> FusionRules:
     raw = _packaged_rules()
     categories = _categories(settings)
 
@@ -93,7 +86,7 @@ def build_rules(settings: Settings, head_thresholds: Mapping[str, float] | None 
 
     scale = raw["security_level_threshold_scale"][settings.event.security_level]
     thresholds = {
-        cid: min(0.99, base * scale) for cid, base in base_thresholds(settings, head_thresholds, raw=raw).items()
+        cid: min(0.99, base * scale) for cid, base in base_thresholds(settings, raw=raw).items()
     }
 
     combinations = []

@@ -298,11 +298,6 @@ class HeadSet:
     def all(self) -> list[Head]:
         return [*self.site.values(), *(h for by_cat in self.cameras.values() for h in by_cat.values())]
 
-    @property
-    def thresholds(self) -> dict[str, float]:
-        """Category -> decision threshold of its site-wide head (fusion's default for the category)."""
-        return {category: head.threshold for category, head in self.site.items()}
-
 
 def _by_category(heads: Iterable[tuple[str, Head]], what: str) -> dict[str, Head]:
     found: dict[str, tuple[str, Head]] = {}
