@@ -16,12 +16,12 @@ import random
 import tempfile
 from pathlib import Path
 
-import av
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from watchkeeper import Pipeline
 from watchkeeper.config import Settings
+from watchkeeper.media import load_media
 from watchkeeper.samples import SR, speak, write_audio
 
 DISTRESS = [
@@ -37,13 +37,6 @@ CALM = [
     "Turn left at the bakery and walk two blocks.", "The new library has a great reading room.",
 ]
 VOICES = ["en-us", "en", "en-us+f3", "en+m3"]
-
-
-def _read_audio(path: Path) -> np.ndarray:
-    with av.open(str(path)) as container:
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=SR)
-        chunks = [f.to_ndarray().reshape(-1) for frame in container.decode(audio=0) for f in resampler.resample(frame)]
-    return np.concatenate(chunks).astype(np.float32)
 
 
 def _mix(voice: np.ndarray, background: np.ndarray, snr_db: float) -> np.ndarray:
@@ -63,7 +56,7 @@ def speech_set(root: Path, work: Path, snr_db: float, rng: random.Random) -> tup
         for i, sentence in enumerate(sentences):
             for voice in VOICES[:2]:
                 raw = speak(sentence, work / "raw.wav", voice=voice)
-                mixed = _mix(_read_audio(raw), _read_audio(rng.choice(backgrounds)), snr_db)
+                mixed = _mix(load_media(raw).audio, load_media(rng.choice(backgrounds)).audio, snr_db)
                 paths.append(write_audio(work / f"speech_{label}_{i}_{voice.replace('+', '_')}.wav", mixed))
                 labels.append(label)
     digits = sorted((root / "digits").glob("*/*.wav"))

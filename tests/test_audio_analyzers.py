@@ -17,16 +17,11 @@ from watchkeeper.domain import Media, MediaInfo
 from watchkeeper.models.registry import ModelRegistry
 from watchkeeper.models.whisper import RecognisedSegment
 from watchkeeper.taxonomy import BUILTIN_IDS
+from watchkeeper.media import load_media
 
 
 def load_wav(path) -> np.ndarray:
-    import av
-
-    with av.open(str(path)) as container:
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=SR)
-        chunks = [out.to_ndarray().reshape(-1) for frame in container.decode(audio=0)
-                  for out in resampler.resample(frame)]
-    return np.concatenate(chunks).astype(np.float32)
+    return load_media(path).audio
 
 
 def audio_media(samples: np.ndarray) -> Media:

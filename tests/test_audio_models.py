@@ -16,16 +16,11 @@ from watchkeeper.models import yamnet as yamnet_module
 from watchkeeper.models.minilm import MiniLmBackend
 from watchkeeper.models.registry import ModelRegistry, file_sha256
 from watchkeeper.models.whisper import WhisperBaseBackend, WhisperTinyEnBackend, speech_regions
+from watchkeeper.media import load_media
 
 
 def load_wav(path) -> np.ndarray:
-    import av
-
-    with av.open(str(path)) as container:
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=SR)
-        chunks = [out.to_ndarray().reshape(-1) for frame in container.decode(audio=0)
-                  for out in resampler.resample(frame)]
-    return np.concatenate(chunks).astype(np.float32)
+    return load_media(path).audio
 
 
 @pytest.fixture(scope="module")
