@@ -366,6 +366,40 @@ class CategoryDef(Section):
     default_severity: int = Field(3, ge=1, le=5)
 
 
+class ServerSettings(Section):
+    """``watchkeeper serve``: the REST API, its job workers, deliveries and accounts."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(5000, gt=0, lt=65536)
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    media_roots: list[Path] = Field(
+        default_factory=list,
+        description="Folders whose files '*_path' request fields may name, besides the uploads folder.",
+    )
+    upload_max_bytes: int = Field(1024**3, gt=0, description="Largest accepted upload.")
+    allowed_private_networks: list[str] = Field(
+        default_factory=list,
+        description="CIDRs that URL fetches and webhooks may reach although private, loopback or link-local.",
+    )
+    job_workers: int = Field(1, ge=0, description="Analysis job threads in the server process (0: none).")
+    job_lease_s: float = Field(
+        60.0, gt=0, description="A running job's claim lapses this long after its worker's last heartbeat."
+    )
+    job_max_attempts: int = Field(3, ge=1, description="Runs of a job before it fails for good (crashes included).")
+    rate_limit_per_minute: int = Field(600, ge=1, description="Requests per minute per API key or session.")
+    rate_limit_burst: int = Field(60, ge=1)
+    login_attempts_per_minute: int = Field(10, ge=1, description="Failed logins per minute per address and name.")
+    self_registration: bool = Field(False, description="Let people register; they become viewers pending approval.")
+    session_ttl_h: float = Field(12.0, gt=0)
+    webhook_secret: str | None = Field(None, description="Key of the X-Watchkeeper-Signature HMAC-SHA256.")
+    webhook_timeout_s: float = Field(10.0, gt=0)
+    delivery_max_attempts: int = Field(8, ge=1)
+    delivery_backoff_s: float = Field(2.0, gt=0, description="First retry delay; doubles per attempt.")
+    delivery_backoff_max_s: float = Field(600.0, gt=0)
+    cors_origins: list[str] = Field(default_factory=list)
+
+
 PROVIDER_NAMES = ("gemini", "openai", "anthropic", "groq", "replicate", "huggingface", "ollama")
 
 
@@ -386,6 +420,7 @@ class Settings(Section):
     default_provider: str = "local"
     notification: NotificationSettings | None = None
     categories: list[CategoryDef] = Field(default_factory=list)
+    server: ServerSettings = Field(default_factory=ServerSettings)
 
     @model_validator(mode="before")
     @classmethod
