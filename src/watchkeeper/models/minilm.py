@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .registry import ModelBackend, package_dir, register_backend
+from .registry import ModelBackend, package_dir, register_backend, unit_rows
 
 # The model's training length (sentence_bert_config.json); longer text is cut.
 MAX_TOKENS = 256
@@ -53,7 +53,7 @@ class SentenceEmbedder:
         tokens = self.session.run(None, {k: v for k, v in feed.items() if k in self.input_names})[0]
         mask = feed["attention_mask"][..., None].astype(np.float32)
         pooled = (tokens * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
-        return (pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+        return unit_rows(pooled)
 
 
 @register_backend

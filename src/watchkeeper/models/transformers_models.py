@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import ModelUnavailableError
-from .registry import ModelBackend, register_backend
+from .registry import ModelBackend, register_backend, unit_rows
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def _hub_snapshot(repo_id: str) -> Path:
     except (LocalEntryNotFoundError, HfHubHTTPError, ValueError) as exc:
         raise ModelUnavailableError(
             f"'{repo_id}' is neither a folder nor a hub model in the local cache, and the hub could not be "
-            f"used ({type(exc).__name__}: {exc}); {INSTALL_HINT}"
+            f"used ({type(exc).__name__}: {exc})"
         ) from exc
     return folder
 
@@ -88,7 +88,7 @@ class TransformersBackend(ModelBackend):
         if path.is_dir():
             return path
         if path.exists() or path.is_absolute() or not HUB_NAME.match(user_source):
-            raise ModelUnavailableError(f"model '{self.name}': folder {user_source} does not exist; {INSTALL_HINT}")
+            raise ModelUnavailableError(f"folder {user_source} does not exist")
         return _hub_snapshot(user_source)
 
     def load(self, paths: dict[str, Path]) -> Any:
@@ -150,7 +150,7 @@ class ClipScorer(TorchRunner):
                 inputs = self.processor(text=list(texts), return_tensors="pt", padding=True, truncation=True)
                 inputs = {k: v.to(device) for k, v in inputs.items()}
                 vectors = _pooled(self.model.get_text_features(**inputs)).cpu().numpy()
-            self._text_cache[key] = _unit(vectors)
+            self._text_cache[key] = unit_rows(vectors)
         return self._text_cache[key]
 
     def embed_images(self, images: Sequence[np.ndarray], device: str = "cpu") -> np.ndarray:
@@ -164,7 +164,7 @@ class ClipScorer(TorchRunner):
                 pixels = self.processor(images=list(images[start:start + BATCH_IMAGES]), return_tensors="pt")
                 features = self.model.get_image_features(pixel_values=pixels["pixel_values"].to(device))
                 chunks.append(_pooled(features).cpu().numpy())
-        return _unit(np.concatenate(chunks))
+        return unit_rows(np.concatenate(chunks))
 
 
 class Captioner(TorchRunner):
@@ -195,10 +195,6 @@ class Captioner(TorchRunner):
                     chosen = row[: ends[0] + 1] if ends else row
                     results.append((text.strip(), float(chosen.mean().exp())))
         return results
-
-
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    return (vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 @register_backend
