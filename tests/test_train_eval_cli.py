@@ -112,6 +112,31 @@ def test_eval_measures_the_product_and_writes_json_and_plots(trained):
             assert image.format == "PNG" and image.size == (500, 500)
 
 
+def test_cross_validated_eval_retrains_the_head_without_each_fold(trained):
+    root, _ = trained
+    config = write_config(root / "eval.yaml", files=[str(root / "heads" / "drone.json")])
+    # Tones and hisses pair up by seed; a group per pair keeps both on one side of every split.
+    groups = root / "groups.csv"
+    groups.write_text("path,group\n" + "".join(
+        f"{label}/{label}{seed:02d}.wav,pair{seed % 10}\n" for label in ("tone", "noise") for seed in range(20)))
+    proc = run("--config", str(config), "eval", "set", "--category", "drone", "--positive", "tone", "--folds", "4",
+               "--groups", str(groups), "--json", "cv.json", "--workers", "1", cwd=root)
+    assert proc.returncode == 2, proc.stderr
+    assert "4-fold cross-validated" in proc.stdout
+    report = json.loads((root / "cv.json").read_text())
+    assert report["folds"] == 4 and report["head"] == "drone-test_audio_texture retrained per fold"
+    metrics = report["metrics"]
+    assert metrics["positives"] == 20 and metrics["negatives"] == 20 and metrics["failed"] == 1
+    assert metrics["roc_auc"] >= 0.9
+
+
+def test_cross_validated_eval_needs_a_head_to_retrain(trained):
+    root, _ = trained
+    proc = run("--config", str(root / "train.yaml"), "eval", "set", "--category", "drone", "--positive", "tone",
+               "--folds", "3", cwd=root)
+    assert proc.returncode == 1 and "retrains the 'drone' head, and there is none" in " ".join(proc.stderr.split())
+
+
 def test_unknown_category_and_duplicates_are_usage_errors(trained):
     root, _ = trained
     config = root / "train.yaml"

@@ -287,6 +287,13 @@ def evaluate(
     positive: Annotated[str, typer.Option("--positive", help="Positive label folder(s), comma-separated.")],
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the full report as JSON here.")] = None,
     plots: Annotated[Optional[Path], typer.Option("--plots", help="Write ROC and PR curves (PNG) here.")] = None,
+    folds: Annotated[Optional[int], typer.Option(
+        "--folds", min=2, help="Cross-validate: score each fold with the category's head retrained on the others.")
+    ] = None,
+    groups: Annotated[Optional[Path], typer.Option(
+        "--groups", help="CSV/TSV of 'path,group' rows (files of a group share a fold).")] = None,
+    group_pattern: Annotated[Optional[str], typer.Option(
+        "--group-pattern", help="Regular expression on file names; its first group (or match) is the group.")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Ignore and do not fill the result cache.")] = False,
     workers: Annotated[Optional[int], typer.Option("--workers", "-w", min=1, help="Worker processes.")] = None,
 ) -> None:
@@ -296,14 +303,18 @@ def evaluate(
     from rich.table import Table
 
     from ..heads.dataset import load_dataset, parse_labels
-    from ..heads.evaluation import FALSE_ALARM_RATES, evaluate as run_evaluation, write_plots
+    from ..heads.evaluation import FALSE_ALARM_RATES, cross_evaluate, evaluate as run_evaluation, write_plots
 
     settings = _settings()
-    dataset = load_dataset(dataset_dir, parse_labels(positive), duplicates="allow", media_settings=settings.media)
-    with _progress(len(dataset.samples)) as progress:
-        task = progress.add_task("analysing", total=len(dataset.samples))
-        report = run_evaluation(dataset, settings, category, workers=workers, use_cache=not no_cache,
-                                on_file=lambda: progress.advance(task))
+    dataset = load_dataset(dataset_dir, parse_labels(positive), group_file=groups, group_pattern=group_pattern,
+                           duplicates="allow", media_settings=settings.media)
+    # Cross-validated: each file is read for training in all folds but its own, then analysed once.
+    steps = len(dataset.samples) * (folds or 1)
+    with _progress(steps) as progress:
+        task = progress.add_task("training per fold and analysing" if folds else "analysing", total=steps)
+        options = {"workers": workers, "use_cache": not no_cache, "on_file": lambda: progress.advance(task)}
+        report = (cross_evaluate(dataset, settings, category, folds, **options) if folds
+                  else run_evaluation(dataset, settings, category, **options))
     written = write_plots(report, plots) if plots else []
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
@@ -317,7 +328,8 @@ def evaluate(
         return "n/a" if value is None else f"{value:.3f}"
 
     table = Table(title=f"{category} on {report.dataset}: {m['positives']} positive, {m['negatives']} negative files"
-                  f" ({m['failed']} failed)", show_header=False)
+                  f" ({m['failed']} failed)" + (f", {report.folds}-fold cross-validated" if report.folds else ""),
+                  show_header=False)
     table.add_column("", style="bold")
     table.add_column("")
     confusion = decision["confusion"]

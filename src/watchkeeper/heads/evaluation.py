@@ -6,14 +6,20 @@ analyzer, the learned heads, fusion). Per file: the category's score
 category was raised). Ranking metrics (ROC-AUC, PR-AUC, recall at fixed
 false-alarm rates) come from the scores; accuracy, precision, recall, F1 and
 the confusion matrix from the decisions.
+
+With ``folds``, every file is instead scored by the product with a head
+retrained without the file's group (the category's current head gives the
+recipe: extractor, window, C, false-alarm target), so a user can measure the
+learning on their own footage rather than a head that has seen it.
 """
 
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +55,7 @@ class EvalReport:
     files: list[FileOutcome]
     metrics: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    folds: int | None = None  # cross-validated: heads retrained without each fold
 
     @property
     def scored(self) -> list[FileOutcome]:
@@ -69,7 +76,7 @@ class EvalReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "category": self.category, "dataset": self.dataset, "positive_labels": self.positive_labels,
-            "threshold": self.threshold, "head": self.head, "seconds": round(self.seconds, 2),
+            "threshold": self.threshold, "head": self.head, "folds": self.folds, "seconds": round(self.seconds, 2),
             "metrics": self.metrics,
             "worst_false_positives": [asdict(f) for f in self.worst_false_positives()],
             "worst_false_negatives": [asdict(f) for f in self.worst_false_negatives()],
@@ -117,6 +124,59 @@ def evaluate(
     )
     report.metrics = _metrics(report)
     return report
+
+
+def cross_evaluate(
+    dataset: Dataset,
+    settings: Settings,
+    category: str,
+    folds: int,
+    *,
+    workers: int | None = None,
+    use_cache: bool = True,
+    on_file: Callable[[], None] | None = None,
+) -> EvalReport:
+    """``evaluate`` with every file scored by a head trained on the other folds' groups only."""
+    from ..pipeline import Pipeline
+    from .head import Head
+    from .training import TrainOptions, split_files, train_head
+
+    head = Pipeline(settings).heads.site.get(category)
+    if head is None:
+        raise ConfigError(f"cross-validated evaluation retrains the '{category}' head, and there is none "
+                          f"(train one with 'watchkeeper train' and list it under analyzers.heads.files)")
+    options = TrainOptions(
+        category=category, media_types=head.media_types, extractor=head.extractor.name, window_s=head.window_s,
+        target_far=head.card.threshold.target_false_alarm_rate, c=head.card.fit.c, workers=workers,
+        use_cache=use_cache,
+    )
+    modules = settings.analyzers.heads.extractor_modules
+    others = [p for p in settings.analyzers.heads.files
+              if Head.load(p, extractor_modules=modules).category != category]
+    usable = [s for s in dataset.samples if s.error is None]
+    splits = split_files([s.positive for s in usable], [s.group for s in usable], folds)
+    outcomes: dict[Path, FileOutcome] = {}
+    started = time.perf_counter()
+    report: EvalReport | None = None
+    with tempfile.TemporaryDirectory(prefix="wk-cv-heads-") as scratch:
+        for k, (train, test) in enumerate(splits):
+            trained = train_head(replace(dataset, samples=[usable[i] for i in train]), settings, options,
+                                 on_file=on_file).head
+            path = trained.save(Path(scratch) / f"{category}-fold{k}.json")
+            fold_settings = settings.model_copy(deep=True)
+            fold_settings.analyzers.heads.files = [*others, path]
+            report = evaluate(replace(dataset, samples=[usable[i] for i in test]), fold_settings, category,
+                              workers=workers, use_cache=use_cache, on_file=on_file)
+            outcomes.update(zip((usable[i].path for i in test), report.files))
+    assert report is not None
+    failed = [FileOutcome(dataset.relative(s.path), s.label, s.positive, error=s.error)
+              for s in dataset.samples if s.error is not None]
+    merged = replace(
+        report, head=f"{head.name} retrained per fold", folds=len(splits), seconds=time.perf_counter() - started,
+        files=[outcomes[s.path] for s in dataset.samples if s.path in outcomes] + failed,
+    )
+    merged.metrics = _metrics(merged)
+    return merged
 
 
 def _ratio(numerator: float, denominator: float) -> float | None:

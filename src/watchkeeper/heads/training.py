@@ -276,6 +276,15 @@ def _max_folds(labels: np.ndarray, groups: np.ndarray) -> int:
     return min(len(np.unique(groups[labels == cls])) for cls in (0, 1))
 
 
+def split_files(positive: Sequence[bool], groups: Sequence[str], folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Grouped, stratified folds over whole files (indices into the sequences), as training uses."""
+    labels, group_ids = np.asarray(positive, int), np.asarray(groups)
+    folds = min(folds, _max_folds(labels, group_ids)) if labels.any() and not labels.all() else 0
+    if folds < 2:
+        raise ConfigError("cross-validation needs at least 2 groups of files of each class")
+    return _splits(labels, group_ids, folds)
+
+
 def choose_c(features: np.ndarray, labels: np.ndarray, file_index: np.ndarray, groups: np.ndarray,
              grid: Sequence[float]) -> float:
     """The C of ``grid`` with the lowest weighted log-loss in a grouped cross-validation (ties: the smaller C)."""
