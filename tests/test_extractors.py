@@ -128,6 +128,16 @@ def test_fixed_length_finite_float32_vectors_for_any_window(fixture, extractors,
             assert np.isfinite(vector).all(), (name, t0, t1)
 
 
+@pytest.mark.parametrize("fixture", ["video", "image", "sound"])
+def test_windows_extracted_together_equal_windows_extracted_alone(fixture, extractors, request):
+    media, outputs = request.getfixturevalue(fixture)
+    spans = [(0.0, 2.0), (1.0, 3.0), (2.0, 4.0), (media.t_end_s - 2, media.t_end_s)]
+    for name, extractor in applicable(extractors, media.info.media_type).items():
+        together = extractor.extract_windows(media, outputs, spans)
+        for (t0, t1), vector in zip(spans, together, strict=True):
+            assert np.array_equal(vector, extractor.extract(media, outputs, t0, t1)), (name, t0, t1)
+
+
 def test_extraction_is_deterministic(video, extractors, registry):
     media, outputs = video
     again = analyse(media, registry)

@@ -67,7 +67,7 @@ class _Features:
         if key not in self.cache:
             media = self.media
             spans = windows(media.t_start_s, media.t_end_s, window_s if media.info.media_type != "image" else None)
-            rows = [np.asarray(extractor.extract(media, self.context.outputs, t0, t1)) for t0, t1 in spans]
+            rows = [np.asarray(row) for row in extractor.extract_windows(media, self.context.outputs, spans)]
             shapes = {row.shape for row in rows}
             if len(shapes) != 1 or len(next(iter(shapes))) != 1:
                 raise AnalysisError(f"extractor '{extractor.name}' gave feature vectors of shapes {sorted(shapes)}")

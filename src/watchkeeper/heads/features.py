@@ -9,6 +9,7 @@ to run on another.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import ClassVar
 
 import numpy as np
@@ -37,6 +38,12 @@ class FeatureExtractor(ABC):
     @abstractmethod
     def extract(self, media: Media, outputs: dict[str, AnalyzerOutput], t_start_s: float, t_end_s: float) -> np.ndarray:
         """A 1-D float32 feature vector for the window [t_start_s, t_end_s) (absolute seconds)."""
+
+    def extract_windows(
+        self, media: Media, outputs: dict[str, AnalyzerOutput], spans: Sequence[tuple[float, float]]
+    ) -> list[np.ndarray]:
+        """``extract`` for each window of one media; overridden where overlapping windows can share work."""
+        return [self.extract(media, outputs, t_start_s, t_end_s) for t_start_s, t_end_s in spans]
 
 
 EXTRACTORS: dict[str, type[FeatureExtractor]] = {}

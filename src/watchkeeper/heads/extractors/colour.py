@@ -19,6 +19,7 @@ negative part, the leaky ReLU's faint leak, dropped: keeping it measured worse
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 import cv2
@@ -92,20 +93,31 @@ def _flicker(media: Media, fire_mask: np.ndarray, t_start_s: float, t_end_s: flo
     return [inside, outside]
 
 
-def colour_features(media: Media, t_start_s: float, t_end_s: float) -> np.ndarray:
-    """The ``fire_colour`` vector of a window: its frames' colour statistics averaged, then flicker."""
-    chosen = samples_in_window(np.array([f.t_s for f in media.frames], np.float64), t_start_s, t_end_s)
-    per_frame, fire_mask = [], None
-    for position in chosen:
-        analysis = colour_analysis(media.frames[position].rgb)
-        per_frame.append(np.concatenate([analysis.features, _extra_colour(analysis.small_rgb)]))
-        if fire_mask is None:
-            fire_mask = analysis.fire_mask.copy()
-        elif fire_mask.shape == analysis.fire_mask.shape:
-            fire_mask |= analysis.fire_mask
-    colour = np.mean(per_frame, axis=0)
-    flicker = _flicker(media, fire_mask, t_start_s, t_end_s) if media.info.media_type == "video" else [0.0, 0.0]
-    return np.concatenate([colour, flicker]).astype(np.float32)
+def colour_windows(media: Media, spans: Sequence[tuple[float, float]]) -> list[np.ndarray]:
+    """The ``fire_colour`` vector of each window: its frames' colour statistics averaged, then flicker.
+
+    Windows overlap by half, so each frame's statistics are computed once and shared.
+    """
+    times = np.array([f.t_s for f in media.frames], np.float64)
+    per_frame: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    vectors = []
+    for t_start_s, t_end_s in spans:
+        stats, fire_mask = [], None
+        for position in samples_in_window(times, t_start_s, t_end_s):
+            if position not in per_frame:
+                analysis = colour_analysis(media.frames[position].rgb)
+                per_frame[position] = (
+                    np.concatenate([analysis.features, _extra_colour(analysis.small_rgb)]), analysis.fire_mask
+                )
+            features, mask = per_frame[position]
+            stats.append(features)
+            if fire_mask is None:
+                fire_mask = mask.copy()
+            elif fire_mask.shape == mask.shape:
+                fire_mask |= mask
+        flicker = _flicker(media, fire_mask, t_start_s, t_end_s) if media.info.media_type == "video" else [0.0, 0.0]
+        vectors.append(np.concatenate([np.mean(stats, axis=0), flicker]).astype(np.float32))
+    return vectors
 
 
 @register_extractor
@@ -118,7 +130,12 @@ class FireColourExtractor(FeatureExtractor):
     window_s = 2.0
 
     def extract(self, media: Media, outputs: dict[str, AnalyzerOutput], t_start_s: float, t_end_s: float) -> np.ndarray:
-        return colour_features(media, t_start_s, t_end_s)
+        return self.extract_windows(media, outputs, [(t_start_s, t_end_s)])[0]
+
+    def extract_windows(
+        self, media: Media, outputs: dict[str, AnalyzerOutput], spans: Sequence[tuple[float, float]]
+    ) -> list[np.ndarray]:
+        return colour_windows(media, spans)
 
 
 @register_extractor
@@ -132,6 +149,11 @@ class FireSceneExtractor(FeatureExtractor):
     window_s = 2.0
 
     def extract(self, media: Media, outputs: dict[str, AnalyzerOutput], t_start_s: float, t_end_s: float) -> np.ndarray:
-        embedding = window_embedding(outputs, self.name, t_start_s, t_end_s)
-        scene = np.sqrt(np.maximum(embedding, 0.0))
-        return np.concatenate([scene, colour_features(media, t_start_s, t_end_s)]).astype(np.float32)
+        return self.extract_windows(media, outputs, [(t_start_s, t_end_s)])[0]
+
+    def extract_windows(
+        self, media: Media, outputs: dict[str, AnalyzerOutput], spans: Sequence[tuple[float, float]]
+    ) -> list[np.ndarray]:
+        colours = colour_windows(media, spans)
+        scenes = (np.sqrt(np.maximum(window_embedding(outputs, self.name, a, b), 0.0)) for a, b in spans)
+        return [np.concatenate([scene, colour]).astype(np.float32) for scene, colour in zip(scenes, colours)]
