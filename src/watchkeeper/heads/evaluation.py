@@ -234,7 +234,8 @@ def write_plots(report: EvalReport, folder: str | Path) -> list[Path]:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     decision = report.metrics["decision"]
-    title = f"{report.category} on {report.dataset} ({len(scored)} files)"
+    title = f"{report.category} on {report.dataset} ({len(scored)} files" + (
+        f", {report.folds}-fold cross-validated)" if report.folds else ")")
 
     fpr, tpr, _ = roc_curve(labels, scores)
     fig = Figure(figsize=(5, 5), dpi=100)
