@@ -2,6 +2,8 @@ import pytest
 
 from watchkeeper.config import Settings
 
+pytest_plugins = ["dbfixtures"]
+
 
 @pytest.fixture(scope="session")
 def pipeline(tmp_path_factory):

@@ -1,0 +1,55 @@
+"""The ``analyze`` job: run the pipeline on a server path or URL and store the analysis with the job's completion."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from uuid import uuid4
+
+from sqlalchemy.orm import Session
+
+from ..media.sources import is_url
+from ..pipeline import Pipeline
+from ..store.analyses import save_analysis
+from ..store.db import Database
+from .worker import JobContext, JobHandler
+
+# Downloads a URL under the server's SSRF policy: (body, Content-Type), as ``netguard.fetch_url`` bound to a policy.
+FetchUrl = Callable[[str], tuple[bytes, str | None]]
+
+
+def analysis_handler(pipeline_for: Callable[[], Pipeline], db: Database, *,
+                     fetch_guard: FetchUrl | None = None) -> JobHandler:
+    """A handler for ``analyze`` jobs.
+
+    ``job.params``: ``source`` (a server path, already checked against the
+    media roots, or a URL), ``media_type`` (image, audio, video or None to
+    sniff), ``frame_interval_s``, ``camera``; ``provider`` is the API's to
+    validate (the local pipeline is the one that runs). URLs go through
+    ``fetch_guard`` when one is given. The analysis row is written in the
+    transaction that completes the job, so an analysis exists exactly when
+    its job succeeded, once. The job's result is the ``AnalysisResult`` JSON
+    plus ``analysis_id``.
+    """
+    del db  # unused: the analysis joins the queue's completion transaction (ctx.on_commit); kept for callers
+
+    def handle(ctx: JobContext) -> dict[str, Any]:
+        params = ctx.job.params
+        source: str = params["source"]
+        media: str | bytes = fetch_guard(source)[0] if fetch_guard is not None and is_url(source) else source
+        result = pipeline_for().analyze(
+            media, params.get("media_type"), frame_interval_s=params.get("frame_interval_s"),
+            camera=params.get("camera"),
+        )
+        result.media.source = source  # bytes fetched from a URL would otherwise read "<N bytes>"
+        analysis_id = str(uuid4())
+
+        def store(session: Session) -> None:
+            save_analysis(session, result, source=source, job_id=ctx.job.id, user_id=ctx.job.created_by,
+                          camera=params.get("camera"), analysis_id=analysis_id)
+
+        ctx.analysis_id = analysis_id
+        ctx.on_commit = store
+        return {**result.model_dump(mode="json"), "analysis_id": analysis_id}
+
+    return handle
