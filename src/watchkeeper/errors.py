@@ -70,3 +70,64 @@ class ModelIntegrityError(ModelError):
 
 class AnalysisError(WatchkeeperError):
     code = "analysis_error"
+
+
+# Errors of the service's front door: each maps to one HTTP status.
+class NotFoundError(WatchkeeperError):
+    code = "not_found"
+
+
+class AuthError(WatchkeeperError):
+    """No credentials, or credentials that name no active user."""
+
+    code = "unauthenticated"
+
+
+class PermissionDeniedError(WatchkeeperError):
+    """An authenticated user whose role does not allow the action."""
+
+    code = "forbidden"
+
+
+class CsrfError(PermissionDeniedError):
+    """A cookie-authenticated change without the session's X-CSRF-Token header."""
+
+    code = "csrf_failed"
+
+
+class ConflictError(WatchkeeperError):
+    """The request clashes with the current state (a taken name, the last admin, no notifier configured)."""
+
+    code = "conflict"
+
+
+class BadRequestError(WatchkeeperError):
+    """Well-formed input that names something invalid (an unknown provider, a role above the caller's)."""
+
+    code = "bad_request"
+
+
+class RateLimitedError(WatchkeeperError):
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class UnsafeTargetError(MediaFetchError):
+    """A URL refused before connecting: not http(s), or an address that is not public and not allow-listed."""
+
+    code = "unsafe_target"
+
+
+class UnsafePathError(MediaFetchError):
+    """A server path outside the media roots (``..``, a symlink escape, an absolute path elsewhere, a NUL byte)."""
+
+    code = "unsafe_path"
+
+
+class DeliveryError(WatchkeeperError):
+    """A message the server tried to send at once (an e-mail from POST /notify) was refused or could not leave."""
+
+    code = "delivery_failed"

@@ -54,6 +54,11 @@ def supported_formats_text() -> str:
     )
 
 
+def extension_format(suffix: str) -> str | None:
+    """The media format an extension (``.jpg``) names; None for one the media layer does not read."""
+    return _EXTENSIONS.get(suffix.lower())
+
+
 def sniff_format(head: bytes) -> str | None:
     """The format named by the file's first bytes, media or not; None when nothing matches."""
     if head.startswith(b"\xff\xd8\xff"):

@@ -1,0 +1,236 @@
+"""Uploads (size limit, content sniffing, safe names) and server paths confined to the media roots."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mediagen import tone, write_audio, write_video
+from PIL import Image
+
+from watchkeeper.errors import (
+    EmptyMediaError, MediaFetchError, MediaTooLargeError, NotFoundError, UnsafePathError, UnsupportedMediaError,
+)
+from watchkeeper.uploads import MediaRoots, UploadStore, secure_name
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    folder = tmp_path_factory.mktemp("samples")
+    image = np.zeros((32, 48, 3), np.uint8)
+    image[8:24, 12:36] = (200, 40, 40)
+    out: dict[str, bytes] = {}
+    for fmt in ("jpeg", "png"):
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format=fmt.upper())
+        out[fmt] = buffer.getvalue()
+    out["wav"] = write_audio(folder / "tone.wav", tone(440, 0.5)).read_bytes()
+    out["m4a"] = write_audio(folder / "tone.m4a", tone(440, 0.5)).read_bytes()
+    frames = [np.full((64, 64, 3), i * 20, np.uint8) for i in range(5)]
+    out["mp4"] = write_video(folder / "clip.mp4", frames, fps=5).read_bytes()
+    return out
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> UploadStore:
+    return UploadStore(tmp_path / "uploads", max_bytes=200_000)
+
+
+def save(store: UploadStore, data: bytes, name: str, content_type: str | None = None):
+    return store.save(io.BytesIO(data), name, content_type)
+
+
+def leftovers(store: UploadStore) -> list[str]:
+    return sorted(p.name for p in store.folder.iterdir())
+
+
+def test_save(store: UploadStore, samples: dict[str, bytes]) -> None:
+    stored = save(store, samples["jpeg"], "lobby.jpg", "image/jpeg")
+    assert (stored.filename, stored.media_type, stored.content_type) == ("lobby.jpg", "image", "image/jpeg")
+    assert stored.path == store.folder / "lobby.jpg" and stored.path.read_bytes() == samples["jpeg"]
+    assert stored.sha256 == hashlib.sha256(samples["jpeg"]).hexdigest()
+    assert stored.size_bytes == len(samples["jpeg"]) and stored.original_name == "lobby.jpg"
+    assert store.path_of("lobby.jpg") == stored.path
+
+    audio = save(store, samples["wav"], "Alarm.WAV")
+    video = save(store, samples["mp4"], "door.mp4")
+    assert (audio.filename, audio.media_type, audio.content_type) == ("Alarm.wav", "audio", "audio/wav")
+    assert (video.media_type, video.content_type) == ("video", "video/mp4")
+
+
+def test_same_name_gets_a_suffix(store: UploadStore, samples: dict[str, bytes]) -> None:
+    first = save(store, samples["jpeg"], "cam.jpg")
+    second = save(store, samples["jpeg"], "cam.jpg")
+    assert first.filename == "cam.jpg" and second.filename != "cam.jpg"
+    assert second.filename.startswith("cam-") and second.filename.endswith(".jpg")
+    assert leftovers(store) == sorted(["cam.jpg", second.filename])
+
+
+@pytest.mark.parametrize(("original", "expected"), [
+    ("../../etc/passwd.jpg", ("passwd", ".jpg")),
+    ("C:\\Users\\guard\\Évidence 1.JPG", ("Evidence_1", ".jpg")),
+    ("..\\..\\boot.ini.png", ("boot_ini", ".png")),
+    ("photo.php.jpg", ("photo_php", ".jpg")),
+    ("监控.mp4", ("upload", ".mp4")),
+    (".hidden.wav", ("hidden", ".wav")),
+    ("-rf .jpg", ("rf", ".jpg")),
+    ("name\x00.jpg", ("name", ".jpg")),
+    ("noextension", ("noextension", "")),
+    ("a" * 300 + ".jpg", ("a" * 100, ".jpg")),
+])
+def test_secure_name(original: str, expected: tuple[str, str]) -> None:
+    assert secure_name(original) == expected
+
+
+def test_traversal_in_the_name_stays_in_the_folder(store: UploadStore, samples: dict[str, bytes]) -> None:
+    stored = save(store, samples["jpeg"], "../../../../tmp/evil.jpg")
+    assert stored.path.parent == store.folder and stored.filename == "evil.jpg"
+
+
+def test_size_limit(store: UploadStore, samples: dict[str, bytes]) -> None:
+    with pytest.raises(MediaTooLargeError, match="upload_max_bytes"):
+        save(store, samples["jpeg"] + bytes(300_000), "big.jpg")
+    with pytest.raises(EmptyMediaError):
+        save(store, b"", "empty.jpg")
+    assert leftovers(store) == []  # no partial files stay behind
+
+
+@pytest.mark.parametrize(("sample", "name", "message"), [
+    ("png", "photo.jpg", r"named '\.jpg' \(jpeg\) but holds png data"),
+    ("wav", "clip.mp4", "holds wav data"),
+    ("mp4", "clip.wav", "holds mp4 data"),
+    ("text", "photo.jpg", "a text file"),
+    ("html", "photo.png", "a text file"),
+    ("pdf", "report.jpg", "a pdf file"),
+    ("garbage", "photo.jpg", "not recognised as media"),
+    ("jpeg", "photo.svg", r"extension '\.svg' names no supported media format"),
+    ("jpeg", "photo.html", r"extension '\.html'"),
+    ("jpeg", "photo", "no extension"),
+])
+def test_content_must_agree_with_the_name(store: UploadStore, samples: dict[str, bytes], sample: str, name: str,
+                                          message: str) -> None:
+    data = {
+        "text": b"hello, this is not an image\n",
+        "html": b"<html><script>alert(1)</script></html>",
+        "pdf": b"%PDF-1.7\n" + bytes(100),
+        "garbage": bytes(range(1, 200)) * 3,
+    }.get(sample) or samples[sample]
+    with pytest.raises(UnsupportedMediaError, match=message):
+        save(store, data, name)
+    assert leftovers(store) == []
+
+
+def test_container_families_and_declared_types(store: UploadStore, samples: dict[str, bytes]) -> None:
+    # The same ISO container goes by .m4a, .mp4 and .mov; the content decides audio or video.
+    audio_as_mp4 = save(store, samples["m4a"], "voice.mp4")
+    assert (audio_as_mp4.media_type, audio_as_mp4.content_type) == ("audio", "audio/mp4")
+    # A browser's blob has no extension: its declared type names the format, which must still agree.
+    blob = save(store, samples["png"], "blob", "image/png")
+    assert blob.filename == "blob.png" and blob.media_type == "image"
+    with pytest.raises(UnsupportedMediaError, match="holds png data"):
+        save(store, samples["png"], "blob", "image/jpeg")
+
+
+@pytest.mark.parametrize("name", ["../lobby.jpg", "sub/lobby.jpg", ".upload-x.part", "", "lobby", "%2e%2e.jpg",
+                                  "lobby.jpg\x00.png"])
+def test_path_of_refuses_names_it_never_makes(store: UploadStore, name: str) -> None:
+    with pytest.raises(UnsafePathError):
+        store.path_of(name)
+
+
+def test_path_of_missing_and_planted_links(store: UploadStore, tmp_path: Path) -> None:
+    with pytest.raises(NotFoundError):
+        store.path_of("absent.jpg")
+    secret = tmp_path / "secret.jpg"
+    secret.write_bytes(b"\xff\xd8\xff")
+    (store.folder / "planted.jpg").symlink_to(secret)
+    with pytest.raises(NotFoundError):
+        store.path_of("planted.jpg")
+
+
+# ---------------------------------------------------------------- media roots
+
+
+@pytest.fixture
+def layout(tmp_path: Path) -> dict[str, Path]:
+    """data/uploads (a root), /srv/cameras (a root), and files outside both."""
+    data = tmp_path / "data"
+    uploads = data / "uploads"
+    cameras = tmp_path / "srv" / "cameras"
+    outside = tmp_path / "private"
+    for folder in (uploads, cameras / "door", outside):
+        folder.mkdir(parents=True)
+    (uploads / "x.jpg").write_bytes(b"upload")
+    (cameras / "door" / "clip.mp4").write_bytes(b"video")
+    (outside / "secret.jpg").write_bytes(b"secret")
+    (data / "watchkeeper.db").write_bytes(b"database")
+    return {"data": data, "uploads": uploads, "cameras": cameras, "outside": outside}
+
+
+@pytest.fixture
+def roots(layout: dict[str, Path]) -> MediaRoots:
+    return MediaRoots([layout["uploads"], layout["cameras"]], base=layout["data"])
+
+
+def test_resolve_inside_the_roots(roots: MediaRoots, layout: dict[str, Path]) -> None:
+    upload = (layout["uploads"] / "x.jpg").resolve()
+    assert roots.resolve("uploads/x.jpg") == upload  # seed 000's file_path, relative to the data folder
+    assert roots.resolve("x.jpg") == upload  # relative to a root
+    assert roots.resolve("./uploads/./x.jpg") == upload
+    assert roots.resolve(str(layout["uploads"] / "x.jpg")) == upload
+    assert roots.resolve("door/clip.mp4") == (layout["cameras"] / "door" / "clip.mp4").resolve()
+    assert roots.resolve(str(layout["cameras"] / "door" / "clip.mp4")).read_bytes() == b"video"
+
+
+@pytest.mark.parametrize("requested", [
+    "../private/secret.jpg",
+    "uploads/../../private/secret.jpg",
+    "uploads/../watchkeeper.db",
+    "door/../../../private/secret.jpg",
+    "/etc/passwd",
+    "uploads/x.jpg\x00.png",
+])
+def test_resolve_refuses_escapes(roots: MediaRoots, layout: dict[str, Path], requested: str) -> None:
+    with pytest.raises(UnsafePathError):
+        roots.resolve(requested)
+
+
+def test_resolve_refuses_absolute_paths_outside(roots: MediaRoots, layout: dict[str, Path]) -> None:
+    with pytest.raises(UnsafePathError, match="not inside the media roots"):
+        roots.resolve(str(layout["outside"] / "secret.jpg"))
+    with pytest.raises(UnsafePathError):  # whether or not the file exists: nothing is revealed
+        roots.resolve(str(layout["outside"] / "absent.jpg"))
+
+
+def test_resolve_symlinks(roots: MediaRoots, layout: dict[str, Path]) -> None:
+    uploads = layout["uploads"]
+    (uploads / "escape.jpg").symlink_to(layout["outside"] / "secret.jpg")
+    (uploads / "linked-dir").symlink_to(layout["outside"], target_is_directory=True)
+    (uploads / "loop.jpg").symlink_to(uploads / "loop.jpg")
+    (uploads / "alias.jpg").symlink_to(uploads / "x.jpg")  # a link that stays inside is fine
+    for requested in ("uploads/escape.jpg", "escape.jpg", "linked-dir/secret.jpg", "uploads/loop.jpg"):
+        with pytest.raises(UnsafePathError):
+            roots.resolve(requested)
+    assert roots.resolve("alias.jpg") == (uploads / "x.jpg").resolve()
+
+
+def test_resolve_through_a_symlinked_root(layout: dict[str, Path], tmp_path: Path) -> None:
+    (tmp_path / "media-link").symlink_to(layout["cameras"], target_is_directory=True)
+    roots = MediaRoots([tmp_path / "media-link"], base=tmp_path)
+    assert roots.resolve("media-link/door/clip.mp4").read_bytes() == b"video"
+    assert roots.resolve("door/clip.mp4").read_bytes() == b"video"
+
+
+def test_resolve_missing_files(roots: MediaRoots) -> None:
+    with pytest.raises(MediaFetchError, match="no such file") as raised:
+        roots.resolve("uploads/absent.jpg")
+    assert not isinstance(raised.value, UnsafePathError)
+    with pytest.raises(MediaFetchError, match="no such file"):
+        roots.resolve("door")  # a folder is not a media file
+    with pytest.raises(MediaFetchError, match="no such file"):
+        roots.resolve("watchkeeper.db")  # in the data folder (the base), which is not a root
+    with pytest.raises(MediaFetchError, match="empty"):
+        roots.resolve("  ")
