@@ -110,3 +110,15 @@ def test_a_failing_analyzer_does_not_lose_the_others(tmp_path, media):
     result = Pipeline(broken).analyze(media["help"], use_cache=False)
     assert result.analyzer_errors["audio_events"]["type"] == "ModelUnavailableError"
     assert "help" in result.transcript_text.lower()  # speech still ran
+
+
+def test_progress_rises_chunk_by_chunk_to_one_hundred(tmp_path, media):
+    settings = Settings(data_dir=tmp_path)
+    settings.media.chunk_s = 2.0
+    heard: list[float] = []
+    Pipeline(settings).analyze(media["siren_room"], use_cache=False, on_progress=heard.append)
+    assert heard[-1] == 100.0 and heard == sorted(heard)
+    assert any(40 <= p <= 60 for p in heard)  # the first of two chunks done: about half way
+    image: list[float] = []
+    Pipeline(settings).analyze(media["astronaut"], use_cache=False, on_progress=image.append)
+    assert image[-1] == 100.0 and 0 < image[0] < 100 and image == sorted(image)

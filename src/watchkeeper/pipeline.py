@@ -10,7 +10,7 @@ import importlib
 import logging
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime
 from pathlib import Path
@@ -128,13 +128,15 @@ class Pipeline:
         use_cache: bool = True,
         when: datetime | None = None,
         camera: str | None = None,
+        on_progress: Callable[[float], None] | None = None,
     ) -> AnalysisResult:
         """Analyse one image, audio or video from a path, raw bytes or an http(s) URL.
 
         Raises ``MediaError`` subclasses for input that cannot be decoded;
         an analyzer that fails is reported in ``result.analyzer_errors`` and
         the rest of the analysis stands. ``when`` (local wall-clock time)
-        drives the time-of-day factors; ``None`` means now.
+        drives the time-of-day factors; ``None`` means now. ``on_progress``
+        hears the percent done as analyzers finish, chunk by chunk.
         """
         started = time.perf_counter()
         cache = self.cache if use_cache else None
@@ -150,6 +152,8 @@ class Pipeline:
                 result.media.source = source_name
                 result.cache_hit = True
                 result.timings_ms = {"cache_lookup": round((time.perf_counter() - started) * 1000, 2)}
+                if on_progress is not None:
+                    on_progress(100.0)
                 return result
 
         run = _Run()
@@ -163,9 +167,12 @@ class Pipeline:
             run.add_time("decode", t0)
             if media is None:
                 break
-            run.add_chunk(media, self._run_analyzers(media, run, camera))
+            on_analyzer_done = _chunk_progress(media, on_progress) if on_progress is not None else None
+            run.add_chunk(media, self._run_analyzers(media, run, camera, on_analyzer_done))
 
         result = self._fuse(run, when=when, camera=camera)
+        if on_progress is not None:
+            on_progress(100.0)
         result.config_hash = config_hash
         if cache is not None:
             cache.put(result.media.sha256, config_hash, result.model_dump_json())
@@ -187,7 +194,10 @@ class Pipeline:
         run.add_chunk(media, self._run_analyzers(media, run, camera))
         return self._fuse(run, when=when, camera=camera)
 
-    def _run_analyzers(self, media: Media, run: _Run, camera: str | None = None) -> dict[str, AnalyzerOutput]:
+    def _run_analyzers(
+        self, media: Media, run: _Run, camera: str | None = None,
+        on_analyzer_done: Callable[[int, int], None] | None = None,
+    ) -> dict[str, AnalyzerOutput]:
         """Run every applicable analyzer, each as soon as the analyzers it reads have finished.
 
         Independent chains (audio beside video, fire beside objects) share
@@ -195,6 +205,7 @@ class Pipeline:
         """
         context = AnalysisContext(self.settings, camera=camera)
         todo = {a.name: a for a in self.analyzers if a.applies_to(media)}
+        count, finished = len(todo), 0
         running: dict[Future[AnalyzerOutput], tuple[Analyzer, float]] = {}
         with ThreadPoolExecutor(self.analysis_threads, thread_name_prefix="analyzer") as pool:
             while todo or running:
@@ -216,6 +227,9 @@ class Pipeline:
                         log.error("analyzer crashed", exc_info=exc, extra={"analyzer": analyzer.name})
                         run.fail(analyzer.name, media,
                                  {"type": type(exc).__name__, "code": "analysis_error", "message": str(exc)})
+                    finished += 1
+                    if on_analyzer_done is not None:
+                        on_analyzer_done(finished, count)
         # Keep the configured analyzer order so results read the same every run.
         return {a.name: context.outputs[a.name] for a in self.analyzers if a.name in context.outputs}
 
@@ -266,6 +280,20 @@ class Pipeline:
         yield from run_batch(
             self, sources, workers=workers, media_type=media_type, frame_interval_s=frame_interval_s, use_cache=use_cache
         )
+
+
+def _chunk_progress(media: Media, on_progress: Callable[[float], None]) -> Callable[[int, int], None]:
+    """Percent of the whole file done when ``done`` of this chunk's ``count`` analyzers have finished.
+
+    Kept below 100 until fusion has run too.
+    """
+    total_s = media.duration_s
+
+    def report(done: int, count: int) -> None:
+        covered = media.t_start_s + (media.t_end_s - media.t_start_s) * done / max(count, 1)
+        on_progress(min(99.0, 100.0 * covered / total_s) if total_s > 0 else 99.0 * done / max(count, 1))
+
+    return report
 
 
 class _Run:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -20,6 +21,7 @@ from ..errors import ConfigError, WatchkeeperError
 from ..logging_setup import configure as configure_logging
 from . import render
 from .diagnostics import doctor_checks, model_rows
+from .service import register as register_service_commands
 
 EXIT_OK, EXIT_USAGE, EXIT_SOME_FAILED = 0, 1, 2
 
@@ -362,6 +364,39 @@ def evaluate(
         err.print(f"wrote {path}", highlight=False)
     _report_failures([(f.path, f.error) for f in report.failed if f.error])
     raise typer.Exit(EXIT_SOME_FAILED if report.failed else EXIT_OK)
+
+
+@app.command()
+def feedback(
+    out: Annotated[Path, typer.Argument(help="New folder for the data set.")],
+    category: Annotated[str, typer.Option("--category", help="Category whose judged incidents to export.")],
+    camera: Annotated[Optional[str], typer.Option("--camera", help="Only this camera's incidents.")] = None,
+    since: Annotated[Optional[datetime], typer.Option("--since", help="Only incidents from this time on (UTC).")] = None,
+    context_s: Annotated[float, typer.Option(
+        "--context-s", min=0, help="Seconds of audio/video kept either side of an incident.")] = 1.0,
+) -> None:
+    """Export incidents marked confirmed or false_alarm as a data set for 'watchkeeper train'."""
+    from ..heads.feedback import GROUP_FILE, export_feedback
+    from ..store.db import open_database
+
+    db = open_database(_settings())
+    try:
+        export = export_feedback(db, out, category, camera=camera, context_s=context_s,
+                                 since=since.replace(tzinfo=since.tzinfo or timezone.utc) if since else None)
+    finally:
+        db.close()
+    for incident_id, reason in export.skipped:
+        err.print(f"skipped incident {incident_id}: {escape(reason)}", highlight=False)
+    counts = {label: len(paths) for label, paths in export.written.items()}
+    Console().print(f"{counts['confirmed']} confirmed and {counts['false_alarm']} false-alarm file(s) in {escape(str(out))}")
+    if all(counts.values()):
+        Console().print(f"train with: watchkeeper train {escape(str(out))} --category {category} "
+                        f"--positive confirmed --groups {escape(str(out / GROUP_FILE))}", highlight=False)
+    else:
+        err.print("training needs files of both kinds; judge more incidents first", highlight=False)
+
+
+register_service_commands(app, _settings)
 
 
 def main() -> None:

@@ -39,9 +39,11 @@ def analysis_handler(pipeline_for: Callable[[], Pipeline], db: Database, *,
         media: str | bytes = fetch_guard(source)[0] if fetch_guard is not None and is_url(source) else source
         result = pipeline_for().analyze(
             media, params.get("media_type"), frame_interval_s=params.get("frame_interval_s"),
-            camera=params.get("camera"),
+            camera=params.get("camera"), on_progress=ctx.progress,
         )
-        result.media.source = source  # bytes fetched from a URL would otherwise read "<N bytes>"
+        # What the client named (bytes fetched from a URL would otherwise read "<N bytes>"); the stored
+        # analysis keeps the resolved server path, which feedback exports read the media from.
+        result.media.source = params.get("client_source", source)
         analysis_id = str(uuid4())
 
         def store(session: Session) -> None:

@@ -1,0 +1,164 @@
+"""The application factory: the REST API plus the job workers and the delivery dispatcher it runs.
+
+``create_app(settings)`` builds the FastAPI app; its lifespan opens the
+database (migrating it), starts ``server.job_workers`` job threads and the
+outbox dispatcher, and stops them at shutdown. Jobs left running by a
+crashed process are taken over when their lease lapses.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from fastapi import FastAPI, HTTPException
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+
+from .. import __version__
+from ..auth.links import load_or_create_secret
+from ..config import Settings
+from ..delivery.dispatcher import Dispatcher
+from ..delivery.webhook import webhook_sender
+from ..jobs.analysis import analysis_handler
+from ..jobs.queue import DatabaseJobQueue
+from ..jobs.worker import WorkerPool
+from ..netguard import UrlPolicy, fetch_url
+from ..store.db import open_database
+from ..uploads import MediaRoots, UploadStore
+from . import legacy, v1
+from .job_outcomes import job_finished
+from .mail import alert_threshold, email_sender, mailer_from
+from .problems import install_problem_handlers, problem_response
+from .services import PipelineHolder, Services
+from .submissions import ANALYZE_JOB
+
+log = logging.getLogger(__name__)
+
+JSON_BODY_MAX_BYTES = 1024**2
+MULTIPART_OVERHEAD_BYTES = 64 * 1024  # boundaries and part headers around an upload
+LINK_SECRET_FILE = "link-signing.key"
+
+DESCRIPTION = """\
+Watchkeeper's REST API. Seed 000's paths (`/health`, `/providers`, `/upload`, `/analyze/...`, `/notify`,
+`/jobs/{id}`, `/uploads/{name}`) answer in that README's shapes; everything else is under `/api/v1`.
+
+Authenticate with an API key (`Authorization: Bearer KEY` or `X-API-Key: KEY`; create one with
+`watchkeeper apikey create`) or with the session cookie from `POST /api/v1/auth/login` (then send the
+`X-CSRF-Token` header from the login response on every change). Errors are RFC 9457 problem documents.
+"""
+
+
+@dataclass
+class Runtime:
+    services: Services
+    workers: WorkerPool
+    dispatcher: Dispatcher
+
+    def start(self) -> None:
+        self.workers.start()
+        self.dispatcher.start()
+
+    def stop(self) -> None:
+        self.workers.stop()
+        self.dispatcher.stop()
+        self.services.db.close()
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    server = settings.server
+    data_dir = settings.data_dir.resolve()
+    db = open_database(settings)
+    uploads_dir = data_dir / "uploads"
+    policy = UrlPolicy(server.allowed_private_networks)
+    mailer = mailer_from(settings)
+    queue = DatabaseJobQueue(db, lease_s=server.job_lease_s, max_attempts=server.job_max_attempts,
+                             on_finish=job_finished(mailer, alert_threshold(settings)))
+    pipeline = PipelineHolder(settings)
+    # Every download the server makes for an analysis goes through the same guard and limits.
+    fetch = partial(fetch_url, policy=policy, max_bytes=settings.media.max_bytes,
+                    timeout_s=settings.media.url_timeout_s)
+    workers = WorkerPool(queue, {ANALYZE_JOB: analysis_handler(pipeline, db, fetch_guard=fetch)},
+                         threads=server.job_workers, lease_s=server.job_lease_s)
+    senders = {"webhook": webhook_sender(server.webhook_secret, policy, server.webhook_timeout_s)}
+    if mailer is not None:
+        senders["email"] = email_sender(mailer)
+    dispatcher = Dispatcher(db, senders, max_attempts=server.delivery_max_attempts,
+                            backoff_s=server.delivery_backoff_s, backoff_max_s=server.delivery_backoff_max_s)
+    services = Services(
+        settings=settings, db=db, queue=queue,
+        uploads=UploadStore(uploads_dir, max_bytes=server.upload_max_bytes),
+        media_roots=MediaRoots([uploads_dir, *server.media_roots], base=data_dir),
+        url_policy=policy, fetch=fetch, pipeline=pipeline, mailer=mailer, wake_workers=workers.wake,
+        link_secret=load_or_create_secret(data_dir / LINK_SECRET_FILE),
+    )
+    return Runtime(services, workers, dispatcher)
+
+
+class BodyLimit:
+    """Refuse request bodies over the limit before reading them (413), and stop reading past it.
+
+    Uploads may be ``server.upload_max_bytes`` (plus multipart framing); other
+    bodies are JSON and small. The upload store checks the file's exact size.
+    """
+
+    def __init__(self, app: Callable[..., Awaitable[None]], *, upload_max_bytes: int) -> None:
+        self.app = app
+        self.upload_limit = upload_max_bytes + MULTIPART_OVERHEAD_BYTES
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]],
+                       send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        limit = self.upload_limit if scope["path"] == "/upload" else JSON_BODY_MAX_BYTES
+        detail = f"the request body is over the limit of {limit} bytes"
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            response = problem_response(Request(scope), 413, "media_too_large", detail,
+                                        headers={"Connection": "close"})
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> dict[str, Any]:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise HTTPException(413, detail)  # FastAPI passes HTTPExceptions from body reading through
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+def create_app(settings: Settings, *, start_workers: bool = True) -> FastAPI:
+    """The API; ``start_workers=False`` serves requests without running jobs or deliveries (tests, tools)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = build_runtime(settings)
+        app.state.services = runtime.services
+        if start_workers:
+            runtime.start()
+        log.info("watchkeeper API ready", extra={"database": runtime.services.db.dialect,
+                                                  "job_workers": settings.server.job_workers})
+        try:
+            yield
+        finally:
+            runtime.stop()
+
+    app = FastAPI(title="Watchkeeper", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    install_problem_handlers(app)
+    app.add_middleware(BodyLimit, upload_max_bytes=settings.server.upload_max_bytes)
+    if settings.server.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.server.cors_origins, allow_credentials=True,
+                           allow_methods=["*"], allow_headers=["Authorization", "X-API-Key", "X-CSRF-Token",
+                                                               "Content-Type"])
+    app.include_router(legacy.router)
+    app.include_router(v1.router)
+    return app

@@ -1,0 +1,177 @@
+"""Request dependencies: the shared services, who is asking, and what their role allows.
+
+A request is authenticated by an API key (``Authorization: Bearer KEY`` or
+``X-API-Key: KEY``) or by the session cookie from ``POST /api/v1/auth/login``.
+Cookie-authenticated changes must echo the session's CSRF token in
+``X-CSRF-Token`` (a cross-site form can send the cookie but cannot read the
+token). Every authenticated request spends a token from its key's or
+session's bucket.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Annotated
+
+from fastapi import Depends, Path, Query, Request
+from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import update
+from starlette.concurrency import run_in_threadpool
+
+from ..auth import Principal, links, lower_role, role_allows
+from ..auth.keys import find_active_key
+from ..auth.sessions import CSRF_HEADER, SESSION_COOKIE, find_active_session
+from ..errors import AuthError, CsrfError, PermissionDeniedError
+from ..store.models import ApiKey, LoginSession, utcnow
+from .schemas import MAX_ROW_ID
+from .services import Services
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Refreshing "last used" on every request would turn every read into a write; once a minute is enough.
+TOUCH_INTERVAL = timedelta(minutes=1)
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer KEY`.")
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key.")
+_session_cookie = APIKeyCookie(
+    name=SESSION_COOKIE, auto_error=False,
+    description="The session from POST /api/v1/auth/login; changes also need the X-CSRF-Token header.",
+)
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def _authenticate(
+    request: Request, services: Services, bearer: HTTPAuthorizationCredentials | None,
+    api_key: str | None, session_token: str | None,
+) -> Principal | None:
+    """The principal behind the request's credentials; None when it sent none. Raises on bad ones."""
+    secret = bearer.credentials if bearer is not None else api_key
+    if secret is None and session_token is None:
+        return None
+    now = utcnow()
+    with services.db.session(write=False) as session:
+        if secret is not None:
+            key = find_active_key(session, secret)
+            if key is None or key.user.state != "active":
+                raise AuthError("invalid or revoked API key")
+            principal = Principal(user_id=key.user_id, name=key.user.name, role=lower_role(key.role, key.user.role),
+                                  via="api_key", key_id=key.id)
+            last_seen = key.last_used_at
+        else:
+            login = find_active_session(session, session_token or "")
+            if login is None or login.user.state != "active":
+                raise AuthError("the session has expired or was ended; sign in again")
+            if request.method not in SAFE_METHODS:
+                sent = request.headers.get(CSRF_HEADER, "")
+                if not hmac.compare_digest(sent.encode(), login.csrf_token.encode()):
+                    raise CsrfError(f"a signed-in change needs the session's {CSRF_HEADER} header")
+            principal = Principal(user_id=login.user_id, name=login.user.name, role=login.user.role, via="session",
+                                  session_id=login.id)
+            last_seen = login.last_seen_at
+    if last_seen is None or now - last_seen > TOUCH_INTERVAL:
+        _touch(services, principal, now)
+    return principal
+
+
+def _touch(services: Services, principal: Principal, now: datetime) -> None:
+    with services.db.session() as session:
+        if principal.key_id is not None:
+            session.execute(update(ApiKey).where(ApiKey.id == principal.key_id).values(last_used_at=now))
+        else:
+            session.execute(update(LoginSession).where(LoginSession.id == principal.session_id)
+                            .values(last_seen_at=now))
+
+
+async def optional_principal(
+    request: Request,
+    services: ServicesDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    api_key: Annotated[str | None, Depends(_api_key_header)],
+    session_token: Annotated[str | None, Depends(_session_cookie)],
+) -> Principal | None:
+    """For /health: the caller when the credentials are good, else anonymous (never an error).
+
+    Asynchronous so that anonymous health checks never wait for a worker thread.
+    """
+    if bearer is None and api_key is None and session_token is None:
+        return None
+    try:
+        return await run_in_threadpool(_authenticate, request, services, bearer, api_key, session_token)
+    except (AuthError, CsrfError):
+        return None
+
+
+MaybePrincipal = Annotated[Principal | None, Depends(optional_principal)]
+
+
+def current_principal(
+    request: Request,
+    services: ServicesDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    api_key: Annotated[str | None, Depends(_api_key_header)],
+    session_token: Annotated[str | None, Depends(_session_cookie)],
+) -> Principal:
+    principal = _authenticate(request, services, bearer, api_key, session_token)
+    if principal is None:
+        raise AuthError("sign in, or send an API key as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'")
+    services.request_limiter.check(principal.rate_key, "requests for this key or session")
+    request.state.principal = principal
+    return principal
+
+
+def require(role: str) -> Callable[[Principal], Principal]:
+    """A dependency that passes principals whose role is ``role`` or higher."""
+
+    def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if not role_allows(principal.role, role):
+            raise PermissionDeniedError(f"this needs the {role} role; '{principal.name}' acts as {principal.role}")
+        return principal
+
+    dependency.__name__ = f"require_{role}"
+    return dependency
+
+
+Viewer = Annotated[Principal, Depends(require("viewer"))]
+
+
+def viewer_or_signed_link(
+    request: Request,
+    services: ServicesDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    api_key: Annotated[str | None, Depends(_api_key_header)],
+    session_token: Annotated[str | None, Depends(_session_cookie)],
+    expires: Annotated[int | None, Query(ge=0, le=2**40, description="Signed link: expiry (Unix s).")] = None,
+    signature: Annotated[str | None, Query(max_length=100, description="Signed link: signature.")] = None,
+) -> Principal | None:
+    """A signed link (``expires`` and ``signature`` from GET /api/v1/media/{id}/link) or any signed-in user."""
+    if expires is not None or signature is not None:
+        links.check(services.link_secret, request.url.path, expires or 0, signature or "")
+        return None
+    return current_principal(request, services, bearer, api_key, session_token)  # every role may read
+Operator = Annotated[Principal, Depends(require("operator"))]
+Admin = Annotated[Principal, Depends(require("admin"))]
+
+
+class Pagination:
+    def __init__(
+        self,
+        limit: Annotated[int, Query(ge=1, le=500, description="Items per page.")] = 50,
+        offset: Annotated[int, Query(ge=0, le=10_000_000, description="Items to skip.")] = 0,
+    ) -> None:
+        self.limit = limit
+        self.offset = offset
+
+
+PageDep = Annotated[Pagination, Depends()]
+IdPath = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]

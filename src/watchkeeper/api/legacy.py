@@ -1,0 +1,159 @@
+"""Seed 000's REST API: its paths, request fields, response fields and job words.
+
+A client written against seed 000's README works unchanged once it sends an
+API key. Errors are problem+json like the rest of the API.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import smtplib
+from datetime import datetime, timezone
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Request, Response, UploadFile
+from fastapi.responses import FileResponse
+from sqlalchemy import func, select
+from starlette.concurrency import run_in_threadpool
+
+from .. import __version__
+from ..auth import Principal
+from ..auth.audit import record
+from ..errors import ConflictError, DeliveryError, NotFoundError
+from ..store.models import Job
+from ..store.models import Upload as UploadRow
+from . import schemas
+from .deps import MaybePrincipal, Operator, ServicesDep, Viewer, client_ip, viewer_or_signed_link
+from .job_outcomes import view_body
+from .mail import detection_email
+from .problems import PROBLEM_RESPONSES
+from .services import Services
+from .submissions import AnalysisSpec, check, run_now, submit
+
+router = APIRouter(tags=["seed 000"], responses=PROBLEM_RESPONSES)
+
+AnalyzeResponse = schemas.LegacyAnalysis | schemas.Queued
+
+
+@router.get("/health", response_model=schemas.Health, response_model_exclude_none=True,
+            summary="Server status; details for signed-in users")
+async def health(services: ServicesDep, principal: MaybePrincipal, response: Response) -> schemas.Health:
+    healthy = await services.database_probe.healthy()
+    response.status_code = 200 if healthy else 503
+    health = schemas.Health(status="healthy" if healthy else "unhealthy", timestamp=datetime.now(timezone.utc))
+    if principal is not None:
+        health.version = __version__
+        health.providers = services.providers()
+        health.notification_enabled = services.mailer is not None
+        health.database = services.db.dialect
+        health.jobs = await run_in_threadpool(_job_counts, services) if healthy else None
+    return health
+
+
+def _job_counts(services: Services) -> dict[str, int]:
+    with services.db.session(write=False) as session:
+        return dict(session.execute(select(Job.state, func.count()).group_by(Job.state)).tuples().all())
+
+
+@router.get("/providers", response_model=schemas.Providers, summary="Analysis providers: local plus configured ones")
+def providers(services: ServicesDep, _: Viewer) -> schemas.Providers:
+    return schemas.Providers(providers=services.providers(), default_provider=services.settings.default_provider)
+
+
+@router.post("/upload", response_model=schemas.Upload, summary="Upload a media file (multipart field 'file')")
+def upload(request: Request, services: ServicesDep, principal: Operator,
+           file: UploadFile = File(description="The media file.")) -> schemas.Upload:
+    stored = services.uploads.save(file.file, file.filename or "upload", file.content_type)
+    with services.db.session() as session:
+        row = UploadRow(filename=stored.filename, original_name=stored.original_name, size_bytes=stored.size_bytes,
+                        sha256=stored.sha256, media_type=stored.media_type, content_type=stored.content_type,
+                        uploaded_by=principal.user_id)
+        session.add(row)
+        session.flush()
+        record(session, principal, "upload.create", target_type="upload", target_id=row.id,
+               details={"filename": stored.filename, "size_bytes": stored.size_bytes}, ip=client_ip(request))
+    return schemas.Upload(status="success", file_path=f"uploads/{stored.filename}", filename=stored.filename,
+                          media_type=stored.media_type, size_bytes=stored.size_bytes, sha256=stored.sha256)
+
+
+def _analyze(request: Request, services: Services, principal: Principal, spec: AnalysisSpec,
+             run_async: bool) -> dict[str, Any] | schemas.Queued:
+    checked = check(services, spec)
+    ip = client_ip(request)
+    if not run_async:
+        return run_now(services, principal, checked, ip=ip)
+    job_id, word = submit(services, principal, checked, ip=ip)
+    return schemas.Queued(status="queued", job_id=job_id, media_type=word, timestamp=datetime.now(timezone.utc))
+
+
+def _options(body: schemas.AnalyzeOptions) -> dict[str, Any]:
+    return {"provider": body.provider, "camera": body.camera, "callback_url": body.callback_url,
+            "notify": body.notify}
+
+
+@router.post("/analyze/image/path", response_model=AnalyzeResponse,
+             summary="Analyse an image on the server (in a media root, e.g. uploads/x.jpg)")
+def analyze_image_path(request: Request, services: ServicesDep, principal: Operator,
+                       body: schemas.ImagePathRequest) -> Any:
+    spec = AnalysisSpec(body.image_path, False, "image", echo={"image_path": body.image_path}, **_options(body))
+    return _analyze(request, services, principal, spec, body.run_async)
+
+
+@router.post("/analyze/image/url", response_model=AnalyzeResponse, summary="Analyse an image from a public URL")
+def analyze_image_url(request: Request, services: ServicesDep, principal: Operator,
+                      body: schemas.ImageUrlRequest) -> Any:
+    spec = AnalysisSpec(body.image_url, True, "image", echo={"image_url": body.image_url}, **_options(body))
+    return _analyze(request, services, principal, spec, body.run_async)
+
+
+@router.post("/analyze/audio", response_model=AnalyzeResponse, summary="Analyse an audio file on the server")
+def analyze_audio(request: Request, services: ServicesDep, principal: Operator, body: schemas.AudioRequest) -> Any:
+    spec = AnalysisSpec(body.audio_path, False, "audio", echo={"audio_path": body.audio_path}, **_options(body))
+    return _analyze(request, services, principal, spec, body.run_async)
+
+
+@router.post("/analyze/video", response_model=AnalyzeResponse,
+             summary="Analyse a video on the server (asynchronous by default, a frame every 5 s by default)")
+def analyze_video(request: Request, services: ServicesDep, principal: Operator, body: schemas.VideoRequest) -> Any:
+    spec = AnalysisSpec(body.video_path, False, "video", frame_interval_s=body.frame_interval,
+                        echo={"video_path": body.video_path}, **_options(body))
+    return _analyze(request, services, principal, spec, body.run_async)
+
+
+@router.post("/notify", response_model=schemas.NotifySent, summary="E-mail an alert about a detection result")
+def notify(request: Request, services: ServicesDep, principal: Operator,
+           body: schemas.NotifyRequest) -> schemas.NotifySent:
+    if services.mailer is None:
+        raise ConflictError("no notifier is configured: set notification.smtp_server and default_recipients")
+    attachment = services.media_roots.resolve(body.media_path) if body.media_path else None
+    subject, message = detection_email(body.detection_result, media_name=body.media_path)
+    try:
+        recipients = services.mailer.send(subject, message, body.recipients, attachment)
+    except (smtplib.SMTPException, OSError) as exc:
+        raise DeliveryError(f"the mail server did not take the message: {type(exc).__name__}: {exc}") from exc
+    severity = body.detection_result.get("potential_severity") or body.detection_result.get("severity")
+    with services.db.session() as session:
+        record(session, principal, "notification.send", details={"recipients": recipients, "subject": subject},
+               ip=client_ip(request))
+    return schemas.NotifySent(status="sent", recipients=recipients, crime_type=body.detection_result.get("crime_type"),
+                              severity=severity if isinstance(severity, str) else None,
+                              timestamp=datetime.now(timezone.utc))
+
+
+@router.get("/jobs/{job_id}", response_model=schemas.LegacyJob,
+            summary="A job in seed 000's words: pending, success with the result, or error with a message")
+def job_status(job_id: str, services: ServicesDep, _: Viewer) -> dict[str, Any]:
+    job = services.queue.get(job_id)
+    if job is None:
+        raise NotFoundError(f"no job '{job_id}'")
+    return view_body(job)
+
+
+@router.get("/uploads/{filename}", response_class=FileResponse,
+            summary="Download an uploaded file (signed in, or with a signed link's expires and signature)",
+            responses={200: {"content": {"application/octet-stream": {}}, "description": "The file."}})
+def uploaded_file(filename: str, services: ServicesDep,
+                  _: Annotated[Principal | None, Depends(viewer_or_signed_link)]) -> FileResponse:
+    path = services.uploads.path_of(filename)
+    media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return FileResponse(path, media_type=media_type, headers={"X-Content-Type-Options": "nosniff"})

@@ -1,0 +1,77 @@
+"""E-mail through seed 000's notification settings, received by a real SMTP server (aiosmtpd) on loopback."""
+
+from __future__ import annotations
+
+import threading
+from email import message_from_bytes
+from email.message import Message
+
+import pytest
+from apiserver import base_settings, finished_job, free_port, wait_until
+
+controller_module = pytest.importorskip("aiosmtpd.controller", reason="aiosmtpd is not installed")
+
+
+class Inbox:
+    """An aiosmtpd handler that keeps every message it is given."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], Message]] = []
+        self._lock = threading.Lock()
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: ANN001 - aiosmtpd's handler protocol
+        with self._lock:
+            self.messages.append((list(envelope.rcpt_tos), message_from_bytes(envelope.content)))
+        return "250 OK"
+
+
+@pytest.fixture(scope="module")
+def inbox():
+    handler = Inbox()
+    controller = controller_module.Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield handler, controller.port
+    controller.stop()
+
+
+@pytest.fixture(scope="module")
+def mail_server(start_server, media_root, inbox):
+    _, port = inbox
+    settings = base_settings(media_root)
+    settings["notification"] = {"smtp_server": "127.0.0.1", "port": port, "sender_email": "alerts@example.com",
+                                "default_recipients": ["security@example.com"], "notify_threshold": "low"}
+    return start_server("mail", settings)
+
+
+def test_notify_sends_the_seed_000_email(mail_server, inbox, media_root):
+    handler, _ = inbox
+    with mail_server.client(mail_server.admin_key) as client:
+        assert client.get("/health").json()["notification_enabled"] is True
+        response = client.post("/notify", json={
+            "detection_result": {"crime_detected": True, "crime_type": "Vandalism/Property Damage",
+                                 "confidence": "high", "potential_severity": "medium",
+                                 "evidence_description": "Graffiti being sprayed on a wall.",
+                                 "recommendations": "Dispatch security to investigate."},
+            "media_path": str(media_root / "room.jpg"),
+        })
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "sent" and body["recipients"] == ["security@example.com"]
+    assert body["crime_type"] == "Vandalism/Property Damage" and body["severity"] == "medium" and body["timestamp"]
+    recipients, message = handler.messages[-1]
+    assert recipients == ["security@example.com"] and "Vandalism" in message["Subject"]
+    assert message["From"] == "alerts@example.com"
+    parts = [part.get_filename() for part in message.walk()]
+    assert "room.jpg" in parts
+
+
+def test_a_job_with_notify_emails_when_it_finds_a_crime(mail_server, inbox, media_root):
+    handler, _ = inbox
+    before = len(handler.messages)
+    with mail_server.client(mail_server.admin_key) as client:
+        queued = client.post("/analyze/audio", json={"audio_path": str(media_root / "siren.wav"), "async": True,
+                                                     "notify": True}).json()
+        assert finished_job(client, queued["job_id"])["crime_detected"] is True
+    wait_until(lambda: len(handler.messages) > before, "the alert e-mail")
+    _, message = handler.messages[-1]
+    assert "detected" in message["Subject"]
