@@ -430,7 +430,7 @@ def test_analyze_jobs_store_their_analysis_with_the_completion(queue, db, pool_f
         with urllib.request.urlopen(url) as response:
             return response.read(), response.headers.get("Content-Type")
 
-    pool_for({"analyze": analysis_handler(lambda: pipeline, db, fetch_guard=fetch)})
+    pool_for({"analyze": analysis_handler(lambda: pipeline, fetch_guard=fetch)})
     room_url = f"{media_server}/room.png"
     siren_job, room_job, url_job, corrupt_job = (
         queue.submit("analyze", {"source": str(source), "media_type": media_type, "camera": "gate"})

@@ -82,7 +82,7 @@ def build_runtime(settings: Settings) -> Runtime:
     # Every download the server makes for an analysis goes through the same guard and limits.
     fetch = partial(fetch_url, policy=policy, max_bytes=settings.media.max_bytes,
                     timeout_s=settings.media.url_timeout_s)
-    workers = WorkerPool(queue, {ANALYZE_JOB: analysis_handler(pipeline, db, fetch_guard=fetch)},
+    workers = WorkerPool(queue, {ANALYZE_JOB: analysis_handler(pipeline, fetch_guard=fetch)},
                          threads=server.job_workers, lease_s=server.job_lease_s)
     senders = {"webhook": webhook_sender(server.webhook_secret, policy, server.webhook_timeout_s)}
     if mailer is not None:

@@ -11,15 +11,13 @@ from sqlalchemy.orm import Session
 from ..media.sources import is_url
 from ..pipeline import Pipeline
 from ..store.analyses import save_analysis
-from ..store.db import Database
 from .worker import JobContext, JobHandler
 
 # Downloads a URL under the server's SSRF policy: (body, Content-Type), as ``netguard.fetch_url`` bound to a policy.
 FetchUrl = Callable[[str], tuple[bytes, str | None]]
 
 
-def analysis_handler(pipeline_for: Callable[[], Pipeline], db: Database, *,
-                     fetch_guard: FetchUrl | None = None) -> JobHandler:
+def analysis_handler(pipeline_for: Callable[[], Pipeline], *, fetch_guard: FetchUrl | None = None) -> JobHandler:
     """A handler for ``analyze`` jobs.
 
     ``job.params``: ``source`` (a server path, already checked against the
@@ -31,7 +29,6 @@ def analysis_handler(pipeline_for: Callable[[], Pipeline], db: Database, *,
     its job succeeded, once. The job's result is the ``AnalysisResult`` JSON
     plus ``analysis_id``.
     """
-    del db  # unused: the analysis joins the queue's completion transaction (ctx.on_commit); kept for callers
 
     def handle(ctx: JobContext) -> dict[str, Any]:
         params = ctx.job.params
