@@ -379,12 +379,9 @@ def feedback(
     from ..heads.feedback import GROUP_FILE, export_feedback
     from ..store.db import open_database
 
-    db = open_database(_settings())
-    try:
+    with open_database(_settings()) as db:
         export = export_feedback(db, out, category, camera=camera, context_s=context_s,
                                  since=since.replace(tzinfo=since.tzinfo or timezone.utc) if since else None)
-    finally:
-        db.close()
     for incident_id, reason in export.skipped:
         err.print(f"skipped incident {incident_id}: {escape(reason)}", highlight=False)
     counts = {label: len(paths) for label, paths in export.written.items()}

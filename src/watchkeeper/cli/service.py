@@ -127,14 +127,11 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings]) -> None:
             password = sys.stdin.readline().rstrip("\r\n")
         else:
             password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-        db = open_database(settings_for(data_dir))
-        try:
+        with open_database(settings_for(data_dir)) as db:
             with db.session() as session:
                 user = create_user(session, name, password, role, email=email)
                 record(session, _cli_actor(), "user.create", target_type="user", target_id=user.id,
                        details={"name": user.name, "role": user.role})
-        finally:
-            db.close()
         Console(stderr=True).print(f"created {role} '{name}'", highlight=False)
 
     @users_app.command("list")
@@ -145,12 +142,9 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings]) -> None:
         from ..store.db import open_database
         from ..store.models import User
 
-        db = open_database(settings_for(data_dir))
-        try:
+        with open_database(settings_for(data_dir)) as db:
             with db.session(write=False) as session:
                 users = list(session.scalars(select(User).order_by(User.name)))
-        finally:
-            db.close()
         table = Table(title="Users")
         for column in ("id", "name", "role", "state", "e-mail", "created", "last login"):
             table.add_column(column)
@@ -178,8 +172,7 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings]) -> None:
         from ..store.db import open_database
         from ..store.models import User
 
-        db = open_database(settings_for(data_dir))
-        try:
+        with open_database(settings_for(data_dir)) as db:
             with db.session() as session:
                 if user is not None:
                     owner = find_user(session, user)
@@ -195,8 +188,6 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings]) -> None:
                 key, secret = create_key(session, owner, name, role)
                 record(session, _cli_actor(), "key.create", target_type="api_key", target_id=key.id,
                        details={"name": name, "role": role, "user_id": owner.id})
-        finally:
-            db.close()
         Console(stderr=True).print(f"API key '{name}' ({role}, owner {owner.name}); it is shown only now:",
                                    highlight=False)
         print(secret)
@@ -217,13 +208,10 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings]) -> None:
 
         moment = _parse_before(before)
         settings = settings_for(data_dir)
-        db = open_database(settings)
-        try:
+        with open_database(settings) as db:
             counts = purge_store(db, moment, keep_users=keep_users, uploads_dir=settings.data_dir / "uploads")
             with db.session() as session:
                 record(session, _cli_actor(), "purge", details={"before": moment.isoformat(), **counts})
-        finally:
-            db.close()
         table = Table(title=f"Deleted before {moment.isoformat()}")
         table.add_column("what")
         table.add_column("rows", justify="right")

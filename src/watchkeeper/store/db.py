@@ -86,6 +86,12 @@ class Database:
     def close(self) -> None:
         self.engine.dispose()
 
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
 
 def alembic_config(connection: Connection) -> Config:
     """Alembic's configuration without an ini file: the packaged migrations, run on ``connection``."""
