@@ -19,6 +19,7 @@ negative part, the leaky ReLU's faint leak, dropped: keeping it measured worse
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -120,17 +121,27 @@ def colour_windows(media: Media, spans: Sequence[tuple[float, float]]) -> list[n
     return vectors
 
 
+class _SharedFramesExtractor(FeatureExtractor):
+    """Extractors whose windows share per-frame work: one window is a batch of one."""
+
+    def extract(self, media: Media, outputs: dict[str, AnalyzerOutput], t_start_s: float, t_end_s: float) -> np.ndarray:
+        return self.extract_windows(media, outputs, [(t_start_s, t_end_s)])[0]
+
+    @abstractmethod
+    def extract_windows(
+        self, media: Media, outputs: dict[str, AnalyzerOutput], spans: Sequence[tuple[float, float]]
+    ) -> list[np.ndarray]:
+        """Vectors for all the windows of one media."""
+
+
 @register_extractor
-class FireColourExtractor(FeatureExtractor):
+class FireColourExtractor(_SharedFramesExtractor):
     """Colour statistics of the window's frames and, on video, flicker (88 values)."""
 
     name = "fire_colour"
     version = "fire_colour-1"
     media_types = frozenset({"image", "video"})
     window_s = 2.0
-
-    def extract(self, media: Media, outputs: dict[str, AnalyzerOutput], t_start_s: float, t_end_s: float) -> np.ndarray:
-        return self.extract_windows(media, outputs, [(t_start_s, t_end_s)])[0]
 
     def extract_windows(
         self, media: Media, outputs: dict[str, AnalyzerOutput], spans: Sequence[tuple[float, float]]
@@ -139,7 +150,7 @@ class FireColourExtractor(FeatureExtractor):
 
 
 @register_extractor
-class FireSceneExtractor(FeatureExtractor):
+class FireSceneExtractor(_SharedFramesExtractor):
     """The square-rooted YOLOv3-tiny embedding, then ``fire_colour`` (1112 values): the fire head's extractor."""
 
     name = "fire_scene"
@@ -147,9 +158,6 @@ class FireSceneExtractor(FeatureExtractor):
     media_types = frozenset({"image", "video"})
     requires: ClassVar[tuple[str, ...]] = ("objects",)
     window_s = 2.0
-
-    def extract(self, media: Media, outputs: dict[str, AnalyzerOutput], t_start_s: float, t_end_s: float) -> np.ndarray:
-        return self.extract_windows(media, outputs, [(t_start_s, t_end_s)])[0]
 
     def extract_windows(
         self, media: Media, outputs: dict[str, AnalyzerOutput], spans: Sequence[tuple[float, float]]
