@@ -1,6 +1,6 @@
 import os
 
-from watchkeeper.cache import ResultCache, sha256_file
+from watchkeeper.cache import ResultCache, sha256_file, source_fingerprint
 
 
 def test_round_trip_and_hash_memo(tmp_path):
@@ -44,3 +44,21 @@ def test_shared_between_instances(tmp_path):
     b = ResultCache(tmp_path / "c.sqlite3", max_entries=10, max_bytes=10**6)
     a.put("m", "cfg", "{}")
     assert b.get("m", "cfg") == "{}"
+
+
+def test_source_fingerprint_follows_code_and_data_not_bytecode(tmp_path):
+    (tmp_path / "analyzers").mkdir()
+    (tmp_path / "analyzers" / "fire.py").write_text("THRESHOLD = 0.5\n")
+    (tmp_path / "rules.yaml").write_text("fire: 1\n")
+    first = source_fingerprint(tmp_path)
+
+    (tmp_path / "__pycache__").mkdir()
+    (tmp_path / "__pycache__" / "fire.cpython-311.pyc").write_bytes(b"\0")
+    (tmp_path / "notes.txt").write_text("not code")
+    assert source_fingerprint(tmp_path) == first
+
+    (tmp_path / "analyzers" / "fire.py").write_text("THRESHOLD = 0.6\n")
+    edited = source_fingerprint(tmp_path)
+    assert edited != first
+    (tmp_path / "analyzers" / "fire.py").rename(tmp_path / "analyzers" / "smoke.py")
+    assert source_fingerprint(tmp_path) not in {first, edited}

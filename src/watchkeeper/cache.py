@@ -15,6 +15,7 @@ import sqlite3
 import threading
 import time
 import zlib
+from functools import cache
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,29 @@ CREATE TABLE IF NOT EXISTS file_hashes (
     sha256 TEXT NOT NULL
 );
 """
+
+
+# Everything in the package that can change a result: code, rules, shipped heads.
+CODE_SUFFIXES = frozenset({".py", ".yaml", ".json"})
+
+
+def source_fingerprint(package: Path) -> str:
+    """Hash of a package folder's code and data files, their names included."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in package.rglob("*") if p.suffix in CODE_SUFFIXES and "__pycache__" not in p.parts):
+        digest.update(str(path.relative_to(package)).encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+@cache
+def code_fingerprint() -> str:
+    """This installed package's ``source_fingerprint`` (a cache key part).
+
+    Editing an analyzer or an extractor, or upgrading, then never serves a
+    result computed by the old code; no version number to remember to bump.
+    """
+    return source_fingerprint(Path(__file__).parent)
 
 
 def sha256_file(path: Path) -> str:

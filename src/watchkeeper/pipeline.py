@@ -18,7 +18,7 @@ from typing import Any
 
 from .analyzers.base import ANALYZERS, AnalysisContext, Analyzer, AnalyzerOutput
 from .batch import BatchItem, run_batch
-from .cache import ResultCache
+from .cache import ResultCache, code_fingerprint
 from .config import Settings, load_settings
 from .domain import AnalysisResult, Detection, Media, MediaInfo, MediaType, TranscriptSegment
 from .errors import ConfigError, WatchkeeperError
@@ -36,8 +36,6 @@ ANALYZER_ORDER = (
     "gate", "motion", "objects", "pose", "fire", "crowd", "emotion", "ocr", "scene", "caption",
     "audio_events", "speech", "text", "heads",
 )
-# Bump when a change to analysis code makes cached results stale.
-PIPELINE_VERSION = "1"
 
 Source = str | os.PathLike[str] | bytes
 
@@ -112,7 +110,7 @@ class Pipeline:
     ) -> str:
         """Cache key part: everything besides the media bytes that shapes a result."""
         interval = frame_interval_s or self.settings.media.frame_interval_s
-        key = f"{PIPELINE_VERSION}-{self.settings.analysis_hash()}-{self.heads.fingerprint}-{interval:g}"
+        key = f"{code_fingerprint()}-{self.settings.analysis_hash()}-{self.heads.fingerprint}-{interval:g}"
         key += f"-{media_type or 'auto'}"
         if camera in self.heads.cameras:
             key += f"-camera:{camera}"
