@@ -36,10 +36,15 @@ def analysed(pipeline, tmp_path_factory):
 
 
 def judge(db, analysed, verdicts):
-    """Store the analyses; give every analysis one incident of its own and set the statuses asked for."""
+    """Store the analyses; give every analysis one incident of its own and set the statuses asked for.
+
+    A path of None stands for media fetched from a URL: the client named the URL and no file was kept.
+    """
     with db.session() as session:
         for (path, result), (category, status, span) in zip(analysed, verdicts, strict=True):
-            analysis = save_analysis(session, result, source=str(path))
+            # The export reads the file this machine analysed, whatever name the client gave.
+            source = f"https://cams.example/{result.media.sha256}" if path is None else f"uploads/{Path(path).name}"
+            analysis = save_analysis(session, result, source=source, media_path=path and str(path))
             template = result.incidents[0] if result.incidents else None
             record = IncidentRecord(
                 category=category, category_name=category, severity=3, confidence=0.9, status=status,
@@ -76,12 +81,13 @@ def test_judged_incidents_become_a_grouped_folder_per_label_data_set(db, analyse
 def test_incidents_whose_media_is_gone_are_skipped_not_fatal(db, analysed, tmp_path):
     gone = tmp_path / "gone.wav"
     gone.write_bytes(Path(analysed[0][0]).read_bytes())
-    judge(db, [(gone, analysed[0][1]), analysed[1]], [("alarm", "confirmed", (1.0, 2.0)),
-                                                      ("alarm", "confirmed", (1.0, 2.0))])
+    judge(db, [(gone, analysed[0][1]), analysed[1], (None, analysed[2][1])],
+          [("alarm", "confirmed", (1.0, 2.0))] * 3)
     gone.unlink()
     export = export_feedback(db, tmp_path / "out", "alarm")
     assert len(export.written["confirmed"]) == 1
-    assert len(export.skipped) == 1 and "no longer on this machine" in export.skipped[0][1]
+    reasons = sorted(reason for _, reason in export.skipped)
+    assert len(reasons) == 2 and "no longer on this machine" in reasons[0] and "fetched from a URL" in reasons[1]
 
 
 def test_the_feedback_command_exports_from_the_configured_database(analysed, tmp_path):

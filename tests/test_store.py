@@ -10,7 +10,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, func, inspect, select, update
+from sqlalchemy import Connection, func, inspect, select, text, update
 
 from watchkeeper.config import Settings
 from watchkeeper.domain import AnalysisResult
@@ -71,6 +71,25 @@ def test_migrations_create_exactly_the_models_and_rerun_as_no_ops(db):
         context = MigrationContext.configure(connection, opts={"compare_type": True, "compare_server_default": True})
         assert compare_metadata(context, Base.metadata) == []
         assert context.get_current_revision() == head_revision(connection)
+
+
+def test_analyses_of_the_first_schema_keep_the_file_they_were_read_from(new_database_url):
+    """0002 adds analyses.media_path: absolute paths (what jobs stored) become it; URLs and client names do not."""
+    db = Database(new_database_url)
+    try:
+        with db.engine.begin() as connection:
+            command.upgrade(alembic_config(connection), "0001")
+            for row_id, source in (("a", "/srv/media/cam1.mp4"), ("b", "https://cams.example/1.jpg")):
+                connection.execute(text(
+                    "INSERT INTO analyses (id, source, media_type, provider, config_hash, crime_detected, result,"
+                    " created_at) VALUES (:id, :source, 'video', 'local', '', false, '{}', CURRENT_TIMESTAMP)"
+                ), {"id": row_id, "source": source})
+        db.upgrade()
+        with db.session(write=False) as session:
+            paths = dict(session.execute(select(Analysis.id, Analysis.media_path)).all())
+        assert paths == {"a": "/srv/media/cam1.mp4", "b": None}
+    finally:
+        db.close()
 
 
 def test_servers_starting_together_migrate_once(new_database_url):

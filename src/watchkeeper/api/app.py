@@ -16,6 +16,7 @@ from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, HTTPException
+from fastapi_offline import FastAPIOffline
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 
@@ -152,7 +153,7 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> FastAPI:
         finally:
             runtime.stop()
 
-    app = FastAPI(title="Watchkeeper", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPIOffline(title="Watchkeeper", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     install_problem_handlers(app)
     app.add_middleware(BodyLimit, upload_max_bytes=settings.server.upload_max_bytes)
     if settings.server.cors_origins:

@@ -94,8 +94,9 @@ def run_now(services: Services, principal: Principal, checked: Checked, *, ip: s
     result.media.source = checked.spec.source
     result_json = result.model_dump(mode="json")
     with services.db.session() as session:
-        analysis = save_analysis(session, result, source=checked.spec.source, user_id=principal.user_id,
-                                 camera=checked.spec.camera)
+        analysis = save_analysis(session, result, source=checked.spec.source,
+                                 media_path=None if checked.spec.is_url else checked.target,
+                                 user_id=principal.user_id, camera=checked.spec.camera)
         record(session, principal, "analysis.create", target_type="analysis", target_id=analysis.id,
                details={"source": checked.spec.source, "crime_detected": result.crime_detected}, ip=ip)
         if checked.spec.notify:

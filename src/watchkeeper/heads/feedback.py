@@ -21,7 +21,6 @@ from sqlalchemy import select
 
 from ..errors import ConfigError, WatchkeeperError
 from ..media.clips import cut_clip
-from ..media.sources import is_url
 from ..store.db import Database
 from ..store.models import Analysis, IncidentRecord
 
@@ -63,14 +62,18 @@ def export_feedback(
         query = query.where(IncidentRecord.created_at >= since)
     with db.session(write=False) as session:
         rows = [(incident.id, incident.status, incident.t_start_s, incident.t_end_s, analysis.source,
-                 analysis.media_type, analysis.media_sha256) for incident, analysis in session.execute(query)]
+                 analysis.media_path, analysis.media_type, analysis.media_sha256)
+                for incident, analysis in session.execute(query)]
 
     export = FeedbackExport(folder)
     groups: list[tuple[str, str]] = []
-    for incident_id, status, t_start_s, t_end_s, source, media_type, sha256 in rows:
-        path = Path(source)
-        if is_url(source) or not path.is_file():
-            export.skipped.append((incident_id, f"its media {source} is no longer on this machine"))
+    for incident_id, status, t_start_s, t_end_s, source, media_path, media_type, sha256 in rows:
+        if media_path is None:
+            export.skipped.append((incident_id, f"its media {source} was fetched from a URL and not kept"))
+            continue
+        path = Path(media_path)
+        if not path.is_file():
+            export.skipped.append((incident_id, f"its media {media_path} is no longer on this machine"))
             continue
         target = folder / status / f"incident-{incident_id}{path.suffix.lower()}"
         target.parent.mkdir(parents=True, exist_ok=True)

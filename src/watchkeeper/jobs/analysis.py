@@ -38,14 +38,14 @@ def analysis_handler(pipeline_for: Callable[[], Pipeline], *, fetch_guard: Fetch
             media, params.get("media_type"), frame_interval_s=params.get("frame_interval_s"),
             camera=params.get("camera"), on_progress=ctx.progress,
         )
-        # What the client named (bytes fetched from a URL would otherwise read "<N bytes>"); the stored
-        # analysis keeps the resolved server path, which feedback exports read the media from.
+        # What the client named (bytes fetched from a URL would otherwise read "<N bytes>").
         result.media.source = params.get("client_source", source)
         analysis_id = str(uuid4())
 
         def store(session: Session) -> None:
-            save_analysis(session, result, source=source, job_id=ctx.job.id, user_id=ctx.job.created_by,
-                          camera=params.get("camera"), analysis_id=analysis_id)
+            save_analysis(session, result, source=result.media.source, media_path=None if is_url(source) else source,
+                          job_id=ctx.job.id, user_id=ctx.job.created_by, camera=params.get("camera"),
+                          analysis_id=analysis_id)
 
         ctx.analysis_id = analysis_id
         ctx.on_commit = store

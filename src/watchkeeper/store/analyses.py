@@ -16,12 +16,16 @@ def save_analysis(
     result: AnalysisResult,
     *,
     source: str,
+    media_path: str | None = None,
     job_id: str | None = None,
     user_id: int | None = None,
     camera: str | None = None,
     analysis_id: str | None = None,
 ) -> Analysis:
     """Add the analysis, one incident row per incident and one detection row per piece of its evidence.
+
+    ``source`` is the path or URL as the client named it; ``media_path`` the
+    file this machine read (None when the media came from a URL).
 
     ``analysis_id`` lets a caller name the row before its transaction commits
     (a job's result carries it); a new UUID otherwise.
@@ -30,6 +34,7 @@ def save_analysis(
     analysis = Analysis(
         id=analysis_id or str(uuid4()),
         source=source,
+        media_path=media_path,
         media_type=result.media.media_type,
         media_sha256=result.media.sha256 or None,
         provider=result.provider,

@@ -155,6 +155,8 @@ class Analysis(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)  # uuid4 hex with dashes
     source: Mapped[str] = mapped_column(Text)  # the path or URL as the client named it
+    # Where the media was read on this machine (None for URLs): what feedback export cuts clips from.
+    media_path: Mapped[str | None] = mapped_column(Text)
     media_type: Mapped[str] = mapped_column(String(10))
     media_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
     provider: Mapped[str] = mapped_column(String(40), default="local")
