@@ -31,7 +31,7 @@ from watchkeeper.jobs.analysis import analysis_handler
 from watchkeeper.jobs.queue import OnCommit
 from watchkeeper.samples import siren, still_room, write_audio
 from watchkeeper.store.db import Database
-from watchkeeper.store.models import Analysis, AuditEntry
+from watchkeeper.store.models import Analysis, AuditEntry, Job
 
 COMPLETED = "test.job_completed"
 
@@ -82,7 +82,7 @@ def ended() -> Ended:
 
 @pytest.fixture
 def queue(db, ended) -> DatabaseJobQueue:
-    return DatabaseJobQueue(db, lease_s=30, max_attempts=2, on_finish=ended)
+    return DatabaseJobQueue(db, lease_s=30, max_attempts=2, retry_delay_s=0, on_finish=ended)
 
 
 @pytest.fixture
@@ -154,6 +154,37 @@ def test_an_expired_lease_passes_the_job_to_another_worker_and_voids_the_old_tok
     assert queue.complete(job_id, second.token, {"by": "live"}, on_commit=mark_completed(job_id))
     assert queue.get(job_id).result == {"by": "live"}
     assert completions(db) == [job_id] and ended.seen == [(job_id, "succeeded")]
+
+
+def test_a_crashed_job_waits_a_doubling_delay_before_each_further_run(db):
+    queue = DatabaseJobQueue(db, lease_s=30, max_attempts=3, retry_delay_s=0.3)
+    job_id = queue.submit("analyze", {})
+    claimed = queue.claim("w")
+    for attempt, delay_s in ((1, 0.3), (2, 0.6)):
+        failed_at = time.monotonic()
+        assert queue.fail(job_id, claimed.token, {"code": "boom"}, retry=True)
+        assert queue.claim("w") is None  # not before its delay
+        while (claimed := queue.claim("w")) is None:
+            time.sleep(0.02)
+        assert claimed.attempts == attempt + 1 and time.monotonic() - failed_at >= delay_s
+
+
+def test_submit_runs_on_commit_in_the_transaction_that_adds_the_job(queue, db):
+    def audit(session):
+        assert session.get(Job, job_id) is not None  # the job is in this transaction
+        session.add(AuditEntry(actor_name="tester", via="cli", action="job.submit", target_type="job", target_id=job_id))
+
+    job_id = "video_file_1_abc"
+    assert queue.submit("analyze", {}, job_id=job_id, on_commit=audit) == job_id
+    with db.session(write=False) as session:
+        assert session.scalar(select(AuditEntry.target_id).where(AuditEntry.action == "job.submit")) == job_id
+
+    def broken(session):
+        raise RuntimeError("audit store down")
+
+    with pytest.raises(RuntimeError):
+        queue.submit("analyze", {}, job_id="video_file_2_abc", on_commit=broken)
+    assert queue.get("video_file_2_abc") is None  # no job without its audit entry
 
 
 def test_retries_stop_at_max_attempts(queue, db, ended):

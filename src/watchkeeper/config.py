@@ -387,6 +387,9 @@ class ServerSettings(Section):
         60.0, gt=0, description="A running job's claim lapses this long after its worker's last heartbeat."
     )
     job_max_attempts: int = Field(3, ge=1, description="Runs of a job before it fails for good (crashes included).")
+    job_retry_delay_s: float = Field(
+        5.0, ge=0, description="Wait before a crashed job runs again; doubles with each further attempt."
+    )
     rate_limit_per_minute: int = Field(600, ge=1, description="Requests per minute per API key or session.")
     rate_limit_burst: int = Field(60, ge=1)
     login_attempts_per_minute: int = Field(10, ge=1, description="Failed logins per minute per address and name.")

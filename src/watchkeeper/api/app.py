@@ -78,7 +78,7 @@ def build_runtime(settings: Settings) -> Runtime:
     policy = UrlPolicy(server.allowed_private_networks)
     mailer = mailer_from(settings)
     queue = DatabaseJobQueue(db, lease_s=server.job_lease_s, max_attempts=server.job_max_attempts,
-                             on_finish=job_finished(mailer, alert_threshold(settings)))
+                             retry_delay_s=server.job_retry_delay_s, on_finish=job_finished(mailer, alert_threshold(settings)))
     pipeline = PipelineHolder(settings)
     # Every download the server makes for an analysis goes through the same guard and limits.
     fetch = partial(fetch_url, policy=policy, max_bytes=settings.media.max_bytes,

@@ -74,14 +74,14 @@ def check(services: Services, spec: AnalysisSpec) -> Checked:
 def submit(services: Services, principal: Principal, checked: Checked, *, ip: str | None) -> tuple[str, str]:
     """Queue the analysis; returns the job id and seed 000's media-type word."""
     word = legacy_media_word(checked.media_type, url=checked.spec.is_url)
-    job_id = services.queue.submit(
-        ANALYZE_JOB, checked.job_params(), job_id=new_job_id(word), media_type=word,
+    job_id = new_job_id(word)
+    services.queue.submit(
+        ANALYZE_JOB, checked.job_params(), job_id=job_id, media_type=word,
         callback_url=checked.spec.callback_url, notify=checked.spec.notify, created_by=principal.user_id,
+        on_commit=lambda session: record(session, principal, "job.submit", target_type="job", target_id=job_id,
+                                         details={"source": checked.spec.source, "media_type": word}, ip=ip),
     )
     services.wake_workers()
-    with services.db.session() as session:
-        record(session, principal, "job.submit", target_type="job", target_id=job_id,
-               details={"source": checked.spec.source, "media_type": word}, ip=ip)
     return job_id, word
 
 

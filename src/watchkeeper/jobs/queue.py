@@ -76,7 +76,9 @@ class JobQueue(ABC):
 
     @abstractmethod
     def submit(self, kind: str, params: dict[str, Any], *, job_id: str | None = None, media_type: str | None = None,
-               callback_url: str | None = None, notify: bool = False, created_by: int | None = None) -> str: ...
+               callback_url: str | None = None, notify: bool = False, created_by: int | None = None,
+               on_commit: OnCommit | None = None) -> str:
+        """Queue a job; ``on_commit`` runs in the transaction that adds it (the audit entry of the request)."""
 
     @abstractmethod
     def get(self, job_id: str) -> JobView | None: ...
@@ -105,7 +107,7 @@ class JobQueue(ABC):
     @abstractmethod
     def fail(self, job_id: str, token: str, error: dict[str, Any], *, retry: bool,
              on_commit: OnCommit | None = None) -> bool:
-        """Put the job back for another run (``retry`` and attempts left) or fail it for good.
+        """Put the job back for another run (``retry`` and attempts left), after a delay, or fail it for good.
 
         ``on_commit`` runs in the same transaction, and only when the job fails for good.
         """
@@ -119,20 +121,26 @@ def new_job_id(media_type_word: str) -> str:
 class DatabaseJobQueue(JobQueue):
     """Jobs as rows of the ``jobs`` table: no broker, survives restarts, shared by every process on the database."""
 
-    def __init__(self, db: Database, *, lease_s: float, max_attempts: int, on_finish: OnFinish | None = None) -> None:
+    def __init__(self, db: Database, *, lease_s: float, max_attempts: int, retry_delay_s: float = 5.0,
+                 on_finish: OnFinish | None = None) -> None:
         self.db = db
         self.lease = timedelta(seconds=lease_s)
         self.max_attempts = max_attempts
+        # A job whose handler crashed waits this long before its second run, twice as long before its third...
+        self.retry_delay_s = retry_delay_s
         self.on_finish = on_finish
 
     def submit(self, kind: str, params: dict[str, Any], *, job_id: str | None = None, media_type: str | None = None,
-               callback_url: str | None = None, notify: bool = False, created_by: int | None = None) -> str:
+               callback_url: str | None = None, notify: bool = False, created_by: int | None = None,
+               on_commit: OnCommit | None = None) -> str:
         job = Job(
             id=job_id or new_job_id(media_type or kind), kind=kind, media_type=media_type, params=params,
             max_attempts=self.max_attempts, callback_url=callback_url, notify=notify, created_by=created_by,
         )
         with self.db.session() as session:
             session.add(job)
+            if on_commit is not None:
+                on_commit(session)
         return job.id
 
     def get(self, job_id: str) -> JobView | None:
@@ -219,7 +227,7 @@ class DatabaseJobQueue(JobQueue):
             job.error = error
             if retry and job.attempts < job.max_attempts:
                 job.state = "pending"
-                job.available_at = utcnow()
+                job.available_at = utcnow() + timedelta(seconds=self.retry_delay_s * 2 ** (job.attempts - 1))
                 job.lease_token = job.lease_owner = job.lease_expires_at = None
             else:
                 self._finish(session, job, "failed", on_commit)
