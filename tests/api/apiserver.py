@@ -23,6 +23,8 @@ import yaml
 EXE = str(Path(sys.executable).with_name("watchkeeper"))
 WEBHOOK_SECRET = "test-webhook-secret"
 ADMIN_PASSWORD = "admin-password-1"
+# The one browser origin besides the server's own that the shared server lets call it.
+CONSOLE_ORIGIN = "https://console.example"
 START_TIMEOUT_S = 120
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from apiserver import ApiServer, base_settings
+from apiserver import CONSOLE_ORIGIN, ApiServer, base_settings
 from PIL import Image
 
 from mediagen import noise, still_room, write_audio, write_video
@@ -52,7 +52,7 @@ def api_server(start_server: Callable[..., ApiServer], media_root: Path) -> ApiS
     """The shared server: loopback (127.0.0.1) allowed for webhooks and URL fetches, modest rate limits."""
     settings = base_settings(media_root, allowed_private_networks=["127.0.0.1/32"], upload_max_bytes=1_000_000,
                              rate_limit_per_minute=600, rate_limit_burst=100, login_attempts_per_minute=3,
-                             self_registration=True)
+                             self_registration=True, cors_origins=[CONSOLE_ORIGIN])
     return start_server("api", settings)
 
 

@@ -8,7 +8,7 @@ import secrets
 
 import httpx
 import pytest
-from apiserver import ADMIN_PASSWORD, assert_problem, upload
+from apiserver import ADMIN_PASSWORD, CONSOLE_ORIGIN, assert_problem, upload
 from loopback_http import LoopbackServer, Reply
 from PIL import Image
 
@@ -295,3 +295,18 @@ def test_sessions_are_listed_and_revocable_and_logout_ends_them(api_server):
         assert_problem(second.get("/api/v1/auth/me"), 401)
         assert first.post("/api/v1/auth/logout", headers={"X-CSRF-Token": csrf_first}).status_code == 204
         assert_problem(first.get("/api/v1/auth/me"), 401)
+
+
+def test_cross_origin_calls_only_from_the_configured_origins(api_server):
+    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "X-API-Key"}
+    allowed = httpx.options(f"{api_server.url}/api/v1/incidents", headers={"Origin": CONSOLE_ORIGIN, **preflight})
+    assert allowed.status_code == 200 and allowed.headers["access-control-allow-origin"] == CONSOLE_ORIGIN
+    assert "x-api-key" in allowed.headers["access-control-allow-headers"].lower()
+    other = httpx.options(f"{api_server.url}/api/v1/incidents", headers={"Origin": "https://evil.example",
+                                                                           **preflight})
+    assert other.status_code == 400 and "access-control-allow-origin" not in other.headers
+    headers = {"X-API-Key": api_server.admin_key}
+    read = httpx.get(f"{api_server.url}/health", headers={"Origin": CONSOLE_ORIGIN, **headers})
+    assert read.headers["access-control-allow-origin"] == CONSOLE_ORIGIN
+    foreign = httpx.get(f"{api_server.url}/health", headers={"Origin": "https://evil.example", **headers})
+    assert "access-control-allow-origin" not in foreign.headers
