@@ -7,14 +7,13 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, computed_field
 
-from ..store.models import INCIDENT_STATES, JOB_STATES, ROLES, USER_STATES
+from ..store.models import INCIDENT_STATES, ROLES, USER_STATES
 
 T = TypeVar("T")
 
 Role = Literal[ROLES]  # type: ignore[valid-type]
 UserState = Literal[USER_STATES]  # type: ignore[valid-type]
 IncidentState = Literal[INCIDENT_STATES]  # type: ignore[valid-type]
-JobState = Literal[JOB_STATES]  # type: ignore[valid-type]
 MediaTypeName = Literal["image", "audio", "video"]
 # Row ids are 32-bit on PostgreSQL: larger numbers are refused at the door instead of failing in the database.
 MAX_ROW_ID = 2**31 - 1
@@ -301,31 +300,6 @@ class IncidentDetail(IncidentOut):
 class IncidentUpdate(Strict):
     status: IncidentState
     note: str | None = Field(None, max_length=4000)
-
-
-class JobOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: str
-    kind: str
-    media_type: str | None
-    state: JobState
-    progress: float = Field(description="Percent done.")
-    params: dict[str, Any]
-    result: dict[str, Any] | None
-    error: dict[str, Any] | None
-    attempts: int
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    callback_url: str | None
-    notify: bool
-    analysis_id: str | None
-    created_by: int | None
-
-
-class JobSubmitted(BaseModel):
-    job: JobOut
 
 
 class Stats(BaseModel):

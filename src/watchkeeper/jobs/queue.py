@@ -15,14 +15,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from pydantic import Field
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..store.db import Database
-from ..store.models import Job, utcnow
+from ..store.models import JOB_STATES, Job, utcnow
 
+JobState = Literal[JOB_STATES]  # type: ignore[valid-type]
 OnCommit = Callable[[Session], None]
 
 # The error a job keeps when its last allowed run ended with its worker gone.
@@ -32,11 +34,13 @@ WORKER_LOST = {"type": "WorkerLost", "code": "worker_lost",
 
 @dataclass
 class JobView:
+    """A job as the queue reports it; also the API's job resource."""
+
     id: str
     kind: str
     media_type: str | None
-    state: str
-    progress: float
+    state: JobState
+    progress: Annotated[float, Field(description="Percent done.")]
     params: dict[str, Any]
     result: dict[str, Any] | None
     error: dict[str, Any] | None

@@ -9,12 +9,13 @@ from fastapi import APIRouter, Query, Request, status
 from sqlalchemy import select
 
 from ...errors import NotFoundError
+from ...jobs.queue import JobView
 from ...store.models import Analysis
 from .. import schemas
 from ..deps import Operator, PageDep, ServicesDep, Viewer, client_ip
 from ..submissions import AnalysisSpec, check, is_url, submit
 from .common import page_of, within
-from .jobs import get_job, job_out
+from .jobs import get_job
 
 router = APIRouter(prefix="/analyses", tags=["analyses"])
 
@@ -47,11 +48,11 @@ def one_analysis(analysis_id: str, services: ServicesDep, _: Viewer) -> schemas.
         return schemas.AnalysisOut.model_validate(row)
 
 
-@router.post("", response_model=schemas.JobOut, status_code=status.HTTP_202_ACCEPTED,
+@router.post("", response_model=JobView, status_code=status.HTTP_202_ACCEPTED,
              summary="Analyse a file in a media root or a public URL, as a job")
 def submit_analysis(request: Request, services: ServicesDep, principal: Operator,
-                    body: schemas.AnalysisSubmit) -> schemas.JobOut:
+                    body: schemas.AnalysisSubmit) -> JobView:
     spec = AnalysisSpec(body.source, is_url(body.source), body.media_type, frame_interval_s=body.frame_interval_s,
                         provider=body.provider, camera=body.camera, callback_url=body.callback_url, notify=body.notify)
     job_id, _ = submit(services, principal, check(services, spec), ip=client_ip(request))
-    return job_out(get_job(services, job_id))
+    return get_job(services, job_id)

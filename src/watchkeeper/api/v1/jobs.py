@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
 from ...auth.audit import record
 from ...errors import ConflictError, NotFoundError
-from ...jobs.queue import JobView
+from ...jobs.queue import JobState, JobView
 from .. import schemas
 from ..deps import Operator, PageDep, ServicesDep, Viewer, client_ip
 from ..services import Services
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
-
-
-def job_out(job: JobView) -> schemas.JobOut:
-    return schemas.JobOut.model_validate(asdict(job))
 
 
 def get_job(services: Services, job_id: str) -> JobView:
@@ -28,25 +23,24 @@ def get_job(services: Services, job_id: str) -> JobView:
     return job
 
 
-@router.get("", response_model=schemas.Page[schemas.JobOut], summary="Jobs, newest first")
+@router.get("", response_model=schemas.Page[JobView], summary="Jobs, newest first")
 def list_jobs(services: ServicesDep, _: Viewer, pagination: PageDep,
-              state: Annotated[schemas.JobState | None, Query()] = None) -> schemas.Page[schemas.JobOut]:
+              state: Annotated[JobState | None, Query()] = None) -> schemas.Page[JobView]:
     jobs, total = services.queue.list(state=state, limit=pagination.limit, offset=pagination.offset)
-    return schemas.Page[schemas.JobOut](items=[job_out(j) for j in jobs], total=total, limit=pagination.limit,
-                                        offset=pagination.offset)
+    return schemas.Page[JobView](items=jobs, total=total, limit=pagination.limit, offset=pagination.offset)
 
 
-@router.get("/{job_id}", response_model=schemas.JobOut, summary="One job")
-def one_job(job_id: str, services: ServicesDep, _: Viewer) -> schemas.JobOut:
-    return job_out(get_job(services, job_id))
+@router.get("/{job_id}", response_model=JobView, summary="One job")
+def one_job(job_id: str, services: ServicesDep, _: Viewer) -> JobView:
+    return get_job(services, job_id)
 
 
-@router.post("/{job_id}/cancel", response_model=schemas.JobOut, summary="Cancel a pending or running job")
-def cancel_job(job_id: str, request: Request, services: ServicesDep, principal: Operator) -> schemas.JobOut:
+@router.post("/{job_id}/cancel", response_model=JobView, summary="Cancel a pending or running job")
+def cancel_job(job_id: str, request: Request, services: ServicesDep, principal: Operator) -> JobView:
     job = get_job(services, job_id)
     if not services.queue.cancel(job_id):
         raise ConflictError(f"job '{job_id}' is already {get_job(services, job_id).state}")
     with services.db.session() as session:
         record(session, principal, "job.cancel", target_type="job", target_id=job_id,
                details={"state_was": job.state}, ip=client_ip(request))
-    return job_out(get_job(services, job_id))
+    return get_job(services, job_id)
