@@ -406,6 +406,19 @@ class ServerSettings(Section):
 PROVIDER_NAMES = ("gemini", "openai", "anthropic", "groq", "replicate", "huggingface", "ollama")
 
 
+class AlertGateSettings(Section):
+    """Seed 002's stability logic for live cameras (``live.gate``): when per-window incidents become one alert."""
+
+    min_confidence: float = Field(0.75, ge=0, le=1, description="Weaker incidents do not count as support.")
+    consecutive: int = Field(2, ge=1, description="Supporting windows in a row that open an incident.")
+    cooldown_s: float = Field(8.0, ge=0, description="Seconds without support that close an open incident.")
+    update_every_s: float = Field(5.0, ge=0, description="Least time between two updates of an open incident.")
+
+
+class LiveSettings(Section):
+    gate: AlertGateSettings = Field(default_factory=AlertGateSettings)
+
+
 class Settings(Section):
     data_dir: Path = Path("data")
     database_url: str | None = None
@@ -424,6 +437,7 @@ class Settings(Section):
     notification: NotificationSettings | None = None
     categories: list[CategoryDef] = Field(default_factory=list)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    live: LiveSettings = Field(default_factory=LiveSettings)
 
     @model_validator(mode="before")
     @classmethod
