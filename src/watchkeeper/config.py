@@ -415,8 +415,38 @@ class AlertGateSettings(Section):
     update_every_s: float = Field(5.0, ge=0, description="Least time between two updates of an open incident.")
 
 
+class CameraSettings(Section):
+    """One live source: a file, a webcam, or an RTSP/RTMP/HTTP(S) stream."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="Id in URLs, topics and files.")
+    source: str = Field(min_length=1, description="File path, device index or path (0, /dev/video0), or URL.")
+    location: str = Field("", description="Where it looks, in words (the alert's location).")
+    enabled: bool = True
+    loop: bool = Field(False, description="Files: start again at the end.")
+    realtime: bool = Field(True, description="Files: play at their own pace, as a camera would.")
+    analysis_interval_s: float | None = Field(
+        None, gt=0, description="Seconds between analysed windows; default media.frame_interval_s."
+    )
+    gate: AlertGateSettings | None = Field(None, description="This camera's alert gate; default live.gate.")
+
+
 class LiveSettings(Section):
     gate: AlertGateSettings = Field(default_factory=AlertGateSettings)
+    cameras: list[CameraSettings] = Field(default_factory=list)
+    window_s: float = Field(2.0, gt=0, description="Media each analysis sees, ending at its moment.")
+    buffer_s: float = Field(20.0, gt=0, description="Seconds of recent audio and motion frames kept per camera.")
+    connect_timeout_s: float = Field(10.0, gt=0, description="Opening a stream, and each read, give up after this.")
+    reconnect_initial_s: float = Field(1.0, gt=0, description="First wait before reconnecting; doubles per failure.")
+    reconnect_max_s: float = Field(30.0, gt=0)
+
+    @field_validator("cameras")
+    @classmethod
+    def _unique_names(cls, cameras: list[CameraSettings]) -> list[CameraSettings]:
+        names = [c.name for c in cameras]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"camera names must be unique; repeated: {', '.join(repeated)}")
+        return cameras
 
 
 class Settings(Section):

@@ -9,8 +9,8 @@ from __future__ import annotations
 import itertools
 import shutil
 import subprocess
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
-from collections.abc import Iterable
 from pathlib import Path
 
 import av
@@ -37,9 +37,8 @@ def noise(seconds: float, *, amplitude: float = 0.05, sr: int = SR, seed: int = 
     return (amplitude * rng.standard_normal(int(seconds * sr))).astype(np.float32)
 
 
-def _mux_audio(container: av.container.OutputContainer, stream: av.audio.stream.AudioStream,
-               samples: np.ndarray, sr: int) -> None:
-    """Encode float samples, (n,) or (channels, n), at ``sr``; PyAV converts to the codec's format and rate."""
+def _audio_frames(samples: np.ndarray, sr: int) -> Iterator[av.AudioFrame]:
+    """Float samples, (n,) or (channels, n), at ``sr`` as frames of 1024; PyAV converts to the codec's format."""
     planar = np.ascontiguousarray(np.atleast_2d(np.clip(samples, -1, 1)).astype(np.float32))
     layout = "mono" if planar.shape[0] == 1 else "stereo"
     for start in range(0, planar.shape[1], 1024):
@@ -48,10 +47,20 @@ def _mux_audio(container: av.container.OutputContainer, stream: av.audio.stream.
         frame.sample_rate = sr
         frame.pts = start  # in samples: audio starts at 0 beside the video
         frame.time_base = Fraction(1, sr)
-        for packet in stream.encode(frame):
-            container.mux(packet)
-    for packet in stream.encode(None):
+        yield frame
+
+
+def _mux(container: av.container.OutputContainer, stream: av.stream.Stream, frame: av.frame.Frame | None) -> None:
+    """Encode one frame (None flushes the encoder) and write its packets."""
+    for packet in stream.encode(frame):
         container.mux(packet)
+
+
+def _mux_audio(container: av.container.OutputContainer, stream: av.audio.stream.AudioStream,
+               samples: np.ndarray, sr: int) -> None:
+    for frame in _audio_frames(samples, sr):
+        _mux(container, stream, frame)
+    _mux(container, stream, None)
 
 
 AUDIO_CODECS = {".wav": "pcm_s16le", ".flac": "flac", ".mp3": "libmp3lame", ".ogg": "libopus", ".opus": "libopus",
@@ -83,19 +92,28 @@ def write_video(path: Path, frames: Iterable[np.ndarray], *, fps: int = 15,
         vstream.width, vstream.height = width, height
         vstream.pix_fmt = "yuv420p"
         astream = None
+        sound: Iterator[av.AudioFrame] = iter(())
         if audio is not None:
             acodec = "libopus" if path.suffix == ".webm" else "aac"
             astream = container.add_stream(acodec, rate=48_000 if acodec == "libopus" else sr)
             astream.layout = "mono"
+            sound = _audio_frames(audio, sr)
+        # Sound is written beside the pictures it goes with, as a camera's stream carries it: a reader that
+        # goes through the file in order (a stream) gets both tracks together.
+        pending = next(sound, None)
         for i, rgb in enumerate(itertools.chain([first], frames)):
+            while pending is not None and pending.pts / sr < (i + 1) / fps:
+                _mux(container, astream, pending)
+                pending = next(sound, None)
             vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
             vf.pts = i
-            for packet in vstream.encode(vf):
-                container.mux(packet)
-        for packet in vstream.encode(None):
-            container.mux(packet)
+            _mux(container, vstream, vf)
+        _mux(container, vstream, None)
+        while pending is not None:
+            _mux(container, astream, pending)
+            pending = next(sound, None)
         if astream is not None:
-            _mux_audio(container, astream, audio, sr)
+            _mux(container, astream, None)
     return path
 
 

@@ -38,7 +38,7 @@ class _Track:
     run: int = 0  # supporting windows in a row
     open_id: str | None = None
     peak: Incident | None = None
-    first_t: float = 0.0
+    start_t: float = 0.0  # where the earliest supporting incident of the episode starts
     end_t: float = 0.0  # where the latest supporting window's incident ends
     last_support_t: float = 0.0
     last_update_t: float = 0.0
@@ -85,10 +85,11 @@ class AlertGate:
                 return self._close(track, category, t)
             return None
         track.run += 1
+        if track.open_id is None and track.run == 1:  # a new run of support: a new episode, perhaps
+            track.start_t, track.peak = incident.t_start_s, None
+        track.start_t = min(track.start_t, incident.t_start_s)
         track.end_t = max(t, incident.t_end_s)
         if track.open_id is None:
-            if track.run == 1:
-                track.first_t, track.peak = t, None
             track.peak = _stronger(track.peak, incident)
             if track.run < self.settings.consecutive:
                 return None
@@ -113,8 +114,7 @@ class AlertGate:
     def _spanned(track: _Track) -> Incident:
         assert track.peak is not None
         peak = track.peak
-        return peak.model_copy(update={"t_start_s": min(track.first_t, peak.t_start_s),
-                                       "t_end_s": max(track.end_t, peak.t_end_s)})
+        return peak.model_copy(update={"t_start_s": track.start_t, "t_end_s": max(track.end_t, peak.t_end_s)})
 
 
 def _stronger(a: Incident | None, b: Incident) -> Incident:

@@ -1,0 +1,74 @@
+"""``watchkeeper monitor``: one camera in the foreground, incidents printed as they happen."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from ..config import Settings
+
+KIND_STYLE = {"opened": "bold red", "updated": "yellow", "closed": "green"}
+
+
+def register(app: typer.Typer, load_settings: Callable[[], Settings]) -> None:
+    """Add the live commands to the ``watchkeeper`` app."""
+
+    @app.command()
+    def monitor(
+        source: Annotated[str, typer.Argument(help="Video file, webcam index or device, or stream URL.")],
+        name: Annotated[Optional[str], typer.Option(help="Camera name (default: from the source).")] = None,
+        fps: Annotated[Optional[float], typer.Option(min=0.01, help="Analysed windows per second.")] = None,
+        duration: Annotated[Optional[float], typer.Option(min=0.1, help="Stop after this many seconds.")] = None,
+        events_jsonl: Annotated[Optional[Path], typer.Option(
+            help="Append one JSON object per incident event (opened, updated, closed) to this file.")] = None,
+        loop: Annotated[bool, typer.Option(help="Files: start again at the end.")] = False,
+        realtime: Annotated[bool, typer.Option(
+            help="Files: play at their own pace (--no-realtime: as fast as the analysis goes).")] = True,
+    ) -> None:
+        """Watch one camera until Ctrl-C, --duration or the end of a file; incidents print as they happen."""
+        from ..live.capture import camera_from_source
+        from ..live.monitor import IncidentEvent, Monitor
+
+        settings = load_settings()
+        camera = camera_from_source(source, name, loop=loop, realtime=realtime)
+        watcher = Monitor(camera, settings=settings, fps=fps)
+        out = Console()
+        lock = threading.Lock()
+        sink = events_jsonl.open("a", encoding="utf-8") if events_jsonl is not None else None
+
+        @watcher.on_incident
+        def show(event: IncidentEvent) -> None:
+            incident = event.incident
+            with lock:
+                out.print(f"[{KIND_STYLE[event.kind]}]{event.kind:>7}[/] {event.at:%H:%M:%S} "
+                          f"{escape(event.camera)} {incident.category} severity {incident.severity} "
+                          f"confidence {incident.confidence:.2f} t={event.t:.1f}s  {escape(incident.summary)}")
+                if sink is not None:
+                    sink.write(json.dumps(event.to_json()) + "\n")
+                    sink.flush()
+
+        watcher.start()
+        deadline = None if duration is None else time.monotonic() + duration
+        try:
+            while watcher.running and (deadline is None or time.monotonic() < deadline):
+                watcher.wait(0.2)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            watcher.stop()
+            if sink is not None:
+                sink.close()
+        stats = watcher.statistics()
+        health = watcher.health
+        out.print(f"{stats['total_incidents']} incident(s) {stats['by_category']}; "
+                  f"{stats['windows_analysed']} window(s) analysed, {stats['windows_skipped']} skipped; "
+                  f"{health.frames} frame(s), {health.reconnects} reconnect(s)"
+                  + (f"; last error: {escape(health.last_error)}" if health.last_error else ""), highlight=False)

@@ -1,0 +1,398 @@
+"""One camera's capture loop: decode at the source's rate, keep the recent past, reconnect when the source drops.
+
+A thread per camera reads its source with PyAV (files, webcams, RTSP, RTMP,
+HTTP(S) streams) and keeps, in a ``RecentMedia`` ring, what the analysis of
+a window needs: the newest decoded picture, small greyscale frames for
+optical flow at ``media.motion_fps``, and the sound as 16 kHz mono. Nothing
+waits on the analysis: it reads windows out of the ring when it is ready,
+so a slow analyser costs skipped windows, never a stalled or lagging capture.
+
+Times are seconds of camera time since the loop started. For streams and
+devices that is the wall clock (a reconnect leaves a gap, not a jump back);
+a file is placed on it by its timestamps, paced to the wall clock when
+``realtime``, and a looping file carries on from where its last pass ended.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import av
+import numpy as np
+from av.video.reformatter import VideoReformatter
+
+from ..config import CameraSettings, LiveSettings, MediaSettings
+from ..domain import AUDIO_SAMPLE_RATE_HZ, Frame, Media, MediaInfo, MotionFrames
+from ..media.avtools import av_reason
+
+log = logging.getLogger(__name__)
+
+CaptureState = Literal["starting", "connected", "reconnecting", "ended", "stopped"]
+_DEVICE_INDEX = re.compile(r"^\d+$")
+# Measured frame rate: frames over this many seconds.
+_FPS_SPAN_S = 5.0
+# Decoded pictures kept for the analysis to pick from (the newest one before a window's end).
+_PICTURE_FPS = 4.0
+# A window is ready when both tracks reached its end, but a sound track this far behind the pictures
+# (stalled, or muxed late) holds no window back.
+_MAX_SOUND_LAG_S = 1.0
+
+
+class NoPictures(Exception):
+    """The source opened but carries no video (a camera is watched through its pictures)."""
+
+
+@dataclass
+class CameraHealth:
+    """What ``/api/v1/cameras`` and the dashboard show for a camera."""
+
+    state: CaptureState = "starting"
+    connected_since: float | None = None  # wall-clock epoch seconds
+    frames: int = 0
+    fps: float = 0.0
+    last_frame_age_s: float | None = None
+    width: int | None = None
+    height: int | None = None
+    has_audio: bool = False
+    reconnects: int = 0
+    last_error: str | None = None
+
+
+def open_args(source: str, timeout_s: float) -> tuple[str, dict[str, Any]]:
+    """``av.open`` arguments for a configured source: devices by index or path, stream options by scheme."""
+    if _DEVICE_INDEX.match(source):
+        return f"/dev/video{source}", {"format": "v4l2"}
+    if source.startswith("/dev/video"):
+        return source, {"format": "v4l2"}
+    options: dict[str, str] = {}
+    scheme = source.split("://", 1)[0].lower() if "://" in source else ""
+    if scheme in ("rtsp", "rtsps"):
+        options["rtsp_transport"] = "tcp"  # UDP loses packets, and with them whole frames, on busy networks
+    if scheme in ("http", "https"):
+        options["reconnect"] = "0"  # the loop reconnects, with backoff and health reporting
+    return source, {"options": options, "timeout": timeout_s}
+
+
+def is_file_source(source: str) -> bool:
+    return "://" not in source and not _DEVICE_INDEX.match(source) and not source.startswith("/dev/video")
+
+
+class RecentMedia:
+    """The recent past of one camera, safe to write from the capture thread and read from others."""
+
+    def __init__(self, name: str, *, buffer_s: float, pictures_s: float, media: MediaSettings) -> None:
+        self.name = name
+        self.buffer_s = buffer_s
+        self.pictures_s = pictures_s
+        self.motion_fps = media.motion_fps
+        self.motion_width = media.motion_width
+        self._lock = threading.Condition()
+        self._latest: tuple[float, av.VideoFrame] | None = None
+        # Decoded frames are references, not copies: a few seconds of them cost a few frames of memory each.
+        self._pictures: deque[tuple[float, av.VideoFrame]] = deque()
+        self._next_picture_t = 0.0
+        self._motion: deque[tuple[float, np.ndarray]] = deque()
+        self._next_motion_t = 0.0
+        self._scaler = VideoReformatter()
+        self._audio: deque[tuple[float, np.ndarray]] = deque()  # (time of first sample, samples)
+        self.pictures_end_t = 0.0
+        self.sound_end_t = 0.0
+        self.fps: float | None = None
+        self.has_audio = False  # the source has a sound track (set on connecting)
+
+    # -- writing (capture thread) ----------------------------------------------------------------
+    def add_frame(self, t: float, frame: av.VideoFrame) -> None:
+        small = None
+        if t >= self._next_motion_t:
+            width = min(self.motion_width, frame.width)
+            height = max(2, round(frame.height * width / frame.width))
+            small = self._scaler.reformat(frame, width=width, height=height, format="gray",
+                                          interpolation="AREA").to_ndarray()
+            step = 1.0 / self.motion_fps
+            self._next_motion_t = max(self._next_motion_t + step, t + step / 2)
+        with self._lock:
+            self._latest = (t, frame)
+            if t >= self._next_picture_t:
+                self._pictures.append((t, frame))
+                self._next_picture_t = t + 1.0 / _PICTURE_FPS
+            if small is not None:
+                self._motion.append((t, small))
+            self.pictures_end_t = max(self.pictures_end_t, t)
+            self._advance()
+
+    def add_audio(self, t: float, samples: np.ndarray) -> None:
+        with self._lock:
+            self._audio.append((t, samples))
+            self.sound_end_t = max(self.sound_end_t, t + len(samples) / AUDIO_SAMPLE_RATE_HZ)
+            self._advance()
+
+    @property
+    def end_t(self) -> float:
+        """Camera time up to which every track of the source is in the ring."""
+        if not self.has_audio:
+            return self.pictures_end_t
+        return min(self.pictures_end_t, max(self.sound_end_t, self.pictures_end_t - _MAX_SOUND_LAG_S))
+
+    def _advance(self) -> None:
+        newest = max(self.pictures_end_t, self.sound_end_t)
+        while self._pictures and self._pictures[0][0] < newest - self.pictures_s:
+            self._pictures.popleft()
+        horizon = newest - self.buffer_s
+        while self._motion and self._motion[0][0] < horizon:
+            self._motion.popleft()
+        while self._audio and self._audio[0][0] + len(self._audio[0][1]) / AUDIO_SAMPLE_RATE_HZ < horizon:
+            self._audio.popleft()
+        self._lock.notify_all()
+
+    # -- reading ---------------------------------------------------------------------------------
+    def wait_until(self, t: float, timeout_s: float) -> bool:
+        """Block until the ring is filled up to camera time ``t``; False on timeout."""
+        with self._lock:
+            return self._lock.wait_for(lambda: self.end_t >= t, timeout=timeout_s)
+
+    def latest_rgb(self) -> tuple[float, np.ndarray] | None:
+        with self._lock:
+            latest = self._latest
+        return None if latest is None else (latest[0], latest[1].to_ndarray(format="rgb24"))
+
+    def window(self, t_start: float, t_end: float) -> Media | None:
+        """The media of ``[t_start, t_end)`` as the analyzers take it: its newest picture, motion, sound.
+
+        None when no picture of the window is left (the source was down, or
+        the window is older than the ring).
+        """
+        with self._lock:
+            picture = next((p for p in reversed(self._pictures) if t_start <= p[0] < t_end), None)
+            motion = [m for m in self._motion if t_start <= m[0] < t_end]
+            pieces = list(self._audio)
+        if picture is None:
+            return None
+        t_frame, picture = picture
+        rgb = picture.to_ndarray(format="rgb24")
+        audio = _cut_audio(pieces, t_start, t_end) if self.has_audio else None
+        height, width = rgb.shape[:2]
+        grey = np.stack([m[1] for m in motion]) if motion else np.zeros((0, 2, 2), np.uint8)
+        info = MediaInfo(
+            media_type="video", source=self.name, format="live", sha256="", size_bytes=0, width=width,
+            height=height, duration_s=t_end, fps=self.fps, has_audio=audio is not None,
+            audio_sample_rate_hz=AUDIO_SAMPLE_RATE_HZ if audio is not None else None,
+            audio_channels=1 if audio is not None else None, frames_sampled=1,
+            frame_interval_s=t_end - t_start, chunk_start_s=t_start, chunk_end_s=t_end,
+        )
+        return Media(
+            info=info,
+            frames=[Frame(index=0, t_s=t_frame, rgb=rgb)],
+            audio=audio,
+            motion=MotionFrames(fps=self.motion_fps, times_s=np.array([m[0] for m in motion], np.float64),
+                                gray=grey),
+        )
+
+
+def _cut_audio(pieces: list[tuple[float, np.ndarray]], t_start: float, t_end: float) -> np.ndarray:
+    """Samples of ``[t_start, t_end)``, silence where the ring has none (before the sound started, in gaps)."""
+    n = max(0, round((t_end - t_start) * AUDIO_SAMPLE_RATE_HZ))
+    out = np.zeros(n, np.float32)
+    for t0, samples in pieces:
+        first = round((t0 - t_start) * AUDIO_SAMPLE_RATE_HZ)
+        lo, hi = max(0, first), min(n, first + len(samples))
+        if lo < hi:
+            out[lo:hi] = samples[lo - first:hi - first]
+    return out
+
+
+@dataclass
+class _Pass:
+    """One opening of the source: where its timestamps sit on the camera clock."""
+
+    t0: float  # camera time of the pass's first frame
+    wall0: float  # monotonic clock then (pacing)
+    origin: float | None = None  # source timestamp of the first frame read
+
+
+class CaptureLoop:
+    """The capture thread of one camera. ``start()``, read ``ring`` and ``health``, ``stop()``."""
+
+    def __init__(self, camera: CameraSettings, live: LiveSettings, media: MediaSettings, *,
+                 on_state: Callable[[CameraHealth], None] | None = None) -> None:
+        self.camera = camera
+        self.live = live
+        self.file = is_file_source(camera.source)
+        self.ring = RecentMedia(camera.name, buffer_s=live.buffer_s, pictures_s=live.window_s + 2.0, media=media)
+        # A file read faster than real time waits for its reader: it runs ahead only as far as the ring
+        # keeps pictures, so no window the reader has yet to analyse loses its picture.
+        self._released = threading.Condition()
+        self._released_t = 0.0
+        self._health = CameraHealth()
+        self._health_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"capture-{camera.name}", daemon=True)
+        self._on_state = on_state
+        self._clock0 = time.monotonic()
+        self._last_frame_wall: float | None = None
+        self._frames_seen: deque[float] = deque()
+
+    @property
+    def health(self) -> CameraHealth:
+        with self._health_lock:
+            health = replace(self._health)
+        if self._last_frame_wall is not None:
+            health.last_frame_age_s = round(time.monotonic() - self._last_frame_wall, 3)
+        return health
+
+    @property
+    def finished(self) -> bool:
+        return not self._thread.is_alive() and self._health.state in ("ended", "stopped")
+
+    def now(self) -> float:
+        """Camera time now, for a live source (files follow their own timestamps)."""
+        return time.monotonic() - self._clock0
+
+    def start(self) -> CaptureLoop:
+        self._clock0 = time.monotonic()
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        self.release(float("inf"))
+        self._thread.join(timeout_s)
+        self._set(state="stopped")
+
+    def join(self, timeout_s: float | None = None) -> None:
+        self._thread.join(timeout_s)
+
+    def release(self, t: float) -> None:
+        """The reader is done with camera time before ``t`` (paces files that are not read in real time)."""
+        with self._released:
+            self._released_t = max(self._released_t, t)
+            self._released.notify_all()
+
+    # -- the loop --------------------------------------------------------------------------------
+    def _set(self, **changes: Any) -> None:
+        with self._health_lock:
+            state_before = self._health.state
+            for key, value in changes.items():
+                setattr(self._health, key, value)
+            health = replace(self._health)
+        if self._on_state is not None and health.state != state_before:
+            self._on_state(health)
+
+    def _run(self) -> None:
+        backoff = self.live.reconnect_initial_s
+        t_next = 0.0  # where a looping file's next pass starts on the camera clock
+        while not self._stop.is_set():
+            try:
+                t_next, delivered = self._one_pass(t_next)
+            except (av.FFmpegError, OSError, NoPictures) as exc:
+                delivered = False
+                reason = av_reason(exc)
+                log.warning("camera %s: %s", self.camera.name, reason, extra={"camera": self.camera.name})
+                self._set(last_error=reason)
+            else:
+                if self._stop.is_set():
+                    break
+                if self.file and not self.camera.loop:
+                    self._set(state="ended")
+                    return
+                if self.file and delivered:
+                    backoff = self.live.reconnect_initial_s
+                    continue  # the next pass of a looping file, at once
+            if self._stop.is_set():
+                break
+            if delivered:
+                backoff = self.live.reconnect_initial_s
+            with self._health_lock:
+                self._health.reconnects += 1
+            self._set(state="reconnecting", connected_since=None)
+            log.info("camera %s: reconnecting in %.1f s", self.camera.name, backoff,
+                     extra={"camera": self.camera.name})
+            if self._stop.wait(backoff):
+                break
+            backoff = min(self.live.reconnect_max_s, backoff * 2)
+        self._set(state="stopped")
+
+    def _one_pass(self, t_start: float) -> tuple[float, bool]:
+        """Read the source until it ends, fails or the loop stops; returns the camera time reached and
+        whether any frame came."""
+        url, kwargs = open_args(self.camera.source, self.live.connect_timeout_s)
+        container = av.open(url, metadata_errors="ignore", **kwargs)
+        with container:
+            video = next(iter(container.streams.video), None)
+            if video is None:
+                raise NoPictures(f"{self.camera.source} has no video stream")
+            video.thread_type = "AUTO"
+            audio = container.streams.audio[0] if container.streams.audio else None
+            rate = video.average_rate or video.guessed_rate
+            self.ring.fps = float(rate) if rate else None
+            streams = [s for s in (video, audio) if s is not None]
+            self.ring.has_audio = audio is not None
+            run = _Pass(t0=t_start if self.file else self.now(), wall0=time.monotonic())
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_SAMPLE_RATE_HZ)
+            delivered = False
+            t_reached = t_start
+            for packet in container.demux(*streams):
+                if self._stop.is_set():
+                    break
+                for decoded in packet.decode():
+                    t = self._place(run, decoded)
+                    if t is None:
+                        continue
+                    if isinstance(decoded, av.VideoFrame):
+                        if not delivered:
+                            delivered = True
+                            self._set(state="connected", connected_since=time.time(), last_error=None,
+                                      width=decoded.width, height=decoded.height, has_audio=audio is not None)
+                        self.ring.add_frame(t, decoded)
+                        self._count_frame()
+                    else:
+                        for piece in resampler.resample(decoded):
+                            self.ring.add_audio(t, piece.to_ndarray().reshape(-1).astype(np.float32))
+                    t_reached = max(t_reached, t)
+        step = 1.0 / self.ring.fps if self.ring.fps else 0.04
+        return t_reached + step, delivered
+
+    def _place(self, run: _Pass, decoded: av.VideoFrame | av.AudioFrame) -> float | None:
+        """The frame's camera time; for a realtime file, waits until the wall clock gets there."""
+        if not self.file:
+            return self.now()
+        if decoded.time is None:
+            return None
+        if run.origin is None:
+            run.origin = decoded.time
+        t = run.t0 + decoded.time - run.origin
+        if self.camera.realtime:
+            delay = run.wall0 + (t - run.t0) - time.monotonic()
+            if delay > 0:
+                self._stop.wait(delay)
+        else:
+            with self._released:
+                self._released.wait_for(lambda: t <= self._released_t + self.ring.pictures_s)
+        return t
+
+    def _count_frame(self) -> None:
+        now = time.monotonic()
+        self._last_frame_wall = now
+        self._frames_seen.append(now)
+        while self._frames_seen and self._frames_seen[0] < now - _FPS_SPAN_S:
+            self._frames_seen.popleft()
+        span = now - self._frames_seen[0] if len(self._frames_seen) > 1 else 0.0
+        with self._health_lock:
+            self._health.frames += 1
+            self._health.fps = round((len(self._frames_seen) - 1) / span, 2) if span > 0 else 0.0
+
+
+def camera_from_source(source: str | Path, name: str | None = None, **options: Any) -> CameraSettings:
+    """A camera for ``watchkeeper monitor SOURCE`` and ``Monitor(source)``: named after the source by default."""
+    text = str(source)
+    if name is None:
+        stem = Path(text.split("?", 1)[0].rstrip("/")).name or "camera"
+        name = re.sub(r"[^A-Za-z0-9_.-]", "-", stem)[:64].lstrip("-._") or "camera"
+    return CameraSettings(name=name, source=text, **options)

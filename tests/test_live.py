@@ -1,0 +1,140 @@
+"""Live monitoring on real decoders: capture from files and an HTTP stream, reconnects, the monitor's incidents."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from loopback_http import LoopbackServer, Reply
+from mediagen import noise, still_room, write_video
+
+from watchkeeper.config import LiveSettings, MediaSettings, Settings
+from watchkeeper.domain import AUDIO_SAMPLE_RATE_HZ
+from watchkeeper.live import IncidentEvent, Monitor
+from watchkeeper.live.capture import CaptureLoop, camera_from_source, open_args
+from watchkeeper.samples import siren
+
+EXE = str(Path(sys.executable).with_name("watchkeeper"))
+FPS = 15
+SIREN_FROM_S, SIREN_TO_S = 2.0, 10.0
+
+
+@pytest.fixture(scope="module")
+def room_with_siren(tmp_path_factory) -> Path:
+    """16 s of a still room; a siren sounds from 2 s to 10 s, quiet noise otherwise."""
+    audio = np.concatenate([noise(SIREN_FROM_S), siren(SIREN_TO_S - SIREN_FROM_S), noise(6.0)])
+    path = tmp_path_factory.mktemp("live") / "hall.mp4"
+    return write_video(path, (still_room(seed=i % 3) for i in range(16 * FPS)), fps=FPS, audio=audio)
+
+
+@pytest.fixture(scope="module")
+def short_stream(tmp_path_factory) -> bytes:
+    """3 s as MPEG-TS, the way a camera streams over HTTP."""
+    path = tmp_path_factory.mktemp("live") / "cam.ts"
+    return write_video(path, (still_room(seed=i % 3) for i in range(3 * FPS)), fps=FPS,
+                       audio=noise(3.0)).read_bytes()
+
+
+def wait_for(condition, timeout_s: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_sources_open_by_kind():
+    assert open_args("0", 5) == ("/dev/video0", {"format": "v4l2"})
+    assert open_args("/dev/video2", 5) == ("/dev/video2", {"format": "v4l2"})
+    url, kwargs = open_args("rtsp://cam.local/live", 5)
+    assert kwargs["options"]["rtsp_transport"] == "tcp" and kwargs["timeout"] == 5
+    assert camera_from_source("rtsp://cam.local/live/main?user=x").name == "main"
+    assert camera_from_source("/srv/videos/front door.mp4").name == "front-door.mp4"
+
+
+def test_a_file_is_captured_whole_with_its_sound(room_with_siren):
+    capture = CaptureLoop(camera_from_source(room_with_siren, realtime=False), LiveSettings(buffer_s=60),
+                          MediaSettings())
+    capture.ring.pictures_s = 60  # keep every picture: this test reads the whole file back
+    capture.start()
+    capture.release(float("inf"))
+    capture.join(60)
+    health = capture.health
+    assert health.state == "ended" and health.frames == 16 * FPS and health.has_audio
+    assert (health.width, health.height) == (320, 240) and health.reconnects == 0
+    media = capture.ring.window(3.0, 5.0)
+    assert media.frames and 3.0 <= media.frames[0].t_s < 5.0
+    assert len(media.audio) == 2 * AUDIO_SAMPLE_RATE_HZ
+    # The siren is loud where it sounds and nowhere else.
+    assert np.abs(media.audio).mean() > 3 * np.abs(capture.ring.window(12.0, 14.0).audio).mean()
+    motion = media.motion
+    assert len(motion.times_s) == pytest.approx(2 * MediaSettings().motion_fps, abs=1)
+    assert np.all((motion.times_s >= 3.0) & (motion.times_s < 5.0)) and motion.gray.shape[2] == 160
+
+
+def test_a_looping_file_plays_in_real_time_on_one_clock(tmp_path):
+    clip = write_video(tmp_path / "one-second.mp4", (still_room(seed=i % 3) for i in range(FPS)), fps=FPS)
+    capture = CaptureLoop(camera_from_source(clip, loop=True), LiveSettings(), MediaSettings()).start()
+    time.sleep(2.6)
+    capture.stop()
+    health = capture.health
+    # Three passes of a one-second file at its own pace: time goes on across the loops.
+    assert 2.0 <= capture.ring.pictures_end_t <= 3.0
+    assert 2.0 * FPS <= health.frames <= 3.0 * FPS and health.reconnects == 0
+
+
+def test_a_stream_that_drops_is_reconnected_with_backoff(short_stream):
+    live = LiveSettings(reconnect_initial_s=0.2, reconnect_max_s=0.4, connect_timeout_s=5)
+    with LoopbackServer() as server:
+        server.replies["/cam.ts"] = Reply(503, b"camera busy")
+        capture = CaptureLoop(camera_from_source(f"{server.url}/cam.ts", "door"), live, MediaSettings()).start()
+        try:
+            wait_for(lambda: capture.health.reconnects >= 3, what="retries while the stream is down")
+            assert capture.health.state == "reconnecting" and capture.health.last_error
+            assert capture.health.frames == 0
+            # The stream comes up: frames flow. Each answer is a 3 s stream that ends, as when a camera drops.
+            server.replies["/cam.ts"] = Reply(200, short_stream, {"Content-Type": "video/mp2t"})
+            wait_for(lambda: capture.health.frames >= 3 * FPS, what="the first stream's frames")
+            reconnects = capture.health.reconnects
+            wait_for(lambda: capture.health.frames >= 6 * FPS, what="frames after a reconnect")
+            assert capture.health.reconnects > reconnects and capture.health.has_audio
+        finally:
+            capture.stop()
+    assert capture.health.state == "stopped"
+
+
+def test_a_siren_is_one_alarm_incident_that_opens_updates_and_closes(room_with_siren):
+    events: list[IncidentEvent] = []
+    monitor = Monitor(camera_from_source(room_with_siren, "hall", realtime=False), settings=Settings())
+    monitor.on_incident(events.append)
+    monitor.on_incident(lambda event: 1 / 0)  # a broken listener is logged; the others still hear
+    monitor.start()
+    assert monitor.wait(120)
+    monitor.stop()
+    alarm = [e for e in events if e.incident.category == "alarm"]
+    kinds = [e.kind for e in alarm]
+    assert kinds[0] == "opened" and kinds[-1] == "closed" and set(kinds[1:-1]) <= {"updated"}
+    assert len({e.incident_id for e in alarm}) == 1 and all(e.camera == "hall" for e in alarm)
+    opened, closed = alarm[0], alarm[-1]
+    assert SIREN_FROM_S < opened.t <= SIREN_FROM_S + 3.0  # two supporting windows after it starts
+    assert closed.incident.t_start_s <= SIREN_FROM_S + 1.0 and closed.incident.t_end_s >= SIREN_TO_S - 1.0
+    stats = monitor.statistics()
+    assert stats["by_category"]["alarm"] == 1 and stats["total_incidents"] == len({e.incident_id for e in events})
+    assert stats["windows_analysed"] >= 14 and stats["windows_skipped"] == 0
+
+
+def test_the_monitor_command_writes_incident_events_as_json_lines(room_with_siren, tmp_path):
+    events_file = tmp_path / "events.jsonl"
+    proc = subprocess.run([EXE, "monitor", str(room_with_siren), "--name", "hall", "--no-realtime",
+                           "--events-jsonl", str(events_file)], capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in events_file.read_text().splitlines()]
+    alarm = [line for line in lines if line["category"] == "alarm"]
+    assert [line["event"] for line in alarm][0::len(alarm) - 1] == ["opened", "closed"]
+    assert {"incident_id", "event", "category", "severity", "confidence", "camera", "t"} <= set(alarm[0])
+    assert alarm[0]["camera"] == "hall" and "opened" in proc.stdout and "incident(s)" in proc.stdout
