@@ -132,7 +132,8 @@ def live_frames() -> int:
 
 def test_memory_follows_the_chunk_not_the_file(workdir: Path) -> None:
     fps, seconds = 10, 60
-    path = write_video(workdir / "minute.mkv", ramp(fps * seconds, 640, 360), fps=fps, audio=tone(440, seconds))
+    path = write_video(workdir / "minute.mkv", ramp(fps * seconds, 640, 360), fps=fps, audio=tone(440, seconds),
+                       sound_after_pictures=True)
     assert video_lead_s(path) > 30  # the premise: one demuxer would have to hold the frames of that lead
 
     before = live_frames()

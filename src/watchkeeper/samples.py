@@ -81,9 +81,13 @@ def write_audio(path: Path, samples: np.ndarray, *, sr: int = SR, codec: str | N
     return path
 
 
-def write_video(path: Path, frames: Iterable[np.ndarray], *, fps: int = 15,
-                audio: np.ndarray | None = None, sr: int = SR, codec: str = "libx264") -> Path:
-    """RGB uint8 frames (any iterable, consumed lazily) and optional mono audio to a video file."""
+def write_video(path: Path, frames: Iterable[np.ndarray], *, fps: int = 15, audio: np.ndarray | None = None,
+                sr: int = SR, codec: str = "libx264", sound_after_pictures: bool = False) -> Path:
+    """RGB uint8 frames (any iterable, consumed lazily) and optional mono audio to a video file.
+
+    The sound is written beside the pictures it goes with, as a camera's stream carries it, or with
+    ``sound_after_pictures`` after all of them (files whose video runs far ahead of their audio exist).
+    """
     frames = iter(frames)
     first = next(frames)
     height, width = first.shape[:2]
@@ -98,11 +102,9 @@ def write_video(path: Path, frames: Iterable[np.ndarray], *, fps: int = 15,
             astream = container.add_stream(acodec, rate=48_000 if acodec == "libopus" else sr)
             astream.layout = "mono"
             sound = _audio_frames(audio, sr)
-        # Sound is written beside the pictures it goes with, as a camera's stream carries it: a reader that
-        # goes through the file in order (a stream) gets both tracks together.
         pending = next(sound, None)
         for i, rgb in enumerate(itertools.chain([first], frames)):
-            while pending is not None and pending.pts / sr < (i + 1) / fps:
+            while pending is not None and not sound_after_pictures and pending.pts / sr < (i + 1) / fps:
                 _mux(container, astream, pending)
                 pending = next(sound, None)
             vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
