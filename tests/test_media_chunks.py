@@ -40,9 +40,10 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def seven_s(workdir: Path) -> dict[str, Path]:
-    """7 s with sound. PyAV's Matroska muxer writes the video seconds ahead of the audio."""
+    """7 s with sound, written after the pictures: in the Matroska file the video runs seconds ahead."""
     frames = ramp(FPS * SECONDS, 320, 240)
-    return {ext: write_video(workdir / f"seven.{ext}", frames, fps=FPS, audio=tone(440, SECONDS))
+    return {ext: write_video(workdir / f"seven.{ext}", frames, fps=FPS, audio=tone(440, SECONDS),
+                             sound_after_pictures=True)
             for ext in ("mp4", "mkv")}
 
 
