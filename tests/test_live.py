@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from loopback_http import LoopbackServer, Reply
 from mediagen import noise, still_room, write_video
 
@@ -17,6 +18,8 @@ from watchkeeper.config import LiveSettings, MediaSettings, Settings
 from watchkeeper.domain import AUDIO_SAMPLE_RATE_HZ
 from watchkeeper.live import IncidentEvent, Monitor
 from watchkeeper.live.capture import CaptureLoop, camera_from_source, open_args
+from watchkeeper.live.evidence import Evidence
+from watchkeeper.media import load_media
 from watchkeeper.samples import siren
 
 EXE = str(Path(sys.executable).with_name("watchkeeper"))
@@ -108,10 +111,13 @@ def test_a_stream_that_drops_is_reconnected_with_backoff(short_stream):
     assert capture.health.state == "stopped"
 
 
-def test_a_siren_is_one_alarm_incident_that_opens_updates_and_closes(room_with_siren):
+def test_a_siren_is_one_alarm_incident_that_opens_updates_and_closes(room_with_siren, tmp_path):
     events: list[IncidentEvent] = []
-    monitor = Monitor(camera_from_source(room_with_siren, "hall", realtime=False), settings=Settings())
+    written: list[Evidence] = []
+    monitor = Monitor(camera_from_source(room_with_siren, "hall", realtime=False), settings=Settings(),
+                      evidence_dir=tmp_path)
     monitor.on_incident(events.append)
+    monitor.on_evidence(written.append)
     monitor.on_incident(lambda event: 1 / 0)  # a broken listener is logged; the others still hear
     monitor.start()
     assert monitor.wait(120)
@@ -126,6 +132,17 @@ def test_a_siren_is_one_alarm_incident_that_opens_updates_and_closes(room_with_s
     stats = monitor.statistics()
     assert stats["by_category"]["alarm"] == 1 and stats["total_incidents"] == len({e.incident_id for e in events})
     assert stats["windows_analysed"] >= 14 and stats["windows_skipped"] == 0
+
+    # Its evidence: the snapshot at once, then a clip and the sound from 5 s before it to 10 s after it opened.
+    [evidence] = [w for w in written if w.incident_id == opened.incident_id]
+    assert opened.evidence is evidence and not evidence.errors
+    assert evidence.folder == tmp_path / "hall" / opened.incident_id
+    assert Image.open(evidence.snapshot).size == (320, 240)
+    t_from = max(0.0, opened.incident.t_start_s - 5.0)
+    clip = load_media(evidence.clip)
+    assert clip.info.has_audio and clip.duration_s == pytest.approx(opened.t + 10.0 - t_from, abs=0.5)
+    sound = load_media(evidence.audio)
+    assert sound.duration_s == pytest.approx(opened.t + 10.0 - t_from, abs=0.2)
 
 
 def test_the_monitor_command_writes_incident_events_as_json_lines(room_with_siren, tmp_path):

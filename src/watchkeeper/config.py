@@ -428,16 +428,37 @@ class CameraSettings(Section):
         None, gt=0, description="Seconds between analysed windows; default media.frame_interval_s."
     )
     gate: AlertGateSettings | None = Field(None, description="This camera's alert gate; default live.gate.")
+    privacy_mode: bool = Field(False, description="Store no pictures or sound: incidents and their metadata only.")
+
+
+class EvidenceSettings(Section):
+    """What is kept of each live incident: a snapshot with its boxes, a clip and the sound around it."""
+
+    pre_event_s: float = Field(5.0, ge=0, description="Seconds of clip and sound before the incident starts.")
+    post_event_s: float = Field(10.0, ge=0, description="Seconds after it opens.")
+    jpeg_quality: int = Field(85, ge=1, le=100, description="Snapshots and clip frames (seed 004's FRAME_QUALITY).")
+    clip_fps: float = Field(8.0, gt=0, le=30)
+    clip_width: int = Field(640, ge=64, description="Clips are scaled down to this width at most.")
 
 
 class LiveSettings(Section):
     gate: AlertGateSettings = Field(default_factory=AlertGateSettings)
+    evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
     cameras: list[CameraSettings] = Field(default_factory=list)
     window_s: float = Field(2.0, gt=0, description="Media each analysis sees, ending at its moment.")
     buffer_s: float = Field(20.0, gt=0, description="Seconds of recent audio and motion frames kept per camera.")
     connect_timeout_s: float = Field(10.0, gt=0, description="Opening a stream, and each read, give up after this.")
     reconnect_initial_s: float = Field(1.0, gt=0, description="First wait before reconnecting; doubles per failure.")
     reconnect_max_s: float = Field(30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _buffer_holds_the_pre_event(self) -> LiveSettings:
+        # An incident opens about a window after it starts; its clip then runs post_event_s on.
+        needed = self.evidence.pre_event_s + self.window_s + 1.0 + self.evidence.post_event_s
+        if self.buffer_s < needed:
+            raise ValueError(f"live.buffer_s must be at least {needed:g} s "
+                             "(pre- and post-event seconds + window + 1)")
+        return self
 
     @field_validator("cameras")
     @classmethod
@@ -528,6 +549,7 @@ SEED_ENV_ALIASES: dict[str, tuple[str, ...]] = {
     "DATABASE_URL": ("database_url",),
     "SQLALCHEMY_DATABASE_URI": ("database_url",),
     "ANALYSIS_INTERVAL": ("media", "frame_interval_s"),
+    "FRAME_QUALITY": ("live", "evidence", "jpeg_quality"),
     "CONFIDENCE_THRESHOLD": ("fusion", "min_confidence"),
     "HIGH_PRIORITY_THRESHOLD": ("fusion", "high_priority_severity"),
     "EVENT_TYPE": ("event", "type"),

@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import av
+import cv2
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from ..config import CameraSettings, LiveSettings, MediaSettings
+from ..config import CameraSettings, EvidenceSettings, LiveSettings, MediaSettings
 from ..domain import AUDIO_SAMPLE_RATE_HZ, Frame, Media, MediaInfo, MotionFrames
 from ..media.avtools import av_reason
 
@@ -88,8 +89,14 @@ def is_file_source(source: str) -> bool:
 class RecentMedia:
     """The recent past of one camera, safe to write from the capture thread and read from others."""
 
-    def __init__(self, name: str, *, buffer_s: float, pictures_s: float, media: MediaSettings) -> None:
+    def __init__(self, name: str, *, buffer_s: float, pictures_s: float, media: MediaSettings,
+                 clips: EvidenceSettings | None = None) -> None:
         self.name = name
+        # Evidence clips are cut from small JPEGs (``clips``; None in privacy mode: no pictures are kept).
+        self.clips = clips
+        self._clip_frames: deque[tuple[float, bytes]] = deque()
+        self._next_clip_t = 0.0
+        self._clip_scaler = VideoReformatter()
         self.buffer_s = buffer_s
         self.pictures_s = pictures_s
         self.motion_fps = media.motion_fps
@@ -118,8 +125,14 @@ class RecentMedia:
                                           interpolation="AREA").to_ndarray()
             step = 1.0 / self.motion_fps
             self._next_motion_t = max(self._next_motion_t + step, t + step / 2)
+        jpeg = None
+        if self.clips is not None and t >= self._next_clip_t:
+            jpeg = self._clip_jpeg(frame)
+            self._next_clip_t = max(self._next_clip_t + 1.0 / self.clips.clip_fps, t)
         with self._lock:
             self._latest = (t, frame)
+            if jpeg is not None:
+                self._clip_frames.append((t, jpeg))
             if t >= self._next_picture_t:
                 self._pictures.append((t, frame))
                 self._next_picture_t = t + 1.0 / _PICTURE_FPS
@@ -146,13 +159,34 @@ class RecentMedia:
         while self._pictures and self._pictures[0][0] < newest - self.pictures_s:
             self._pictures.popleft()
         horizon = newest - self.buffer_s
+        while self._clip_frames and self._clip_frames[0][0] < horizon:
+            self._clip_frames.popleft()
         while self._motion and self._motion[0][0] < horizon:
             self._motion.popleft()
         while self._audio and self._audio[0][0] + len(self._audio[0][1]) / AUDIO_SAMPLE_RATE_HZ < horizon:
             self._audio.popleft()
         self._lock.notify_all()
 
+    def _clip_jpeg(self, frame: av.VideoFrame) -> bytes:
+        assert self.clips is not None
+        width = min(self.clips.clip_width, frame.width) // 2 * 2  # even sizes: the H.264 encoder needs them
+        height = max(2, round(frame.height * width / frame.width) // 2 * 2)
+        bgr = self._clip_scaler.reformat(frame, width=width, height=height, format="bgr24").to_ndarray()
+        ok, encoded = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, self.clips.jpeg_quality])
+        return encoded.tobytes() if ok else b""
+
     # -- reading ---------------------------------------------------------------------------------
+    def clip_frames(self, t_start: float, t_end: float) -> list[tuple[float, bytes]]:
+        """The clip frames (time, JPEG) of ``[t_start, t_end)`` still in the ring."""
+        with self._lock:
+            return [f for f in self._clip_frames if t_start <= f[0] < t_end and f[1]]
+
+    def sound(self, t_start: float, t_end: float) -> np.ndarray | None:
+        """The 16 kHz sound of ``[t_start, t_end)``, silence where the ring has none; None without a sound track."""
+        with self._lock:
+            pieces = list(self._audio)
+        return _cut_audio(pieces, t_start, t_end) if self.has_audio else None
+
     def wait_until(self, t: float, timeout_s: float) -> bool:
         """Block until the ring is filled up to camera time ``t``; False on timeout."""
         with self._lock:
@@ -172,12 +206,11 @@ class RecentMedia:
         with self._lock:
             picture = next((p for p in reversed(self._pictures) if t_start <= p[0] < t_end), None)
             motion = [m for m in self._motion if t_start <= m[0] < t_end]
-            pieces = list(self._audio)
         if picture is None:
             return None
         t_frame, picture = picture
         rgb = picture.to_ndarray(format="rgb24")
-        audio = _cut_audio(pieces, t_start, t_end) if self.has_audio else None
+        audio = self.sound(t_start, t_end)
         height, width = rgb.shape[:2]
         grey = np.stack([m[1] for m in motion]) if motion else np.zeros((0, 2, 2), np.uint8)
         info = MediaInfo(
@@ -225,7 +258,8 @@ class CaptureLoop:
         self.camera = camera
         self.live = live
         self.file = is_file_source(camera.source)
-        self.ring = RecentMedia(camera.name, buffer_s=live.buffer_s, pictures_s=live.window_s + 2.0, media=media)
+        self.ring = RecentMedia(camera.name, buffer_s=live.buffer_s, pictures_s=live.window_s + 2.0, media=media,
+                                clips=None if camera.privacy_mode else live.evidence)
         # A file read faster than real time waits for its reader: it runs ahead only as far as the ring
         # keeps pictures, so no window the reader has yet to analyse loses its picture.
         self._released = threading.Condition()

@@ -29,10 +29,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..config import CameraSettings, Settings, load_settings
 from ..domain import AnalysisResult, Incident
 from ..pipeline import Pipeline
 from .capture import CameraHealth, CaptureLoop, camera_from_source
+from .evidence import Evidence, EvidenceRecorder
 from .gate import AlertGate, GateEvent, GateEventKind
 
 log = logging.getLogger(__name__)
@@ -53,19 +56,22 @@ class IncidentEvent:
     t: float  # camera time, seconds since the monitor started
     at: datetime  # wall clock
     incident: Incident
+    evidence: Evidence | None = None  # its clip and sound are written later (``Monitor.on_evidence``)
 
     def to_json(self) -> dict[str, Any]:
         """The ``--events-jsonl`` line."""
+        snapshot = self.evidence.snapshot if self.evidence is not None else None
         return {
             "incident_id": self.incident_id, "event": self.kind, "category": self.incident.category,
             "severity": self.incident.severity, "confidence": round(self.incident.confidence, 4),
             "camera": self.camera, "t": round(self.t, 3), "at": self.at.isoformat(),
             "t_start_s": round(self.incident.t_start_s, 3), "t_end_s": round(self.incident.t_end_s, 3),
-            "summary": self.incident.summary,
+            "summary": self.incident.summary, "snapshot": str(snapshot) if snapshot else None,
         }
 
 
 IncidentCallback = Callable[[IncidentEvent], None]
+EvidenceCallback = Callable[[Evidence], None]
 
 
 def tier_pipelines(settings: Settings) -> tuple[Pipeline, Pipeline]:
@@ -81,11 +87,14 @@ def tier_pipelines(settings: Settings) -> tuple[Pipeline, Pipeline]:
 
 
 class Monitor:
-    """Watches one camera until stopped (or until a file source ends)."""
+    """Watches one camera until stopped (or until a file source ends).
+
+    Evidence goes under ``evidence_dir`` (default ``<data_dir>/evidence``).
+    """
 
     def __init__(self, source: str | Path | CameraSettings, *, name: str | None = None,
                  settings: Settings | None = None, pipelines: tuple[Pipeline, Pipeline] | None = None,
-                 fps: float | None = None) -> None:
+                 fps: float | None = None, evidence_dir: Path | None = None) -> None:
         self.settings = settings or load_settings()
         camera = source if isinstance(source, CameraSettings) else camera_from_source(source, name)
         if fps is not None:
@@ -95,7 +104,10 @@ class Monitor:
         self.tier1, self.tier2 = pipelines or tier_pipelines(self.settings)
         self.gate = AlertGate(camera.gate or self.settings.live.gate)
         self.capture = CaptureLoop(camera, self.settings.live, self.settings.media)
+        self.recorder = EvidenceRecorder(evidence_dir or Path(self.settings.data_dir) / "evidence", self.capture,
+                                         self.settings.live.evidence, on_written=self._evidence_written)
         self._callbacks: list[IncidentCallback] = []
+        self._evidence_callbacks: list[EvidenceCallback] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._analyse, name=f"analysis-{camera.name}", daemon=True)
         self._stats_lock = threading.Lock()
@@ -115,19 +127,26 @@ class Monitor:
         self._callbacks.append(callback)
         return callback
 
+    def on_evidence(self, callback: EvidenceCallback) -> EvidenceCallback:
+        """Call ``callback(evidence)`` when an incident's clip and sound are written (usable as a decorator)."""
+        self._evidence_callbacks.append(callback)
+        return callback
+
     # -- running ---------------------------------------------------------------------------------
     def start(self) -> Monitor:
         self.started_at = datetime.now(timezone.utc)
+        self.recorder.start()
         self.capture.start()
         self._thread.start()
         log.info("monitor started", extra={"camera": self.name, "source": self.camera.source})
         return self
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        """Stop capture and analysis; open incidents close."""
+        """Stop capture and analysis; open incidents close and pending clips are written."""
         self._stop.set()
         self.capture.stop()
         self._thread.join(timeout_s)
+        self.recorder.close(timeout_s)
         self.stopped_at = self.stopped_at or datetime.now(timezone.utc)
 
     def wait(self, timeout_s: float | None = None) -> bool:
@@ -206,7 +225,7 @@ class Monitor:
             self._latencies.append(time.perf_counter() - started)
             self._latencies = self._latencies[-1000:]
         self._count("analysed")
-        self._emit(self.gate.observe(t_end, result.incidents))
+        self._emit(self.gate.observe(t_end, result.incidents), picture=media.frames[0].rgb)
 
     def _is_candidate(self, result: AnalysisResult) -> bool:
         if result.incidents:
@@ -219,18 +238,27 @@ class Monitor:
         with self._stats_lock:
             self._windows[what] += n
 
-    def _emit(self, events: list[GateEvent]) -> None:
+    def _emit(self, events: list[GateEvent], picture: np.ndarray | None = None) -> None:
         for gate_event in events:
             incident = gate_event.incident.model_copy(update={"camera": self.name})
-            event = IncidentEvent(gate_event.kind, gate_event.incident_id, self.name, gate_event.t,
-                                  datetime.now(timezone.utc), incident)
             if gate_event.kind == "opened":
+                evidence = self.recorder.opened(gate_event.incident_id, incident, picture, gate_event.t)
                 with self._stats_lock:
                     self._opened.append(incident)
+            else:
+                evidence = self.recorder.evidence.get(gate_event.incident_id)
+            event = IncidentEvent(gate_event.kind, gate_event.incident_id, self.name, gate_event.t,
+                                  datetime.now(timezone.utc), incident, evidence)
             log.info("incident %s", gate_event.kind, extra={"camera": self.name, "category": incident.category,
                                                             "incident_id": event.incident_id})
-            for callback in self._callbacks:
-                try:
-                    callback(event)
-                except Exception:  # one broken listener must not silence the others or stop the camera
-                    log.exception("incident listener failed", extra={"camera": self.name})
+            self._tell(self._callbacks, event)
+
+    def _evidence_written(self, evidence: Evidence) -> None:
+        self._tell(self._evidence_callbacks, evidence)
+
+    def _tell(self, listeners: list[Callable[[Any], None]], news: Any) -> None:
+        for listener in listeners:
+            try:
+                listener(news)
+            except Exception:  # one broken listener must not silence the others or stop the camera
+                log.exception("listener failed", extra={"camera": self.name})
