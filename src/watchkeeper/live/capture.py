@@ -42,6 +42,11 @@ _DEVICE_INDEX = re.compile(r"^\d+$")
 _FPS_SPAN_S = 5.0
 # Decoded pictures kept for the analysis to pick from (the newest one before a window's end).
 _PICTURE_FPS = 4.0
+# A live stream's timestamps place its frames on the camera clock (decoding comes in bursts; the clock
+# of arrival would bunch them up); a stream that strays this far from the wall clock is re-anchored.
+_RESYNC_S = 2.0
+# Sound pieces this close to where the last one ended are joined to it (resampling shifts them a little).
+_SOUND_JOIN_S = 0.1
 # A window is ready when both tracks reached its end, but a sound track this far behind the pictures
 # (stalled, or muxed late) holds no window back.
 _MAX_SOUND_LAG_S = 1.0
@@ -248,6 +253,7 @@ class _Pass:
     t0: float  # camera time of the pass's first frame
     wall0: float  # monotonic clock then (pacing)
     origin: float | None = None  # source timestamp of the first frame read
+    next_sound_t: float | None = None  # where the sound read so far ends
 
 
 class CaptureLoop:
@@ -388,20 +394,30 @@ class CaptureLoop:
                         self._count_frame()
                     else:
                         for piece in resampler.resample(decoded):
-                            self.ring.add_audio(t, piece.to_ndarray().reshape(-1).astype(np.float32))
+                            samples = piece.to_ndarray().reshape(-1).astype(np.float32)
+                            if run.next_sound_t is not None and abs(t - run.next_sound_t) < _SOUND_JOIN_S:
+                                t = run.next_sound_t
+                            self.ring.add_audio(t, samples)
+                            run.next_sound_t = t + len(samples) / AUDIO_SAMPLE_RATE_HZ
                     t_reached = max(t_reached, t)
         step = 1.0 / self.ring.fps if self.ring.fps else 0.04
         return t_reached + step, delivered
 
     def _place(self, run: _Pass, decoded: av.VideoFrame | av.AudioFrame) -> float | None:
-        """The frame's camera time; for a realtime file, waits until the wall clock gets there."""
-        if not self.file:
-            return self.now()
+        """The frame's camera time, from its timestamp; for a realtime file, waits until the wall clock gets
+        there, and a file read faster waits for its reader."""
         if decoded.time is None:
-            return None
+            return None if self.file else self.now()
         if run.origin is None:
             run.origin = decoded.time
+            if not self.file:
+                run.t0 = self.now()
         t = run.t0 + decoded.time - run.origin
+        if not self.file:
+            if abs(t - self.now()) > _RESYNC_S:  # a jump in the stream's clock, or a long stall
+                run.origin, run.t0, run.next_sound_t = decoded.time, self.now(), None
+                t = run.t0
+            return t
         if self.camera.realtime:
             delay = run.wall0 + (t - run.t0) - time.monotonic()
             if delay > 0:
