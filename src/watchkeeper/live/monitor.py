@@ -57,6 +57,7 @@ class IncidentEvent:
     at: datetime  # wall clock
     incident: Incident
     evidence: Evidence | None = None  # its clip and sound are written later (``Monitor.on_evidence``)
+    window: AnalysisResult | None = None  # the analysis of the window that caused the event (None at a stop)
 
     def to_json(self) -> dict[str, Any]:
         """The ``--events-jsonl`` line."""
@@ -225,7 +226,7 @@ class Monitor:
             self._latencies.append(time.perf_counter() - started)
             self._latencies = self._latencies[-1000:]
         self._count("analysed")
-        self._emit(self.gate.observe(t_end, result.incidents), picture=media.frames[0].rgb)
+        self._emit(self.gate.observe(t_end, result.incidents), picture=media.frames[0].rgb, window=result)
 
     def _is_candidate(self, result: AnalysisResult) -> bool:
         if result.incidents:
@@ -238,7 +239,8 @@ class Monitor:
         with self._stats_lock:
             self._windows[what] += n
 
-    def _emit(self, events: list[GateEvent], picture: np.ndarray | None = None) -> None:
+    def _emit(self, events: list[GateEvent], picture: np.ndarray | None = None,
+              window: AnalysisResult | None = None) -> None:
         for gate_event in events:
             incident = gate_event.incident.model_copy(update={"camera": self.name})
             if gate_event.kind == "opened":
@@ -248,7 +250,7 @@ class Monitor:
             else:
                 evidence = self.recorder.evidence.get(gate_event.incident_id)
             event = IncidentEvent(gate_event.kind, gate_event.incident_id, self.name, gate_event.t,
-                                  datetime.now(timezone.utc), incident, evidence)
+                                  datetime.now(timezone.utc), incident, evidence, window)
             log.info("incident %s", gate_event.kind, extra={"camera": self.name, "category": incident.category,
                                                             "incident_id": event.incident_id})
             self._tell(self._callbacks, event)

@@ -1,0 +1,247 @@
+"""The cameras of a server: their monitors, their incidents in the database, and the live event feed.
+
+``LiveService`` starts the enabled cameras of ``live.cameras``, runs every
+camera's monitor on one shared pair of tier pipelines (the models load once),
+stores each incident as it opens, grows and ends (``store.live``), and
+publishes every event to subscribers (the WebSocket feed) without ever
+blocking a camera: a subscriber that cannot keep up loses its oldest
+messages, and is told how many.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from ..config import CameraSettings, Settings
+from ..errors import ConflictError, NotFoundError
+from ..pipeline import Pipeline
+from ..store.db import Database
+from ..store.live import open_live_incident, update_live_incident
+from .evidence import Evidence
+from .monitor import IncidentEvent, Monitor, tier_pipelines
+
+log = logging.getLogger(__name__)
+
+RECENT_EVENTS = 200
+SUBSCRIBER_BACKLOG = 500
+TRACKED_INCIDENTS = 1000
+
+
+def redact_url(source: str) -> str:
+    """The source without the password a stream URL may carry (it is shown and stored)."""
+    parts = urlsplit(source)
+    if parts.password is None:
+        return source
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class Subscription:
+    """One listener of the event feed, read from an asyncio loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.dropped = 0
+
+    def _put(self, message: dict[str, Any]) -> None:  # on the subscriber's loop
+        if self.queue.qsize() >= SUBSCRIBER_BACKLOG:
+            self.queue.get_nowait()
+            self.dropped += 1
+        self.queue.put_nowait(message)
+
+    async def next(self) -> dict[str, Any]:
+        message = await self.queue.get()
+        if self.dropped:
+            message = {**message, "dropped_before": self.dropped}
+            self.dropped = 0
+        return message
+
+
+class EventHub:
+    """Fans events out from camera threads to subscribers; keeps the most recent ones."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._subscribers: set[Subscription] = set()
+        self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_EVENTS)
+
+    def subscribe(self, loop: asyncio.AbstractEventLoop) -> Subscription:
+        subscription = Subscription(loop)
+        with self._lock:
+            self._subscribers.add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        with self._lock:
+            self._subscribers.discard(subscription)
+
+    def publish(self, message: dict[str, Any]) -> None:
+        with self._lock:
+            self.recent.append(message)
+            subscribers = list(self._subscribers)
+        for subscription in subscribers:
+            try:
+                subscription.loop.call_soon_threadsafe(subscription._put, message)
+            except RuntimeError:  # its loop has closed: the connection is gone
+                self.unsubscribe(subscription)
+
+
+@dataclass
+class CameraStatus:
+    name: str
+    source: str
+    location: str
+    enabled: bool
+    running: bool
+    privacy_mode: bool
+    health: dict[str, Any] | None
+    statistics: dict[str, Any] | None
+
+
+class LiveService:
+    def __init__(self, settings: Settings, db: Database, *, evidence_dir: Path | None = None,
+                 pipelines: Callable[[], tuple[Pipeline, Pipeline]] | None = None) -> None:
+        self.settings = settings
+        self.db = db
+        self.evidence_dir = evidence_dir or Path(settings.data_dir) / "evidence"
+        self.hub = EventHub()
+        self._make_pipelines = pipelines or (lambda: tier_pipelines(settings))
+        self._pipelines: tuple[Pipeline, Pipeline] | None = None
+        self._lock = threading.RLock()
+        self.cameras: dict[str, CameraSettings] = {c.name: c for c in settings.live.cameras}
+        self.monitors: dict[str, Monitor] = {}
+        # Monitor incident id -> incident row id, until it has both closed and had its evidence written
+        # (in either order), and which of the two has happened.
+        self._rows: OrderedDict[str, int] = OrderedDict()
+        self._done: dict[str, set[str]] = {}
+
+    # -- cameras ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start every enabled camera of the settings."""
+        for camera in list(self.cameras.values()):
+            if camera.enabled:
+                self.start_camera(camera.name)
+
+    def stop(self) -> None:
+        for name in list(self.monitors):
+            self.stop_camera(name)
+
+    def camera(self, name: str) -> CameraSettings:
+        camera = self.cameras.get(name)
+        if camera is None:
+            raise NotFoundError(f"no camera '{name}'")
+        return camera
+
+    def add_camera(self, camera: CameraSettings) -> None:
+        with self._lock:
+            if camera.name in self.cameras:
+                raise ConflictError(f"a camera named '{camera.name}' exists")
+            self.cameras[camera.name] = camera
+        if camera.enabled:
+            self.start_camera(camera.name)
+
+    def remove_camera(self, name: str) -> None:
+        self.stop_camera(name)
+        with self._lock:
+            self.camera(name)
+            del self.cameras[name]
+
+    def start_camera(self, name: str) -> None:
+        with self._lock:
+            camera = self.camera(name)
+            if name in self.monitors and self.monitors[name].running:
+                return
+            if self._pipelines is None:
+                self._pipelines = self._make_pipelines()
+            monitor = Monitor(camera, settings=self.settings, pipelines=self._pipelines,
+                              evidence_dir=self.evidence_dir)
+            monitor.on_incident(self._incident)
+            monitor.on_evidence(self._evidence)
+            self.monitors[name] = monitor
+            monitor.start()
+        self.hub.publish({"type": "camera", "camera": name, "state": "started"})
+
+    def stop_camera(self, name: str) -> None:
+        with self._lock:
+            self.camera(name)
+            monitor = self.monitors.pop(name, None)
+        if monitor is not None:
+            monitor.stop()
+            self.hub.publish({"type": "camera", "camera": name, "state": "stopped",
+                              "statistics": monitor.statistics()})
+
+    def monitor(self, name: str) -> Monitor | None:
+        self.camera(name)
+        return self.monitors.get(name)
+
+    def status(self, name: str) -> CameraStatus:
+        camera = self.camera(name)
+        monitor = self.monitors.get(name)
+        return CameraStatus(
+            name=name, source=redact_url(camera.source), location=camera.location, enabled=camera.enabled,
+            running=monitor is not None and monitor.running, privacy_mode=camera.privacy_mode,
+            health=asdict(monitor.health) if monitor is not None else None,
+            statistics=monitor.statistics() if monitor is not None else None,
+        )
+
+    # -- incidents -------------------------------------------------------------------------------
+    def _incident(self, event: IncidentEvent) -> None:
+        camera = self.cameras.get(event.camera)
+        live = {"incident_id": event.incident_id, "state": "ended" if event.kind == "closed" else "active",
+                "camera_t": round(event.t, 3)}
+        with self._lock:
+            row_id = self._rows.get(event.incident_id)
+        with self.db.session() as session:
+            if event.kind == "opened" and event.window is not None:
+                source = redact_url(camera.source) if camera else event.camera
+                row_id = open_live_incident(session, event.window, event.incident, camera=event.camera,
+                                            source=source, live={**live, "evidence": _paths(event.evidence)})
+                with self._lock:
+                    self._rows[event.incident_id] = row_id
+                    while len(self._rows) > TRACKED_INCIDENTS:
+                        self._done.pop(self._rows.popitem(last=False)[0], None)
+            elif row_id is not None:
+                update_live_incident(session, row_id, event.incident, **live)
+        if event.kind == "closed":
+            # A camera in privacy mode writes no evidence: closing is the last news of its incidents.
+            self._settle(event.incident_id, "closed", "evidence" if camera and camera.privacy_mode else None)
+        described = {k: v for k, v in event.to_json().items() if k != "snapshot"}  # no server paths on the feed
+        self.hub.publish({"type": "incident", "event": event.kind, "incident": row_id, **described,
+                          "location": camera.location if camera else "",
+                          "severity_label": event.incident.severity_label,
+                          "requires_immediate_action": event.incident.requires_immediate_action})
+
+    def _settle(self, incident_id: str, *happened: str | None) -> None:
+        with self._lock:
+            done = self._done.setdefault(incident_id, set())
+            done.update(h for h in happened if h)
+            if {"closed", "evidence"} <= done:
+                self._rows.pop(incident_id, None)
+                self._done.pop(incident_id, None)
+
+    def _evidence(self, evidence: Evidence) -> None:
+        with self._lock:
+            row_id = self._rows.get(evidence.incident_id)
+        self._settle(evidence.incident_id, "evidence")
+        if row_id is not None:
+            with self.db.session() as session:
+                update_live_incident(session, row_id, evidence=_paths(evidence))
+        self.hub.publish({"type": "evidence", "incident": row_id, "incident_id": evidence.incident_id,
+                          "evidence": sorted(k for k, path in _paths(evidence).items() if path)})
+
+
+def _paths(evidence: Evidence | None) -> dict[str, Any]:
+    if evidence is None:
+        return {}
+    return {kind: str(path) if path else None
+            for kind, path in (("snapshot", evidence.snapshot), ("clip", evidence.clip), ("audio", evidence.audio))}

@@ -1,0 +1,91 @@
+"""The server's cameras: incidents stored as they open, grow and end, evidence linked, events fanned out."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+from mediagen import noise, still_room, write_video
+from sqlalchemy import select
+
+from watchkeeper.config import CameraSettings, Settings
+from watchkeeper.errors import ConflictError, NotFoundError
+from watchkeeper.live.monitor import tier_pipelines
+from watchkeeper.live.service import LiveService, redact_url
+from watchkeeper.samples import siren
+from watchkeeper.store.models import Analysis, IncidentRecord
+
+FPS = 15
+
+
+@pytest.fixture(scope="module")
+def pipelines():
+    return tier_pipelines(Settings())
+
+
+@pytest.fixture(scope="module")
+def hall(tmp_path_factory):
+    audio = np.concatenate([noise(1.0), siren(5.0), noise(6.0)])
+    return write_video(tmp_path_factory.mktemp("cams") / "hall.mp4",
+                       (still_room(seed=i % 3) for i in range(12 * FPS)), fps=FPS, audio=audio)
+
+
+def test_stream_passwords_are_not_shown():
+    assert redact_url("rtsp://admin:s3cret@10.0.0.5:554/live") == "rtsp://admin:***@10.0.0.5:554/live"
+    assert redact_url("rtsp://10.0.0.5/live") == "rtsp://10.0.0.5/live"
+
+
+def test_a_camera_from_the_settings_stores_its_incident_with_evidence(db, hall, pipelines, tmp_path):
+    camera = CameraSettings(name="hall", source=str(hall), location="Main hall", realtime=False)
+    settings = Settings(data_dir=tmp_path, live={"cameras": [camera]})
+    service = LiveService(settings, db, pipelines=lambda: pipelines)
+    loop = asyncio.new_event_loop()
+    subscription = service.hub.subscribe(loop)
+    service.start()
+    monitor = service.monitor("hall")
+    assert monitor.wait(120)
+    service.stop()
+    with db.session(write=False) as session:
+        [(record, analysis)] = session.execute(
+            select(IncidentRecord, Analysis).join(Analysis).where(IncidentRecord.category == "alarm")).all()
+        assert record.camera == "hall" and analysis.camera == "hall" and analysis.source == str(hall)
+        assert record.status == "open" and record.t_end_s >= 5.0
+        live = record.data["live"]
+        assert live["state"] == "ended" and live["incident_id"]
+        assert {k for k, v in live["evidence"].items() if v} == {"snapshot", "clip", "audio"}
+        assert all((tmp_path / "evidence" / "hall" / live["incident_id"] / name).is_file()
+                   for name in ("snapshot.jpg", "clip.mp4", "audio.wav"))
+    # The feed: camera started, the incident opened ... closed, its evidence, camera stopped; in order.
+    loop.run_until_complete(asyncio.sleep(0))  # deliver what the camera threads handed to the loop
+    messages = []
+    while not subscription.queue.empty():
+        messages.append(loop.run_until_complete(subscription.next()))
+    kinds = [(m["type"], m.get("event") or m.get("state")) for m in messages]
+    assert kinds[0] == ("camera", "started") and kinds[-1] == ("camera", "stopped")
+    incident_events = [k for t, k in kinds if t == "incident"]
+    assert incident_events[0] == "opened" and incident_events[-1] == "closed"
+    opened = next(m for m in messages if m.get("event") == "opened")
+    assert opened["incident"] == record.id and opened["location"] == "Main hall" and "snapshot" not in opened
+    assert any(m["type"] == "evidence" and m["incident"] == record.id for m in messages)
+    loop.close()
+
+
+def test_cameras_are_added_started_stopped_and_removed(db, hall, pipelines, tmp_path):
+    service = LiveService(Settings(data_dir=tmp_path), db, pipelines=lambda: pipelines)
+    service.add_camera(CameraSettings(name="door", source=str(hall), enabled=False, loop=True))
+    with pytest.raises(ConflictError):
+        service.add_camera(CameraSettings(name="door", source=str(hall)))
+    assert not service.status("door").running
+    service.start_camera("door")
+    deadline = time.monotonic() + 20
+    while service.status("door").health["frames"] < FPS and time.monotonic() < deadline:
+        time.sleep(0.1)
+    status = service.status("door")
+    assert status.running and status.health["state"] == "connected" and status.health["frames"] >= FPS
+    service.stop_camera("door")
+    assert not service.status("door").running
+    service.remove_camera("door")
+    with pytest.raises(NotFoundError):
+        service.status("door")
