@@ -31,7 +31,8 @@ from ..jobs.worker import WorkerPool
 from ..netguard import UrlPolicy, fetch_url
 from ..store.db import open_database
 from ..uploads import MediaRoots, UploadStore
-from . import legacy, v1
+from ..live.service import LiveService
+from . import legacy, live, v1
 from .job_outcomes import job_finished
 from .mail import alert_threshold, email_sender, mailer_from
 from .problems import install_problem_handlers, problem_response
@@ -59,12 +60,15 @@ class Runtime:
     services: Services
     workers: WorkerPool
     dispatcher: Dispatcher
+    live: LiveService
 
     def start(self) -> None:
         self.workers.start()
         self.dispatcher.start()
+        self.live.start()
 
     def stop(self) -> None:
+        self.live.stop()
         self.workers.stop()
         self.dispatcher.stop()
         self.services.db.close()
@@ -78,7 +82,8 @@ def build_runtime(settings: Settings) -> Runtime:
     policy = UrlPolicy(server.allowed_private_networks)
     mailer = mailer_from(settings)
     queue = DatabaseJobQueue(db, lease_s=server.job_lease_s, max_attempts=server.job_max_attempts,
-                             retry_delay_s=server.job_retry_delay_s, on_finish=job_finished(mailer, alert_threshold(settings)))
+                             retry_delay_s=server.job_retry_delay_s,
+                             on_finish=job_finished(mailer, alert_threshold(settings)))
     pipeline = PipelineHolder(settings)
     # Every download the server makes for an analysis goes through the same guard and limits.
     fetch = partial(fetch_url, policy=policy, max_bytes=settings.media.max_bytes,
@@ -97,7 +102,7 @@ def build_runtime(settings: Settings) -> Runtime:
         url_policy=policy, fetch=fetch, pipeline=pipeline, mailer=mailer, wake_workers=workers.wake,
         link_secret=load_or_create_secret(data_dir / LINK_SECRET_FILE),
     )
-    return Runtime(services, workers, dispatcher)
+    return Runtime(services, workers, dispatcher, LiveService(settings, db, evidence_dir=data_dir / "evidence"))
 
 
 class BodyLimit:
@@ -144,6 +149,7 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = build_runtime(settings)
         app.state.services = runtime.services
+        app.state.live = runtime.live
         if start_workers:
             runtime.start()
         log.info("watchkeeper API ready", extra={"database": runtime.services.db.dialect,
@@ -162,4 +168,5 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> FastAPI:
                                                                "Content-Type"])
     app.include_router(legacy.router)
     app.include_router(v1.router)
+    app.include_router(live.router)
     return app

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import Depends, Path, Query, Request
+from fastapi import Depends, Path, Query, Request, WebSocket
+from starlette.requests import HTTPConnection
 from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import update
 from starlette.concurrency import run_in_threadpool
@@ -52,10 +53,13 @@ def client_ip(request: Request) -> str | None:
 
 
 def _authenticate(
-    request: Request, services: Services, bearer: HTTPAuthorizationCredentials | None,
+    request: HTTPConnection, services: Services, bearer: HTTPAuthorizationCredentials | None,
     api_key: str | None, session_token: str | None,
 ) -> Principal | None:
-    """The principal behind the request's credentials; None when it sent none. Raises on bad ones."""
+    """The principal behind the request's credentials; None when it sent none. Raises on bad ones.
+
+    A WebSocket signed in by cookie is checked by its origin instead (``websocket_principal``).
+    """
     secret = bearer.credentials if bearer is not None else api_key
     if secret is None and session_token is None:
         return None
@@ -72,7 +76,7 @@ def _authenticate(
             login = find_active_session(session, session_token or "")
             if login is None or login.user.state != "active":
                 raise AuthError("the session has expired or was ended; sign in again")
-            if request.method not in SAFE_METHODS:
+            if isinstance(request, Request) and request.method not in SAFE_METHODS:
                 sent = request.headers.get(CSRF_HEADER, "")
                 if not hmac.compare_digest(sent.encode(), login.csrf_token.encode()):
                     raise CsrfError(f"a signed-in change needs the session's {CSRF_HEADER} header")
@@ -159,6 +163,26 @@ def viewer_or_signed_link(
         links.check(services.link_secret, request.url.path, expires or 0, signature or "")
         return None
     return current_principal(request, services, bearer, api_key, session_token)  # every role may read
+def websocket_principal(websocket: WebSocket, services: Services) -> Principal:
+    """Who opens a WebSocket: an API key (header, or ``?api_key=`` for browsers, which cannot set headers on
+    one) or the session cookie. Browsers send cookies with cross-site WebSocket handshakes too, and no CSRF
+    header can come with one, so a cookie counts only from this server's own origin or a configured one."""
+    authorization = websocket.headers.get("authorization", "")
+    secret = (authorization[7:] if authorization.lower().startswith("bearer ") else None) \
+        or websocket.headers.get("x-api-key") or websocket.query_params.get("api_key")
+    session_token = None if secret else websocket.cookies.get(SESSION_COOKIE)
+    if session_token is not None:
+        origin = websocket.headers.get("origin")
+        own = f"{'https' if websocket.url.scheme == 'wss' else 'http'}://{websocket.headers.get('host', '')}"
+        if origin is not None and origin != own and origin not in services.settings.server.cors_origins:
+            raise CsrfError(f"a signed-in WebSocket from {origin} is not allowed (server.cors_origins)")
+    principal = _authenticate(websocket, services, None, secret, session_token)
+    if principal is None:
+        raise AuthError("sign in, or send an API key ('X-API-Key' header or '?api_key=')")
+    services.request_limiter.check(principal.rate_key, "requests for this key or session")
+    return principal  # every role may watch
+
+
 Operator = Annotated[Principal, Depends(require("operator"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
 

@@ -1,0 +1,97 @@
+"""The live side of the server outside /api/v1: the event feed (WebSocket) and each camera's MJPEG view."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from ..errors import PermissionDeniedError, WatchkeeperError
+from ..live.evidence import draw_boxes
+from ..live.monitor import Monitor
+from .deps import Viewer, websocket_principal
+from .v1.cameras import get_live
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["live"])
+
+MJPEG_BOUNDARY = "frame"
+MJPEG_FPS = 5.0
+MJPEG_QUALITY = 75
+# WebSocket close codes for a refused connection (4000-4999 are the application's).
+CLOSE_UNAUTHORISED, CLOSE_FORBIDDEN = 4401, 4403
+
+
+@router.websocket("/ws/events")
+async def event_feed(websocket: WebSocket) -> None:
+    """Every live event as a JSON message: incidents opening, updating and closing, evidence written,
+    cameras starting and stopping. A client too slow to keep up loses its oldest messages; the next one it
+    gets says how many (``dropped_before``)."""
+    services, live = websocket.app.state.services, websocket.app.state.live
+    try:
+        await run_in_threadpool(websocket_principal, websocket, services)
+    except WatchkeeperError as exc:
+        # Accepted, then closed with a code and reason: a refused handshake would tell a browser nothing.
+        await websocket.accept()
+        code = CLOSE_FORBIDDEN if isinstance(exc, PermissionDeniedError) else CLOSE_UNAUTHORISED
+        await websocket.close(code, str(exc)[:120])
+        return
+    await websocket.accept()
+    subscription = live.hub.subscribe(asyncio.get_running_loop())
+    # The client speaks only to leave: its receive ends the feed.
+    gone = asyncio.ensure_future(websocket.receive())
+    try:
+        while True:
+            message = asyncio.ensure_future(subscription.next())
+            done, _ = await asyncio.wait({message, gone}, return_when=asyncio.FIRST_COMPLETED)
+            if gone in done:
+                message.cancel()
+                break
+            await websocket.send_json(message.result())
+    except WebSocketDisconnect:
+        pass
+    finally:
+        gone.cancel()
+        live.hub.unsubscribe(subscription)
+
+
+def _overlay_jpeg(monitor: Monitor) -> bytes | None:
+    """The camera's newest picture with the boxes and the strongest score of its latest analysis."""
+    latest = monitor.capture.ring.latest_rgb()
+    if latest is None:
+        return None
+    result = monitor.last_result
+    boxes, title = [], monitor.name
+    if result is not None:
+        boxes = [(d.label, d.box_xywh_norm) for d in result.detections if d.box_xywh_norm is not None]
+        if result.incidents:
+            top = max(result.incidents, key=lambda i: i.confidence)
+            title = f"{monitor.name}: {top.category_name} {top.confidence:.0%}"
+    buffer = io.BytesIO()
+    draw_boxes(latest[1], boxes, title).save(buffer, format="JPEG", quality=MJPEG_QUALITY)
+    return buffer.getvalue()
+
+
+@router.get("/cameras/{name}/stream.mjpeg", summary="A camera's live view with overlays (MJPEG)",
+            response_class=StreamingResponse,
+            responses={200: {"content": {f"multipart/x-mixed-replace; boundary={MJPEG_BOUNDARY}": {}}}})
+async def mjpeg(name: str, request: Request, _: Viewer) -> StreamingResponse:
+    live = get_live(request)
+    live.camera(name)  # 404 for an unknown camera
+
+    async def frames() -> AsyncIterator[bytes]:
+        while not await request.is_disconnected():
+            monitor = live.monitors.get(name)
+            jpeg = await run_in_threadpool(_overlay_jpeg, monitor) if monitor is not None else None
+            if jpeg is not None:
+                yield (f"--{MJPEG_BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
+                       .encode() + jpeg + b"\r\n")
+            await asyncio.sleep(1.0 / MJPEG_FPS)
+
+    return StreamingResponse(frames(), media_type=f"multipart/x-mixed-replace; boundary={MJPEG_BOUNDARY}",
+                             headers={"Cache-Control": "no-store"})

@@ -1,0 +1,109 @@
+"""Cameras: list, add, start, stop, remove and inspect them; the evidence of their incidents."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request, status
+from fastapi.responses import FileResponse
+from pydantic import BaseModel
+
+from ...auth import Principal
+from ...auth.audit import record
+from ...config import CameraSettings
+from ...errors import NotFoundError
+from ...live.service import CameraStatus, LiveService
+from ...store.models import IncidentRecord
+from ..deps import Admin, IdPath, Operator, ServicesDep, Viewer, client_ip
+from ..services import Services
+
+router = APIRouter(tags=["cameras"])
+
+EVIDENCE_MEDIA = {"snapshot": "image/jpeg", "clip": "video/mp4", "audio": "audio/wav"}
+EvidenceKind = Literal["snapshot", "clip", "audio"]
+
+
+class CameraOut(BaseModel):
+    name: str
+    source: str  # stream passwords shown as ***
+    location: str
+    enabled: bool
+    running: bool
+    privacy_mode: bool
+    health: dict[str, Any] | None
+    statistics: dict[str, Any] | None
+
+
+def get_live(request: Request) -> LiveService:
+    return request.app.state.live
+
+
+def _out(camera: CameraStatus) -> CameraOut:
+    return CameraOut(**asdict(camera))
+
+
+@router.get("/cameras", response_model=list[CameraOut], summary="Every camera with its health")
+def list_cameras(request: Request, _: Viewer) -> list[CameraOut]:
+    live = get_live(request)
+    return [_out(live.status(name)) for name in sorted(live.cameras)]
+
+
+@router.get("/cameras/{name}", response_model=CameraOut, summary="One camera: health and session statistics")
+def one_camera(name: str, request: Request, _: Viewer) -> CameraOut:
+    return _out(get_live(request).status(name))
+
+
+@router.post("/cameras", response_model=CameraOut, status_code=status.HTTP_201_CREATED,
+             summary="Add a camera (started at once when enabled)")
+def add_camera(camera: CameraSettings, request: Request, services: ServicesDep, principal: Admin) -> CameraOut:
+    live = get_live(request)
+    live.add_camera(camera)
+    _audit(services, principal, request, "camera.create", camera.name, {"source": live.status(camera.name).source})
+    return _out(live.status(camera.name))
+
+
+@router.post("/cameras/{name}/start", response_model=CameraOut, summary="Start monitoring a camera")
+def start_camera(name: str, request: Request, services: ServicesDep, principal: Operator) -> CameraOut:
+    get_live(request).start_camera(name)
+    _audit(services, principal, request, "camera.start", name)
+    return _out(get_live(request).status(name))
+
+
+@router.post("/cameras/{name}/stop", response_model=CameraOut, summary="Stop monitoring a camera")
+def stop_camera(name: str, request: Request, services: ServicesDep, principal: Operator) -> CameraOut:
+    get_live(request).stop_camera(name)
+    _audit(services, principal, request, "camera.stop", name)
+    return _out(get_live(request).status(name))
+
+
+@router.delete("/cameras/{name}", status_code=status.HTTP_204_NO_CONTENT, summary="Stop and remove a camera")
+def remove_camera(name: str, request: Request, services: ServicesDep, principal: Admin) -> None:
+    get_live(request).remove_camera(name)
+    _audit(services, principal, request, "camera.delete", name)
+
+
+@router.get("/incidents/{incident_id}/evidence/{kind}", response_class=FileResponse,
+            responses={200: {"content": {m: {} for m in EVIDENCE_MEDIA.values()}}},
+            summary="A live incident's snapshot, clip or sound")
+def evidence(incident_id: IdPath, kind: EvidenceKind, request: Request, services: ServicesDep,
+             _: Viewer) -> FileResponse:
+    with services.db.session(write=False) as session:
+        row = session.get(IncidentRecord, incident_id)
+        stored = ((row.data or {}).get("live", {}).get("evidence", {}) if row is not None else {}).get(kind)
+    if row is None:
+        raise NotFoundError(f"no incident with id {incident_id}")
+    root = get_live(request).evidence_dir.resolve()
+    path = Path(stored).resolve() if stored else None
+    # Only files under the evidence folder are served, whatever a row says.
+    if path is None or not path.is_relative_to(root) or not path.is_file():
+        raise NotFoundError(f"incident {incident_id} has no {kind}")
+    return FileResponse(path, media_type=EVIDENCE_MEDIA[kind], filename=f"incident-{incident_id}-{path.name}")
+
+
+def _audit(services: Services, principal: Principal, request: Request, action: str, name: str,
+           details: dict[str, Any] | None = None) -> None:
+    with services.db.session() as session:
+        record(session, principal, action, target_type="camera", target_id=name, details=details or {},
+               ip=client_ip(request))
