@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -114,8 +115,8 @@ def test_a_stream_that_drops_is_reconnected_with_backoff(short_stream):
 def test_a_siren_is_one_alarm_incident_that_opens_updates_and_closes(room_with_siren, tmp_path):
     events: list[IncidentEvent] = []
     written: list[Evidence] = []
-    monitor = Monitor(camera_from_source(room_with_siren, "hall", realtime=False), settings=Settings(),
-                      evidence_dir=tmp_path)
+    monitor = Monitor(camera_from_source(room_with_siren, "hall", realtime=False, location="Main hall"),
+                      settings=Settings(), evidence_dir=tmp_path, reports_dir=tmp_path / "reports")
     monitor.on_incident(events.append)
     monitor.on_evidence(written.append)
     monitor.on_incident(lambda event: 1 / 0)  # a broken listener is logged; the others still hear
@@ -144,14 +145,28 @@ def test_a_siren_is_one_alarm_incident_that_opens_updates_and_closes(room_with_s
     sound = load_media(evidence.audio)
     assert sound.duration_s == pytest.approx(opened.t + 10.0 - t_from, abs=0.2)
 
+    # Seed 004's files: the latest alerts, and the session's report.
+    [alert] = [a for a in json.loads((tmp_path / "reports" / "anomaly_alerts.json").read_text())
+               if a["id"] == opened.incident_id]
+    assert alert["category"] == "Alarm or siren" and alert["category_id"] == "alarm" and alert["event"] == "closed"
+    assert alert["severity"]["label"] == "MODERATE" and alert["severity"]["color"].startswith("#")
+    assert alert["confidence"].endswith("%") and alert["location"] == "Main hall"
+    assert {"situation_overview"} <= set(alert["summary"]) and isinstance(alert["requires_immediate_action"], bool)
+    report = json.loads(monitor.report_path.read_text())
+    assert monitor.report_path.name.startswith("anomaly_reports_") and report["statistics"]["total_incidents"] >= 1
+    assert report["category_breakdown"]["alarm"] == 1 and opened.incident_id in {i["id"] for i in report["incidents"]}
+
 
 def test_the_monitor_command_writes_incident_events_as_json_lines(room_with_siren, tmp_path):
     events_file = tmp_path / "events.jsonl"
     proc = subprocess.run([EXE, "monitor", str(room_with_siren), "--name", "hall", "--no-realtime",
-                           "--events-jsonl", str(events_file)], capture_output=True, text=True, timeout=180)
+                           "--events-jsonl", str(events_file)], capture_output=True, text=True, timeout=180,
+                          env={**os.environ, "WATCHKEEPER_DATA_DIR": str(tmp_path / "data")})
     assert proc.returncode == 0, proc.stderr
     lines = [json.loads(line) for line in events_file.read_text().splitlines()]
     alarm = [line for line in lines if line["category"] == "alarm"]
     assert [line["event"] for line in alarm][0::len(alarm) - 1] == ["opened", "closed"]
     assert {"incident_id", "event", "category", "severity", "confidence", "camera", "t"} <= set(alarm[0])
     assert alarm[0]["camera"] == "hall" and "opened" in proc.stdout and "incident(s)" in proc.stdout
+    assert alarm[0]["snapshot"].startswith(str(tmp_path / "data" / "evidence" / "hall"))
+    assert "session report" in proc.stdout and list((tmp_path / "data" / "reports" / "hall").glob("anomaly_reports_*"))

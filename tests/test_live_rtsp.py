@@ -99,7 +99,8 @@ def test_a_siren_on_an_rtsp_camera_is_one_incident_with_its_evidence_on_disk(rts
     hall = write_video(tmp_path / "hall.mp4", (still_room(seed=i % 3) for i in range(12 * FPS)), fps=FPS,
                        audio=audio)
     server = rtsp(hall)
-    settings = Settings(live={"gate": {"cooldown_s": 2.0}, "evidence": {"pre_event_s": 1.0, "post_event_s": 2.0}})
+    settings = Settings(data_dir=tmp_path, live={"gate": {"cooldown_s": 2.0},
+                                                 "evidence": {"pre_event_s": 1.0, "post_event_s": 2.0}})
     monitor = Monitor(camera_from_source(server.url, "hall"), settings=settings, evidence_dir=tmp_path / "evidence")
     events: list[IncidentEvent] = []
     written: list[Evidence] = []

@@ -35,7 +35,7 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings]) -> None:
     ) -> None:
         """Watch one camera until Ctrl-C, --duration or the end of a file; incidents print as they happen."""
         from ..live.capture import camera_from_source
-        from ..live.monitor import IncidentEvent, Monitor
+        from ..live import IncidentEvent, Monitor
 
         settings = load_settings()
         camera = camera_from_source(source, name, loop=loop, realtime=realtime)
@@ -68,6 +68,8 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings]) -> None:
                 sink.close()
         stats = watcher.statistics()
         health = watcher.health
+        if watcher.report_path is not None:
+            out.print(f"session report: {escape(str(watcher.report_path))}", highlight=False)
         out.print(f"{stats['total_incidents']} incident(s) {stats['by_category']}; "
                   f"{stats['windows_analysed']} window(s) analysed, {stats['windows_skipped']} skipped; "
                   f"{health.frames} frame(s), {health.reconnects} reconnect(s)"

@@ -24,7 +24,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,9 @@ from ..domain import AnalysisResult, Incident
 from ..pipeline import Pipeline
 from .capture import CameraHealth, CaptureLoop, camera_from_source
 from .evidence import Evidence, EvidenceRecorder
-from .gate import AlertGate, GateEvent, GateEventKind
+from .events import IncidentEvent
+from .gate import AlertGate, GateEvent
+from .reports import SessionReports
 
 log = logging.getLogger(__name__)
 
@@ -44,31 +45,6 @@ log = logging.getLogger(__name__)
 TIER1_ANALYZERS = frozenset({"gate", "motion", "objects", "pose", "fire", "crowd", "audio_events", "heads"})
 # A window whose best category score reaches this fraction of the category's threshold goes to tier 2.
 CANDIDATE_FRACTION = 0.6
-
-
-@dataclass(frozen=True)
-class IncidentEvent:
-    """An incident opening, updating or closing on a camera."""
-
-    kind: GateEventKind
-    incident_id: str
-    camera: str
-    t: float  # camera time, seconds since the monitor started
-    at: datetime  # wall clock
-    incident: Incident
-    evidence: Evidence | None = None  # its clip and sound are written later (``Monitor.on_evidence``)
-    window: AnalysisResult | None = None  # the analysis of the window that caused the event (None at a stop)
-
-    def to_json(self) -> dict[str, Any]:
-        """The ``--events-jsonl`` line."""
-        snapshot = self.evidence.snapshot if self.evidence is not None else None
-        return {
-            "incident_id": self.incident_id, "event": self.kind, "category": self.incident.category,
-            "severity": self.incident.severity, "confidence": round(self.incident.confidence, 4),
-            "camera": self.camera, "t": round(self.t, 3), "at": self.at.isoformat(),
-            "t_start_s": round(self.incident.t_start_s, 3), "t_end_s": round(self.incident.t_end_s, 3),
-            "summary": self.incident.summary, "snapshot": str(snapshot) if snapshot else None,
-        }
 
 
 IncidentCallback = Callable[[IncidentEvent], None]
@@ -90,12 +66,14 @@ def tier_pipelines(settings: Settings) -> tuple[Pipeline, Pipeline]:
 class Monitor:
     """Watches one camera until stopped (or until a file source ends).
 
-    Evidence goes under ``evidence_dir`` (default ``<data_dir>/evidence``).
+    Evidence goes under ``evidence_dir`` (default ``<data_dir>/evidence``), seed 004's latest alerts
+    and session report under ``reports_dir`` (default ``<data_dir>/reports/<camera>``).
     """
 
     def __init__(self, source: str | Path | CameraSettings, *, name: str | None = None,
                  settings: Settings | None = None, pipelines: tuple[Pipeline, Pipeline] | None = None,
-                 fps: float | None = None, evidence_dir: Path | None = None) -> None:
+                 fps: float | None = None, evidence_dir: Path | None = None,
+                 reports_dir: Path | None = None) -> None:
         self.settings = settings or load_settings()
         camera = source if isinstance(source, CameraSettings) else camera_from_source(source, name)
         if fps is not None:
@@ -107,6 +85,9 @@ class Monitor:
         self.capture = CaptureLoop(camera, self.settings.live, self.settings.media)
         self.recorder = EvidenceRecorder(evidence_dir or Path(self.settings.data_dir) / "evidence", self.capture,
                                          self.settings.live.evidence, on_written=self._evidence_written)
+        self.reports = SessionReports(reports_dir or Path(self.settings.data_dir) / "reports" / camera.name,
+                                      camera.location)
+        self.report_path: Path | None = None  # the session report, once the monitor has stopped
         self._callbacks: list[IncidentCallback] = []
         self._evidence_callbacks: list[EvidenceCallback] = []
         self._stop = threading.Event()
@@ -209,6 +190,7 @@ class Monitor:
         finally:
             self._emit(self.gate.close_all(t_end))
             self.stopped_at = datetime.now(timezone.utc)
+            self.report_path = self.reports.finish(self.statistics(), self.stopped_at)
 
     def _analyse_window(self, t_start: float, t_end: float) -> None:
         media = self.capture.ring.window(t_start, t_end)
@@ -251,6 +233,7 @@ class Monitor:
                 evidence = self.recorder.evidence.get(gate_event.incident_id)
             event = IncidentEvent(gate_event.kind, gate_event.incident_id, self.name, gate_event.t,
                                   datetime.now(timezone.utc), incident, evidence, window)
+            self.reports.add(event)
             log.info("incident %s", gate_event.kind, extra={"camera": self.name, "category": incident.category,
                                                             "incident_id": event.incident_id})
             self._tell(self._callbacks, event)

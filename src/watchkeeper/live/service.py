@@ -26,7 +26,8 @@ from ..pipeline import Pipeline
 from ..store.db import Database
 from ..store.live import open_live_incident, update_live_incident
 from .evidence import Evidence
-from .monitor import IncidentEvent, Monitor, tier_pipelines
+from .events import IncidentEvent
+from .monitor import Monitor, tier_pipelines
 
 log = logging.getLogger(__name__)
 
