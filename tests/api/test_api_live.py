@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from pathlib import Path
 
@@ -120,3 +121,29 @@ def test_cameras_are_managed_through_the_api(live_server, media_root):
     operator = live_server.new_user_key("cam-operator", "operator")
     with live_server.client(operator) as client:
         assert_problem(client.post("/api/v1/cameras", json={"name": "x", "source": str(room)}), 403)
+
+
+def test_seed_001_paths_serve_the_live_side(live_server):
+    with live_server.client(live_server.admin_key) as client:
+        event = wait_until(lambda: next((e for e in client.get("/anomaly_events").json()
+                                         if e["category"] == "alarm" and e["video"]), None),
+                           "a live alarm with its clip", timeout_s=60)
+        assert event["camera"] == "hall" and event["frame"].startswith("/anomaly_frames/incident-")
+        frame = client.get(event["frame"])
+        assert frame.status_code == 200 and frame.content[:2] == b"\xff\xd8"
+        assert client.get(event["video"]).content[4:8] == b"ftyp"
+        assert_problem(client.get("/anomaly_frames/../../etc/passwd"), 404)
+        assert_problem(client.get(f"/recorded_videos/incident-{event['id']}.jpg"), 404)
+        with client.stream("GET", "/video_stream") as stream:
+            assert stream.headers["content-type"].startswith("multipart/x-mixed-replace")
+            assert next(stream.iter_bytes()).startswith(b"--frame")
+
+    async def one_message() -> dict:
+        url = live_server.url.replace("http://", "ws://") + f"/stream_video?api_key={live_server.admin_key}"
+        async with websockets.connect(url) as stream:
+            return json.loads(await asyncio.wait_for(stream.recv(), timeout=30))
+
+    message = asyncio.run(one_message())
+    assert message["camera"] == "hall" and base64.b64decode(message["frame"])[:2] == b"\xff\xd8"
+    assert message["status"] in ("Normal", "Suspected Anomaly") and message["frame_count"] > 0
+    assert {"pose_analysis", "audio_analysis", "scene_analysis"} <= set(message["tier1_components"])

@@ -32,7 +32,7 @@ from ..netguard import UrlPolicy, fetch_url
 from ..store.db import open_database
 from ..uploads import MediaRoots, UploadStore
 from ..live.service import LiveService
-from . import legacy, live, v1
+from . import legacy, live, seed001, v1
 from .job_outcomes import job_finished
 from .mail import alert_threshold, email_sender, mailer_from
 from .problems import install_problem_handlers, problem_response
@@ -169,4 +169,5 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> FastAPI:
     app.include_router(legacy.router)
     app.include_router(v1.router)
     app.include_router(live.router)
+    app.include_router(seed001.router)
     return app

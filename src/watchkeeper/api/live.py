@@ -11,7 +11,8 @@ from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from ..errors import PermissionDeniedError, WatchkeeperError
+from ..errors import NotFoundError, PermissionDeniedError, WatchkeeperError
+from ..live.service import LiveService
 from ..live.evidence import draw_boxes
 from ..live.monitor import Monitor
 from .deps import Viewer, websocket_principal
@@ -23,8 +24,8 @@ router = APIRouter(tags=["live"])
 MJPEG_BOUNDARY = "frame"
 MJPEG_FPS = 5.0
 MJPEG_QUALITY = 75
-# WebSocket close codes for a refused connection (4000-4999 are the application's).
-CLOSE_UNAUTHORISED, CLOSE_FORBIDDEN = 4401, 4403
+# WebSocket close codes for a refused connection (4000-4999 are the application's, here HTTP's plus 4000).
+CLOSE_UNAUTHORISED, CLOSE_FORBIDDEN, CLOSE_NOT_FOUND = 4401, 4403, 4404
 
 
 @router.websocket("/ws/events")
@@ -36,10 +37,7 @@ async def event_feed(websocket: WebSocket) -> None:
     try:
         await run_in_threadpool(websocket_principal, websocket, services)
     except WatchkeeperError as exc:
-        # Accepted, then closed with a code and reason: a refused handshake would tell a browser nothing.
-        await websocket.accept()
-        code = CLOSE_FORBIDDEN if isinstance(exc, PermissionDeniedError) else CLOSE_UNAUTHORISED
-        await websocket.close(code, str(exc)[:120])
+        await refuse(websocket, exc)
         return
     await websocket.accept()
     subscription = live.hub.subscribe(asyncio.get_running_loop())
@@ -60,7 +58,16 @@ async def event_feed(websocket: WebSocket) -> None:
         live.hub.unsubscribe(subscription)
 
 
-def _overlay_jpeg(monitor: Monitor) -> bytes | None:
+async def refuse(websocket: WebSocket, exc: WatchkeeperError) -> None:
+    """Accept, then close with a code and the reason: a refused handshake would tell a browser nothing."""
+    await websocket.accept()
+    code = CLOSE_FORBIDDEN if isinstance(exc, PermissionDeniedError) else CLOSE_UNAUTHORISED
+    if isinstance(exc, NotFoundError):
+        code = CLOSE_NOT_FOUND
+    await websocket.close(code, str(exc)[:120])
+
+
+def overlay_jpeg(monitor: Monitor) -> bytes | None:
     """The camera's newest picture with the boxes and the strongest score of its latest analysis."""
     latest = monitor.capture.ring.latest_rgb()
     if latest is None:
@@ -83,11 +90,16 @@ def _overlay_jpeg(monitor: Monitor) -> bytes | None:
 async def mjpeg(name: str, request: Request, _: Viewer) -> StreamingResponse:
     live = get_live(request)
     live.camera(name)  # 404 for an unknown camera
+    return mjpeg_response(request, live, name)
+
+
+def mjpeg_response(request: Request, live: LiveService, name: str) -> StreamingResponse:
+    """The camera's overlay pictures as they come, until the client goes (a stopped camera shows none)."""
 
     async def frames() -> AsyncIterator[bytes]:
         while not await request.is_disconnected():
             monitor = live.monitors.get(name)
-            jpeg = await run_in_threadpool(_overlay_jpeg, monitor) if monitor is not None else None
+            jpeg = await run_in_threadpool(overlay_jpeg, monitor) if monitor is not None else None
             if jpeg is not None:
                 yield (f"--{MJPEG_BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
                        .encode() + jpeg + b"\r\n")

@@ -89,12 +89,16 @@ def remove_camera(name: str, request: Request, services: ServicesDep, principal:
             summary="A live incident's snapshot, clip or sound")
 def evidence(incident_id: IdPath, kind: EvidenceKind, request: Request, services: ServicesDep,
              _: Viewer) -> FileResponse:
+    return evidence_file(services, get_live(request), incident_id, kind)
+
+
+def evidence_file(services: Services, live: LiveService, incident_id: int, kind: EvidenceKind) -> FileResponse:
     with services.db.session(write=False) as session:
         row = session.get(IncidentRecord, incident_id)
         stored = ((row.data or {}).get("live", {}).get("evidence", {}) if row is not None else {}).get(kind)
     if row is None:
         raise NotFoundError(f"no incident with id {incident_id}")
-    root = get_live(request).evidence_dir.resolve()
+    root = live.evidence_dir.resolve()
     path = Path(stored).resolve() if stored else None
     # Only files under the evidence folder are served, whatever a row says.
     if path is None or not path.is_relative_to(root) or not path.is_file():
