@@ -104,3 +104,12 @@ def test_user_category_through_text_semantics():
 def test_user_weights_extend_packaged_rules():
     e = engine(fusion={"weights": {"umbrella": {"suspicious": 0.9}}})
     assert e.fuse([det("umbrella", 0.8)], 0).incidents[0].category == "suspicious"
+
+
+def test_a_live_window_late_in_a_stream_is_fused_over_its_own_span_only():
+    shot = det("audio:gunshot", 0.9, 86_400.3, 86_400.8, modality="audio")
+    out = engine().fuse([shot], 86_402.0, t_start_s=86_400.0)
+    assert all(86_400.0 <= w.t_start_s < 86_402.0 for w in out.windows["shooting"])
+    assert len(out.windows["shooting"]) <= 3  # not a day's worth of empty windows
+    [incident] = [i for i in out.incidents if i.category == "shooting"]
+    assert (incident.t_start_s, incident.t_end_s) == (86_400.3, 86_400.8)

@@ -233,7 +233,8 @@ class Pipeline:
 
     def _fuse(self, run: _Run, *, when: datetime | None, camera: str | None) -> AnalysisResult:
         t0 = time.perf_counter()
-        fused = self.fusion.fuse(run.detections, run.duration_s, when=when or datetime.now(), camera=camera)
+        fused = self.fusion.fuse(run.detections, run.duration_s, when=when or datetime.now(), camera=camera,
+                                 t_start_s=run.infos[0].chunk_start_s if run.infos else 0.0)
         run.add_time("fusion", t0)
         incidents = fused.incidents
         top = incidents[0] if incidents else None

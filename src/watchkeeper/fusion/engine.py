@@ -74,21 +74,24 @@ class FusionEngine:
         self.rules = rules
 
     # -- windows -------------------------------------------------------------------------------
-    def _windows(self, detections: list[Detection], duration_s: float) -> list[tuple[float, float, list[Detection]]]:
-        """Windows of ``window_s`` at half-window hops, so evidence either side of a boundary still meets."""
-        if duration_s <= 0:
-            return [(0.0, 0.0, list(detections))]
+    def _windows(self, detections: list[Detection], t_start_s: float,
+                 t_end_s: float) -> list[tuple[float, float, list[Detection]]]:
+        """Windows of ``window_s`` at half-window hops over ``[t_start_s, t_end_s)``, so evidence either side of
+        a boundary still meets."""
+        if t_end_s <= t_start_s:
+            return [(t_start_s, t_start_s, list(detections))]
         width = self.settings.fusion.window_s
         hop = width / 2
-        count = max(1, math.ceil(max(duration_s - width, 0.0) / hop) + 1)
+        count = max(1, math.ceil(max(t_end_s - t_start_s - width, 0.0) / hop) + 1)
         buckets: list[list[Detection]] = [[] for _ in range(count)]
         for det in detections:
-            # Window k covers [k*hop, k*hop + width); a point detection sits in the windows around it.
-            first = max(0, math.floor((det.t_start_s - width) / hop) + 1)
-            last = min(count - 1, math.floor(det.t_end_s / hop))
+            # Window k covers [start + k*hop, start + k*hop + width); a point detection sits in the windows
+            # around it.
+            first = max(0, math.floor((det.t_start_s - t_start_s - width) / hop) + 1)
+            last = min(count - 1, math.floor((det.t_end_s - t_start_s) / hop))
             for k in range(first, max(first, last) + 1):
                 buckets[min(k, count - 1)].append(det)
-        return [(k * hop, min(duration_s, k * hop + width), b) for k, b in enumerate(buckets)]
+        return [(t_start_s + k * hop, min(t_end_s, t_start_s + k * hop + width), b) for k, b in enumerate(buckets)]
 
     # -- scoring -------------------------------------------------------------------------------
     def _supports(self, detections: list[Detection]) -> dict[str, list[Support]]:
@@ -153,10 +156,13 @@ class FusionEngine:
 
     # -- incidents -----------------------------------------------------------------------------
     def fuse(
-        self, detections: list[Detection], duration_s: float, *, when: datetime | None = None, camera: str | None = None
+        self, detections: list[Detection], duration_s: float, *, when: datetime | None = None, camera: str | None = None,
+        t_start_s: float = 0.0,
     ) -> FusionOutput:
+        """Score every category in windows over ``[t_start_s, duration_s)`` (a live camera's window starts late
+        in its stream) and turn runs of windows over threshold into incidents."""
         windows: dict[str, list[WindowScore]] = {cid: [] for cid in self.rules.categories}
-        for t0, t1, members in self._windows(detections, duration_s):
+        for t0, t1, members in self._windows(detections, t_start_s, duration_s):
             supports = self._supports(members)
             for category in self.rules.categories:
                 found = supports.get(category, [])
