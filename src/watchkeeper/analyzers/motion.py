@@ -11,8 +11,11 @@ that learned heads pool over their windows.
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from dataclasses import dataclass, field
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -109,6 +112,52 @@ def optical_flow(prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
     """Dense Farneback flow (H, W, 2) in pixels per frame, tuned for ~160 px wide frames."""
     return cv2.calcOpticalFlowFarneback(prev, nxt, None, pyr_scale=0.5, levels=3, winsize=9,
                                         iterations=3, poly_n=5, poly_sigma=1.1, flags=0)
+
+
+@dataclass(frozen=True)
+class _PairResult:
+    """One frame pair's statistics, with the fields the next pair's statistics are measured against."""
+
+    stats: _PairStats
+    velocity: np.ndarray | None  # camera-compensated flow (None while nothing has moved)
+    speed: np.ndarray
+
+
+class PairCache:
+    """Recent frame pairs' results, by the content of their frames and of the frame before them.
+
+    A live camera's windows overlap (2 s windows every second), so half of
+    each window's frame pairs were in the window before; their optical flow
+    and statistics, the motion analyzer's main cost, are looked up instead
+    of computed again. A pair's statistics also depend on the pair before it
+    (acceleration), so that pair's frames are part of the key. Keyed by
+    content: cameras sharing the analyzer never see each other's pairs.
+    """
+
+    def __init__(self, max_pairs: int = 192) -> None:
+        self.max_pairs = max_pairs
+        self._pairs: OrderedDict[tuple[bytes | None, bytes, bytes, float], _PairResult] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def frame_key(gray: np.ndarray) -> bytes:
+        return hashlib.blake2b(gray.tobytes(), digest_size=16).digest()
+
+    def get(self, key: tuple[bytes | None, bytes, bytes, float]) -> _PairResult | None:
+        with self._lock:
+            found = self._pairs.get(key)
+            if found is not None:
+                self._pairs.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[bytes | None, bytes, bytes, float], result: _PairResult) -> None:
+        with self._lock:
+            self._pairs[key] = result
+            while len(self._pairs) > self.max_pairs:
+                self._pairs.popitem(last=False)
+
+
+PAIR_CACHE = PairCache()
 
 
 def direction_entropy(hist: np.ndarray) -> float:
@@ -237,44 +286,61 @@ def _pair_stats(motion: MotionFrames, settings: MotionSettings) -> list[_PairSta
     rows, cols = grid_shape(height, width)
     cells = _cell_index(height, width)
     cell_pixels = np.bincount(cells, minlength=rows * cols).astype(np.float64)
+    keys = [PAIR_CACHE.frame_key(frame) for frame in gray]
     stats: list[_PairStats] = []
-    previous_speed: np.ndarray | None = None
-    previous_velocity: np.ndarray | None = None  # camera-compensated
+    previous: _PairResult | None = None
     still_descriptor: _PairDescriptor | None = None
     for i in range(1, n):
         dt = float(motion.times_s[i] - motion.times_s[i - 1])
         if dt <= 0:
             dt = 1.0 / motion.fps
-        support = cv2.absdiff(gray[i], gray[i - 1]) > FLOW_SUPPORT_GREY_LEVELS
-        if support.any():
-            velocity = optical_flow(gray[i - 1], gray[i]) / (width * dt)
-            speed, angle = cv2.cartToPolar(velocity[..., 0], velocity[..., 1])
-        else:  # nothing changed, so nothing moved: a still camera's usual case, and flow is the main cost
-            velocity = np.zeros((height, width, 2), np.float32)
-            speed = angle = np.zeros((height, width), np.float32)
-        if not support.any() and previous_velocity is not None and not previous_velocity.any():
-            # Still after still: the same all-zero description every time, so describe it once.
-            if still_descriptor is None:
-                still_descriptor, _ = _describe_pair(velocity, support, previous_velocity, dt, cells, cell_pixels,
-                                                     (rows, cols))
-            descriptor = still_descriptor
-        else:
-            descriptor, previous_velocity = _describe_pair(velocity, support, previous_velocity, dt, cells,
-                                                           cell_pixels, (rows, cols))
-        moving = (speed > settings.moving_speed) & support
-        bins = (np.floor(angle / (2 * np.pi) * DIRECTION_BINS + 0.5).astype(np.int64) % DIRECTION_BINS).ravel()
-        weights = np.where(moving, speed, 0.0).ravel()
-        hist = np.bincount(bins, weights=weights, minlength=DIRECTION_BINS)
-        grid = np.bincount(cells * DIRECTION_BINS + bins, weights=weights, minlength=rows * cols * DIRECTION_BINS)
-        grid = (grid.reshape(rows * cols, DIRECTION_BINS) / cell_pixels[:, None]).reshape(rows, cols, DIRECTION_BINS)
-        change = float(np.abs(speed - previous_speed).mean()) if previous_speed is not None else None
-        stats.append(_PairStats(
-            t_s=float(motion.times_s[i]), speed_mean=float(speed.mean()), speed_std=float(speed.std()),
-            speed_p90=float(np.percentile(speed, 90)), moving_fraction=float(moving.mean()),
-            direction_hist=hist, speed_change=change, grid=grid.astype(np.float32), descriptor=descriptor,
-        ))
-        previous_speed = speed
+        key = (keys[i - 2] if i >= 2 else None, keys[i - 1], keys[i], round(dt, 4))
+        result = PAIR_CACHE.get(key)
+        if result is None:
+            result, still_descriptor = _one_pair(gray[i - 1], gray[i], dt, previous, still_descriptor, settings,
+                                                 cells, cell_pixels, (rows, cols))
+            PAIR_CACHE.put(key, result)
+        stats.append(replace(result.stats, t_s=float(motion.times_s[i])))
+        previous = result
     return stats
+
+
+def _one_pair(prev: np.ndarray, nxt: np.ndarray, dt: float, previous: _PairResult | None,
+              still_descriptor: _PairDescriptor | None, settings: MotionSettings, cells: np.ndarray,
+              cell_pixels: np.ndarray, grid_size: tuple[int, int]) -> tuple[_PairResult, _PairDescriptor | None]:
+    """The statistics of one frame pair; ``previous`` is the pair before it in the window (None for the first)."""
+    height, width = prev.shape
+    rows, cols = grid_size
+    previous_velocity = previous.velocity if previous is not None else None
+    support = cv2.absdiff(nxt, prev) > FLOW_SUPPORT_GREY_LEVELS
+    if support.any():
+        velocity = optical_flow(prev, nxt) / (width * dt)
+        speed, angle = cv2.cartToPolar(velocity[..., 0], velocity[..., 1])
+    else:  # nothing changed, so nothing moved: a still camera's usual case, and flow is the main cost
+        velocity = np.zeros((height, width, 2), np.float32)
+        speed = angle = np.zeros((height, width), np.float32)
+    if not support.any() and previous_velocity is not None and not previous_velocity.any():
+        # Still after still: the same all-zero description every time, so describe it once.
+        if still_descriptor is None:
+            still_descriptor, _ = _describe_pair(velocity, support, previous_velocity, dt, cells, cell_pixels,
+                                                 grid_size)
+        descriptor = still_descriptor
+    else:
+        descriptor, previous_velocity = _describe_pair(velocity, support, previous_velocity, dt, cells,
+                                                       cell_pixels, grid_size)
+    moving = (speed > settings.moving_speed) & support
+    bins = (np.floor(angle / (2 * np.pi) * DIRECTION_BINS + 0.5).astype(np.int64) % DIRECTION_BINS).ravel()
+    weights = np.where(moving, speed, 0.0).ravel()
+    hist = np.bincount(bins, weights=weights, minlength=DIRECTION_BINS)
+    grid = np.bincount(cells * DIRECTION_BINS + bins, weights=weights, minlength=rows * cols * DIRECTION_BINS)
+    grid = (grid.reshape(rows * cols, DIRECTION_BINS) / cell_pixels[:, None]).reshape(rows, cols, DIRECTION_BINS)
+    change = float(np.abs(speed - previous.speed).mean()) if previous is not None else None
+    stats = _PairStats(
+        t_s=0.0, speed_mean=float(speed.mean()), speed_std=float(speed.std()),
+        speed_p90=float(np.percentile(speed, 90)), moving_fraction=float(moving.mean()),
+        direction_hist=hist, speed_change=change, grid=grid.astype(np.float32), descriptor=descriptor,
+    )
+    return _PairResult(stats, previous_velocity, speed), still_descriptor
 
 
 def _squash(value: float, scale: float) -> float:
