@@ -282,3 +282,16 @@ def test_purge_deletes_what_is_older_and_keeps_the_rest(db, siren_result, tmp_pa
     assert remaining(User.name) == ["new"]
     assert remaining(ApiKey.name) == ["k3"]
     assert sum(counts[table] for table in ("analyses", "jobs", "uploads", "upload_files", "audit_log")) == 0
+
+
+# -- users -------------------------------------------------------------------------------------
+
+def test_user_names_are_unique_regardless_of_case(db):
+    from sqlalchemy.exc import IntegrityError
+
+    with db.session() as session:
+        session.add(User(name="Carol", role="viewer"))
+    with pytest.raises(IntegrityError), db.session() as session:
+        session.add(User(name="carol", role="viewer"))
+    with db.session(write=False) as session:
+        assert session.scalars(select(User.name)).all() == ["Carol"]

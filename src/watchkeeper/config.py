@@ -392,7 +392,9 @@ class ServerSettings(Section):
     )
     rate_limit_per_minute: int = Field(600, ge=1, description="Requests per minute per API key or session.")
     rate_limit_burst: int = Field(60, ge=1)
-    login_attempts_per_minute: int = Field(10, ge=1, description="Failed logins per minute per address and name.")
+    login_attempts_per_minute: int = Field(
+        10, ge=1, description="Failed logins per minute per address and name (ten times as many per address)."
+    )
     self_registration: bool = Field(False, description="Let people register; they become viewers pending approval.")
     session_ttl_h: float = Field(12.0, gt=0)
     webhook_secret: str | None = Field(None, description="Key of the X-Watchkeeper-Signature HMAC-SHA256.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from apiserver import ApiServer, base_settings, finished_job, upload
 
@@ -32,3 +34,22 @@ def test_seed_flow_and_v1_on_postgresql(pg_server, media_root):
         # A NUL character is storable in SQLite but not in PostgreSQL text: a 4xx, not a 500.
         refused = client.get("/api/v1/incidents", params={"camera": "a\x00b"})
         assert refused.status_code == 400 and refused.json()["code"] == "bad_request"
+
+
+def test_concurrent_user_changes_end_in_one_409_not_in_no_admin_or_a_500(pg_server):
+    ada_key = pg_server.new_user_key("ada", "admin")
+    with pg_server.client(pg_server.admin_key) as first, pg_server.client(ada_key) as ada:
+        first_id, ada_id = (c.get("/api/v1/auth/me").json()["user"]["id"] for c in (first, ada))
+        # The only two admins demote each other at once: one must be refused (409 when both got past the
+        # role check, 403 when one was demoted before its request was authenticated).
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            demotions = list(pool.map(lambda c, target: c.patch(f"/api/v1/users/{target}", json={"role": "viewer"}),
+                                      (first, ada), (ada_id, first_id)))
+        assert sorted(r.status_code for r in demotions) in ([200, 403], [200, 409])
+        winner, loser_id = (first, ada_id) if demotions[0].status_code == 200 else (ada, first_id)
+        assert winner.patch(f"/api/v1/users/{loser_id}", json={"role": "admin"}).status_code == 200
+        # Names differing only in case, created at once: one 201, one 409.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            created = list(pool.map(lambda name: first.post("/api/v1/users", json={
+                "name": name, "password": "zed-password", "role": "viewer"}), ("Zed", "zed")))
+        assert sorted(r.status_code for r in created) == [201, 409]

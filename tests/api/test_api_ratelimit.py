@@ -28,17 +28,19 @@ def test_burst_then_refill_at_the_rate():
     assert [limiter.take("k") for _ in range(4)][-1] > 0  # refills to capacity, not beyond
 
 
-def test_check_available_spends_nothing_and_check_raises_with_the_wait():
+def test_check_raises_with_the_wait_and_buckets_spent_together_spend_all_or_none():
     clock = Clock()
     limiter = TokenBucketLimiter(rate_per_s=1.0, capacity=1, clock=clock)
-    limiter.check_available("k", "tries")
-    limiter.check_available("k", "tries")
     limiter.check("k", "tries")
     with pytest.raises(RateLimitedError) as caught:
         limiter.check("k", "tries")
     assert caught.value.retry_after_s == pytest.approx(1.0) and "too many tries" in str(caught.value)
+    # "wide" holds three tokens; "k" is empty, so nothing is spent from "wide" either.
     with pytest.raises(RateLimitedError):
-        limiter.check_available("k", "tries")
+        limiter.check_all({"k": 1, "wide": 3}, "tries")
+    assert [limiter.take_all({"wide": 3}) for _ in range(4)] == [0.0, 0.0, 0.0, pytest.approx(1 / 3)]
+    limiter.give_back({"wide": 3})
+    assert limiter.take_all({"wide": 3}) == 0.0
 
 
 def test_full_buckets_are_pruned():

@@ -5,10 +5,11 @@ from __future__ import annotations
 import io
 import os
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from apiserver import ADMIN_PASSWORD, CONSOLE_ORIGIN, assert_problem, upload
+from apiserver import ADMIN_PASSWORD, CONSOLE_ORIGIN, assert_problem, base_settings, upload
 from loopback_http import LoopbackServer, Reply
 from PIL import Image
 
@@ -62,11 +63,28 @@ def test_signed_links_open_one_file_without_signing_in_until_they_expire(api_ser
         expires = int(query.split("expires=")[1].split("&")[0])
         assert_problem(anonymous.get(link["url"].replace(f"expires={expires}", f"expires={expires + 3600}")), 401)
         assert_problem(anonymous.get(link["url"][:-3] + "AAA"), 401)
+        # The issuer's id is part of what is signed: another id with the same MAC does not match.
+        issuer_id = viewer.get("/api/v1/auth/me").json()["user"]["id"]
+        assert_problem(anonymous.get(link["url"].replace(f"signature={issuer_id}.", f"signature={issuer_id + 1}.")),
+                       401)
         # Correctly signed with the server's secret, but past its time.
         secret = (api_server.data_dir / "link-signing.key").read_bytes()
-        old_expires, old_signature = links.sign(secret, f"/{made['file_path']}", -10)
+        old_expires, old_signature = links.sign(secret, f"/{made['file_path']}", -10, issuer_id)
         expired = anonymous.get(f"/{made['file_path']}", params={"expires": old_expires, "signature": old_signature})
         assert "expired" in assert_problem(expired, 401)["detail"]
+
+
+def test_a_signed_link_stops_working_when_its_issuer_is_disabled(api_server, admin, operator, media_root):
+    made = upload(operator, media_root / "room.jpg")
+    with api_server.client(api_server.new_user_key("ines", "viewer")) as ines:
+        ines_id = ines.get("/api/v1/auth/me").json()["user"]["id"]
+        media_id = next(m["id"] for m in ines.get("/api/v1/media").json()["items"]
+                        if m["filename"] == made["filename"])
+        url = ines.get(f"/api/v1/media/{media_id}/link").json()["url"]
+    with httpx.Client(base_url=api_server.url) as anonymous:
+        assert anonymous.get(url).status_code == 200
+        assert admin.post(f"/api/v1/users/{ines_id}/disable").status_code == 200
+        assert "issuer" in assert_problem(anonymous.get(url), 401)["detail"]
 
 
 # -- URLs --------------------------------------------------------------------------------------------------
@@ -222,13 +240,31 @@ def test_a_revoked_key_and_a_disabled_users_key_stop_working(api_server, admin):
         assert_problem(dora.get("/providers"), 401)
 
 
-def test_a_key_cannot_outrank_its_user(api_server, operator):
-    assert_problem(operator.post("/api/v1/keys", json={"name": "up", "role": "admin"}), 400, "bad_request")
+def test_a_key_cannot_outrank_its_user(api_server, admin, operator):
+    assert_problem(operator.post("/api/v1/keys", json={"name": "up", "role": "admin"}), 403, "forbidden")
+    oscar_id = operator.get("/api/v1/auth/me").json()["user"]["id"]
+    assert_problem(admin.post("/api/v1/keys", json={"name": "up", "role": "admin", "user_id": oscar_id}), 400,
+                   "bad_request")
     created = operator.post("/api/v1/keys", json={"name": "down", "role": "viewer"})
     assert created.status_code == 201
     with api_server.client(created.json()["key"]) as weaker:
         assert weaker.get("/api/v1/auth/me").json()["role"] == "viewer"
         assert_problem(weaker.post("/upload", files={"file": ("x.png", _png_bytes())}), 403, "forbidden")
+
+
+def test_a_scoped_key_cannot_mint_or_grant_a_stronger_role(api_server, admin):
+    scoped = admin.post("/api/v1/keys", json={"name": "scoped", "role": "operator"}).json()
+    with api_server.client(scoped["key"]) as client:
+        assert_problem(client.get("/api/v1/users"), 403, "forbidden")
+        assert_problem(client.post("/api/v1/keys", json={"name": "up", "role": "admin"}), 403, "forbidden")
+        minted = client.post("/api/v1/keys", json={"name": "default"})
+        assert minted.status_code == 201 and minted.json()["role"] == "operator"
+        assert_problem(client.post("/api/v1/users", json={"name": "sneaky", "password": "sneaky-password",
+                                                          "role": "admin"}), 403, "forbidden")
+        assert_problem(client.patch(f"/api/v1/users/{scoped['user_id']}", json={"role": "admin"}), 403, "forbidden")
+    with api_server.client(minted.json()["key"]) as minted_client:
+        assert minted_client.get("/api/v1/auth/me").json()["role"] == "operator"
+        assert_problem(minted_client.get("/api/v1/users"), 403, "forbidden")
 
 
 # -- rate limits -------------------------------------------------------------------------------------------
@@ -254,6 +290,32 @@ def test_failed_logins_are_rate_limited_per_address_and_name(api_server, admin):
         limited = anonymous.post("/api/v1/auth/login", json={"name": name, "password": "right-password"})
         assert_problem(limited, 429, "rate_limited")
         assert "retry-after" in limited.headers
+
+
+def test_parallel_wrong_passwords_get_no_more_failures_than_the_limit(api_server, admin):
+    name = f"pia{secrets.token_hex(3)}"
+    admin.post("/api/v1/users", json={"name": name, "password": "right-password", "role": "viewer"})
+    for _ in range(5):  # successes give their token back: only failures count
+        assert httpx.post(f"{api_server.url}/api/v1/auth/login",
+                          json={"name": name, "password": "right-password"}).status_code == 200
+
+    def wrong(_: int) -> int:
+        return httpx.post(f"{api_server.url}/api/v1/auth/login", json={"name": name, "password": "wrong"},
+                          timeout=120).status_code
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        statuses = sorted(pool.map(wrong, range(16)))
+    assert statuses == [401] * 3 + [429] * 13  # the shared server allows 3 failures a minute
+
+
+def test_failed_logins_across_many_names_are_limited_per_address(start_server, media_root):
+    server = start_server("logins", base_settings(media_root, login_attempts_per_minute=1))
+    with server.client() as anonymous:
+        for i in range(10):  # one failure per name, ten per address
+            assert_problem(anonymous.post("/api/v1/auth/login", json={"name": f"n{i}", "password": "wrong"}), 401)
+        assert_problem(anonymous.post("/api/v1/auth/login", json={"name": "n10", "password": "wrong"}), 429)
+        limited = anonymous.post("/api/v1/auth/login", json={"name": "admin", "password": ADMIN_PASSWORD})
+        assert_problem(limited, 429, "rate_limited")
 
 
 # -- sessions and CSRF -------------------------------------------------------------------------------------

@@ -160,7 +160,9 @@ def viewer_or_signed_link(
 ) -> Principal | None:
     """A signed link (``expires`` and ``signature`` from GET /api/v1/media/{id}/link) or any signed-in user."""
     if expires is not None or signature is not None:
-        links.check(services.link_secret, request.url.path, expires or 0, signature or "")
+        issuer_id = links.check(services.link_secret, request.url.path, expires or 0, signature or "")
+        with services.db.session(write=False) as session:
+            links.check_issuer(session, issuer_id)
         return None
     return current_principal(request, services, bearer, api_key, session_token)  # every role may read
 def websocket_principal(websocket: WebSocket, services: Services) -> Principal:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from ..errors import PermissionDeniedError
 from ..store.models import ROLES
 
 # Higher rank can do everything a lower one can.
@@ -39,3 +40,9 @@ class Principal:
     def rate_key(self) -> str:
         """What the request rate limit counts against: the key, or the login session."""
         return f"key:{self.key_id}" if self.key_id is not None else f"session:{self.session_id}"
+
+
+def check_may_grant(principal: Principal, role: str) -> None:
+    """Refuse to grant a role above the one the principal acts as (an admin's operator key is no admin)."""
+    if not role_allows(principal.role, role):
+        raise PermissionDeniedError(f"'{principal.name}' acts as {principal.role} and cannot grant the {role} role")

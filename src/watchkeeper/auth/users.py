@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..errors import BadRequestError, ConflictError, NotFoundError
@@ -43,7 +44,10 @@ def create_user(
         raise ConflictError(f"user '{name}' already exists")
     user = User(name=name, password_hash=hash_password(password), role=role, state=state, email=email)
     session.add(user)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as exc:  # the same name (in any case) committed since find_user looked
+        raise ConflictError(f"user '{name}' already exists") from exc
     return user
 
 
@@ -60,10 +64,17 @@ def authenticate(session: Session, name: str, password: str) -> User | None:
     return user
 
 
-def _active_admins(session: Session) -> int:
-    return session.scalar(
-        select(func.count()).select_from(User).where(User.role == "admin", User.state == "active")
-    ) or 0
+def _lock_user_and_admins(session: Session, user: User) -> int:
+    """Lock and reload ``user``'s row and every active admin's; returns how many active admins there are.
+
+    Concurrent changes (two admins demoting each other on PostgreSQL) then count admins one after the
+    other instead of both seeing the other still there; locking in id order keeps them from deadlocking.
+    """
+    rows = session.scalars(
+        select(User).where(or_(User.id == user.id, and_(User.role == "admin", User.state == "active")))
+        .order_by(User.id).with_for_update().execution_options(populate_existing=True)
+    )
+    return sum(1 for row in rows if row.role == "admin" and row.state == "active")
 
 
 def update_user(session: Session, user: User, *, role: str | None = None, state: str | None = None) -> dict[str, list]:
@@ -72,6 +83,7 @@ def update_user(session: Session, user: User, *, role: str | None = None, state:
     Refuses to leave no active admin. Disabling a user ends their login sessions
     (their API keys stop working because authentication checks the user's state).
     """
+    active_admins = _lock_user_and_admins(session, user)
     changes: dict[str, list] = {}
     if role is not None and role != user.role:
         _check_role(role)
@@ -83,7 +95,7 @@ def update_user(session: Session, user: User, *, role: str | None = None, state:
     loses_admin = user.role == "admin" and user.state == "active" and (
         changes.get("role", [None, "admin"])[1] != "admin" or changes.get("state", [None, "active"])[1] != "active"
     )
-    if loses_admin and _active_admins(session) <= 1:
+    if loses_admin and active_admins <= 1:
         raise ConflictError(f"'{user.name}' is the last active admin; make another admin first")
     if "role" in changes:
         user.role = role  # type: ignore[assignment]

@@ -19,6 +19,10 @@ from .common import page_of
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
+# Failed sign-ins one address may make, as a multiple of those it may make for one name: a guess at many
+# names from one place is limited too (and cannot flood the audit log with failures).
+ADDRESS_LOGIN_SCALE = 10
+
 Anyone = Annotated[Principal, Depends(current_principal)]
 
 
@@ -33,8 +37,10 @@ def _set_cookies(request: Request, response: Response, token: str, csrf: str, ma
 @router.post("/login", response_model=schemas.LoginOut, summary="Sign in: sets the session cookie")
 def login(request: Request, response: Response, services: ServicesDep, body: schemas.Login) -> schemas.LoginOut:
     ip = client_ip(request)
-    bucket = f"{ip}|{body.name.lower()}"
-    services.login_limiter.check_available(bucket, "failed sign-ins")
+    buckets = {f"login|{ip}|{body.name.lower()}": 1, f"login|{ip}": ADDRESS_LOGIN_SCALE}
+    # Spent before the password is checked, so parallel guesses cannot all slip past a look-only check;
+    # given back on success, as only failures count.
+    services.login_limiter.check_all(buckets, "failed sign-ins")
     ttl_h = services.settings.server.session_ttl_h
     with services.db.session() as session:
         user = authenticate(session, body.name, body.password)
@@ -46,11 +52,11 @@ def login(request: Request, response: Response, services: ServicesDep, body: sch
             out = schemas.LoginOut(user=schemas.UserOut.model_validate(user), csrf_token=login_row.csrf_token,
                                    expires_at=login_row.expires_at)
     if user is None:
-        services.login_limiter.take(bucket)
         with services.db.session() as session:
             record(session, Principal(user_id=None, name=body.name[:100], role="viewer", via="session"),
                    "auth.login_failed", ip=ip)
         raise AuthError("wrong name or password, or the account is not active")
+    services.login_limiter.give_back(buckets)
     _set_cookies(request, response, token, out.csrf_token, int(ttl_h * 3600))
     return out
 

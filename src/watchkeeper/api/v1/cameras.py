@@ -14,6 +14,7 @@ from ...auth import Principal
 from ...auth.audit import record
 from ...config import CameraSettings
 from ...errors import NotFoundError
+from ...live.capture import is_file_source
 from ...live.service import CameraStatus, LiveService
 from ...store.models import IncidentRecord
 from ..deps import Admin, IdPath, Operator, ServicesDep, Viewer, client_ip
@@ -59,6 +60,9 @@ def one_camera(name: str, request: Request, _: Viewer) -> CameraOut:
              summary="Add a camera (started at once when enabled)")
 def add_camera(camera: CameraSettings, request: Request, services: ServicesDep, principal: Admin) -> CameraOut:
     live = get_live(request)
+    if is_file_source(camera.source):
+        # A file camera plays media from the media roots, like an analysis; never any file of the server.
+        camera = camera.model_copy(update={"source": str(services.media_roots.resolve(camera.source))})
     live.add_camera(camera)
     _audit(services, principal, request, "camera.create", camera.name, {"source": live.status(camera.name).source})
     return _out(live.status(camera.name))

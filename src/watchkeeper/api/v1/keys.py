@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 from sqlalchemy import select
 
-from ...auth import Principal
+from ...auth import Principal, check_may_grant, lower_role
 from ...auth.audit import record
 from ...auth.keys import create_key, get_key, revoke_key
 from ...auth.users import get_user
@@ -49,7 +49,11 @@ def add_key(request: Request, services: ServicesDep, principal: Operator, body: 
     if owner_id is None:
         raise PermissionDeniedError("this principal has no user to own a key; give user_id")
     with services.db.session() as session:
-        key, secret = create_key(session, get_user(session, owner_id), body.name, body.role)
+        owner = get_user(session, owner_id)
+        # Capped by the requester too: a scoped key must not mint a key stronger than itself.
+        role = body.role or lower_role(owner.role, principal.role)
+        check_may_grant(principal, role)
+        key, secret = create_key(session, owner, body.name, role)
         record(session, principal, "key.create", target_type="api_key", target_id=key.id,
                details={"name": key.name, "role": key.role, "user_id": key.user_id}, ip=client_ip(request))
         return schemas.KeyCreated(**schemas.KeyOut.model_validate(key).model_dump(), key=secret)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 
 from ...auth import links
-from ...errors import NotFoundError
+from ...errors import NotFoundError, PermissionDeniedError
 from ...store.models import Upload
 from .. import schemas
 from ..deps import IdPath, PageDep, ServicesDep, Viewer
@@ -46,10 +46,13 @@ def one_media(media_id: IdPath, services: ServicesDep, _: Viewer) -> schemas.Med
 
 @router.get("/{media_id}/link", response_model=schemas.SignedLink,
             summary="A link to the file that works without signing in until it expires")
-def signed_link(media_id: IdPath, services: ServicesDep, _: Viewer,
+def signed_link(media_id: IdPath, services: ServicesDep, principal: Viewer,
                 ttl_s: Annotated[int, Query(ge=60, le=7 * 86400, description="Lifetime in seconds.")] = 86400,
                 ) -> schemas.SignedLink:
+    if principal.user_id is None:
+        raise PermissionDeniedError("this principal has no user to issue a link")
     path = f"/{_get(services, media_id).file_path}"
-    expires, signature = links.sign(services.link_secret, path, ttl_s)
+    # Signed with the issuer's id: the link dies with their account.
+    expires, signature = links.sign(services.link_secret, path, ttl_s, principal.user_id)
     return schemas.SignedLink(url=f"{path}?{urlencode({'expires': expires, 'signature': signature})}",
                               expires_at=datetime.fromtimestamp(expires, timezone.utc))

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, status
 from sqlalchemy import select
 
+from ...auth import check_may_grant
 from ...auth.audit import record
 from ...auth.users import create_user, get_user, update_user
 from ...store.models import User
@@ -33,6 +34,7 @@ def list_users(services: ServicesDep, _: Admin, pagination: PageDep,
 
 @router.post("", response_model=schemas.UserOut, status_code=status.HTTP_201_CREATED, summary="Create a user")
 def add_user(request: Request, services: ServicesDep, principal: Admin, body: schemas.UserCreate) -> schemas.UserOut:
+    check_may_grant(principal, body.role)
     with services.db.session() as session:
         user = create_user(session, body.name, body.password, body.role, email=body.email)
         record(session, principal, "user.create", target_type="user", target_id=user.id,
@@ -60,6 +62,7 @@ def _change(request: Request, services: Services, principal: Admin, user_id: int
 @router.patch("/{user_id}", response_model=schemas.UserOut, summary="Change a user's role")
 def change_role(user_id: IdPath, request: Request, services: ServicesDep, principal: Admin,
                 body: schemas.UserUpdate) -> schemas.UserOut:
+    check_may_grant(principal, body.role)
     return _change(request, services, principal, user_id, "user.role", role=body.role)
 
 
