@@ -89,3 +89,25 @@ def test_cameras_are_added_started_stopped_and_removed(db, hall, pipelines, tmp_
     service.remove_camera("door")
     with pytest.raises(NotFoundError):
         service.status("door")
+
+
+def test_cameras_added_through_the_service_survive_a_restart_and_remember_being_stopped(db, hall, pipelines,
+                                                                                       tmp_path):
+    configured = CameraSettings(name="hall", source=str(hall), enabled=False)
+    settings = Settings(data_dir=tmp_path, live={"cameras": [configured]})
+    first = LiveService(settings, db, pipelines=lambda: pipelines)
+    first.add_camera(CameraSettings(name="gate", source=str(hall), loop=True, location="Gate"))
+    assert first.status("gate").running
+    first.set_running("gate", False)
+    with pytest.raises(ConflictError, match="settings file"):
+        first.remove_camera("hall")
+    first.stop()
+
+    again = LiveService(settings, db, pipelines=lambda: pipelines)
+    assert sorted(again.cameras) == ["gate", "hall"]
+    gate = again.camera("gate")
+    assert gate.location == "Gate" and gate.loop and not gate.enabled
+    again.start()  # neither is enabled: nothing starts
+    assert not again.monitors
+    again.remove_camera("gate")
+    assert sorted(LiveService(settings, db, pipelines=lambda: pipelines).cameras) == ["hall"]

@@ -112,6 +112,7 @@ def test_cameras_are_managed_through_the_api(live_server, media_root):
                                                        "location": "Back door", "enabled": False})
         assert created.status_code == 201 and not created.json()["running"]
         assert_problem(admin.post("/api/v1/cameras", json={"name": "door", "source": str(room)}), 409)
+        assert_problem(admin.delete("/api/v1/cameras/hall"), 409)  # the settings file's
         outside = admin.post("/api/v1/cameras", json={"name": "etc", "source": "/etc/passwd"})
         assert_problem(outside, 403, "unsafe_path")
         assert admin.post("/api/v1/cameras/door/start").json()["running"]

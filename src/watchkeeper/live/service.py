@@ -1,6 +1,8 @@
 """The cameras of a server: their monitors, their incidents in the database, and the live event feed.
 
-``LiveService`` starts the enabled cameras of ``live.cameras``, runs every
+``LiveService`` starts the enabled cameras of ``live.cameras`` and of the
+database (cameras added through the API, kept across restarts with whether
+they were started), runs every
 camera's monitor on one shared pair of tier pipelines (the models load once),
 stores each incident as it opens, grows and ends (``store.live``), and
 publishes every event to subscribers (the WebSocket feed) without ever
@@ -20,17 +22,22 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
 from ..config import CameraSettings, Settings
 from ..errors import ConflictError, NotFoundError
 from ..pipeline import Pipeline
 from ..store.db import Database
 from ..store.live import open_live_incident, update_live_incident
+from ..store.models import CameraRecord, utcnow
 from .evidence import Evidence
 from .events import IncidentEvent
 from .monitor import Monitor, tier_pipelines
 
 log = logging.getLogger(__name__)
 
+OnCommit = Callable[[Session], None]
 RECENT_EVENTS = 200
 SUBSCRIBER_BACKLOG = 500
 TRACKED_INCIDENTS = 1000
@@ -119,7 +126,14 @@ class LiveService:
         self._make_pipelines = pipelines or (lambda: tier_pipelines(settings))
         self._pipelines: tuple[Pipeline, Pipeline] | None = None
         self._lock = threading.RLock()
+        self.configured = {c.name for c in settings.live.cameras}  # from the settings file: not the API's to remove
         self.cameras: dict[str, CameraSettings] = {c.name: c for c in settings.live.cameras}
+        with db.session(write=False) as session:
+            for row in session.scalars(select(CameraRecord).order_by(CameraRecord.name)):
+                if row.name in self.cameras:
+                    log.warning("camera %s is in the settings and in the database; the settings win", row.name)
+                else:
+                    self.cameras[row.name] = CameraSettings.model_validate(row.config)
         self.monitors: dict[str, Monitor] = {}
         # Monitor incident id -> incident row id, until it has both closed and had its evidence written
         # (in either order), and which of the two has happened.
@@ -143,19 +157,44 @@ class LiveService:
             raise NotFoundError(f"no camera '{name}'")
         return camera
 
-    def add_camera(self, camera: CameraSettings) -> None:
+    def add_camera(self, camera: CameraSettings, *, on_commit: OnCommit | None = None,
+                   created_by: int | None = None) -> None:
+        """Add and keep a camera (``on_commit`` runs in the transaction that stores it: its audit entry)."""
         with self._lock:
             if camera.name in self.cameras:
                 raise ConflictError(f"a camera named '{camera.name}' exists")
+            with self.db.session() as session:
+                session.add(CameraRecord(name=camera.name, config=camera.model_dump(mode="json"),
+                                         created_by=created_by))
+                if on_commit is not None:
+                    on_commit(session)
             self.cameras[camera.name] = camera
         if camera.enabled:
             self.start_camera(camera.name)
 
-    def remove_camera(self, name: str) -> None:
+    def remove_camera(self, name: str, *, on_commit: OnCommit | None = None) -> None:
+        self.camera(name)
+        if name in self.configured:
+            raise ConflictError(f"camera '{name}' is defined in the settings file; remove it there")
         self.stop_camera(name)
         with self._lock:
-            self.camera(name)
+            with self.db.session() as session:
+                session.execute(delete(CameraRecord).where(CameraRecord.name == name))
+                if on_commit is not None:
+                    on_commit(session)
             del self.cameras[name]
+
+    def set_running(self, name: str, running: bool, *, on_commit: OnCommit | None = None) -> None:
+        """Start or stop a camera; an API camera remembers it for the next start of the server."""
+        (self.start_camera if running else self.stop_camera)(name)
+        with self._lock:
+            camera = self.cameras[name] = self.camera(name).model_copy(update={"enabled": running})
+            with self.db.session() as session:
+                if name not in self.configured:
+                    session.execute(update(CameraRecord).where(CameraRecord.name == name)
+                                    .values(config=camera.model_dump(mode="json"), updated_at=utcnow()))
+                if on_commit is not None:
+                    on_commit(session)
 
     def start_camera(self, name: str) -> None:
         with self._lock:

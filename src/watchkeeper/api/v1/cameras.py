@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request, status
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
+from sqlalchemy.orm import Session
 
 from ...auth import Principal
 from ...auth.audit import record
 from ...config import CameraSettings
 from ...errors import NotFoundError
 from ...live.capture import is_file_source
-from ...live.service import CameraStatus, LiveService
+from ...live.service import CameraStatus, LiveService, redact_url
 from ...store.models import IncidentRecord
 from ..deps import Admin, IdPath, Operator, ServicesDep, Viewer, client_ip
 from ..services import Services
@@ -57,35 +59,34 @@ def one_camera(name: str, request: Request, _: Viewer) -> CameraOut:
 
 
 @router.post("/cameras", response_model=CameraOut, status_code=status.HTTP_201_CREATED,
-             summary="Add a camera (started at once when enabled)")
+             summary="Add a camera, kept across restarts (started at once when enabled)")
 def add_camera(camera: CameraSettings, request: Request, services: ServicesDep, principal: Admin) -> CameraOut:
     live = get_live(request)
     if is_file_source(camera.source):
         # A file camera plays media from the media roots, like an analysis; never any file of the server.
         camera = camera.model_copy(update={"source": str(services.media_roots.resolve(camera.source))})
-    live.add_camera(camera)
-    _audit(services, principal, request, "camera.create", camera.name, {"source": live.status(camera.name).source})
+    live.add_camera(camera, created_by=principal.user_id,
+                    on_commit=_audit(principal, request, "camera.create", camera.name,
+                                     {"source": redact_url(camera.source)}))
     return _out(live.status(camera.name))
 
 
 @router.post("/cameras/{name}/start", response_model=CameraOut, summary="Start monitoring a camera")
-def start_camera(name: str, request: Request, services: ServicesDep, principal: Operator) -> CameraOut:
-    get_live(request).start_camera(name)
-    _audit(services, principal, request, "camera.start", name)
+def start_camera(name: str, request: Request, principal: Operator) -> CameraOut:
+    get_live(request).set_running(name, True, on_commit=_audit(principal, request, "camera.start", name))
     return _out(get_live(request).status(name))
 
 
 @router.post("/cameras/{name}/stop", response_model=CameraOut, summary="Stop monitoring a camera")
-def stop_camera(name: str, request: Request, services: ServicesDep, principal: Operator) -> CameraOut:
-    get_live(request).stop_camera(name)
-    _audit(services, principal, request, "camera.stop", name)
+def stop_camera(name: str, request: Request, principal: Operator) -> CameraOut:
+    get_live(request).set_running(name, False, on_commit=_audit(principal, request, "camera.stop", name))
     return _out(get_live(request).status(name))
 
 
-@router.delete("/cameras/{name}", status_code=status.HTTP_204_NO_CONTENT, summary="Stop and remove a camera")
-def remove_camera(name: str, request: Request, services: ServicesDep, principal: Admin) -> None:
-    get_live(request).remove_camera(name)
-    _audit(services, principal, request, "camera.delete", name)
+@router.delete("/cameras/{name}", status_code=status.HTTP_204_NO_CONTENT,
+               summary="Stop and remove a camera added through the API")
+def remove_camera(name: str, request: Request, principal: Admin) -> None:
+    get_live(request).remove_camera(name, on_commit=_audit(principal, request, "camera.delete", name))
 
 
 @router.get("/incidents/{incident_id}/evidence/{kind}", response_class=FileResponse,
@@ -110,8 +111,8 @@ def evidence_file(services: Services, live: LiveService, incident_id: int, kind:
     return FileResponse(path, media_type=EVIDENCE_MEDIA[kind], filename=f"incident-{incident_id}-{path.name}")
 
 
-def _audit(services: Services, principal: Principal, request: Request, action: str, name: str,
-           details: dict[str, Any] | None = None) -> None:
-    with services.db.session() as session:
-        record(session, principal, action, target_type="camera", target_id=name, details=details or {},
-               ip=client_ip(request))
+def _audit(principal: Principal, request: Request, action: str, name: str,
+           details: dict[str, Any] | None = None) -> Callable[[Session], None]:
+    """The audit entry of a camera change, written in the change's own transaction."""
+    return lambda session: record(session, principal, action, target_type="camera", target_id=name,
+                                  details=details or {}, ip=client_ip(request))
