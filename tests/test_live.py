@@ -170,3 +170,19 @@ def test_the_monitor_command_writes_incident_events_as_json_lines(room_with_sire
     assert alarm[0]["camera"] == "hall" and "opened" in proc.stdout and "incident(s)" in proc.stdout
     assert alarm[0]["snapshot"].startswith(str(tmp_path / "data" / "evidence" / "hall"))
     assert "session report" in proc.stdout and list((tmp_path / "data" / "reports" / "hall").glob("anomaly_reports_*"))
+
+
+def test_probing_finds_capture_devices_and_says_why_one_cannot_open(tmp_path):
+    from watchkeeper.live.devices import microphones, video_devices
+
+    pcm = tmp_path / "pcm"
+    pcm.write_text("00-00: ALC892 Analog : ALC892 Analog : playback 1 : capture 1\n"
+                   "00-01: ALC892 Digital : ALC892 Digital : playback 1\n"
+                   "01-00: USB Audio : USB Audio : capture 1\n")
+    assert [(m.source, m.name) for m in microphones(pcm)] == [("hw:0,0", "ALC892 Analog"), ("hw:1,0", "USB Audio")]
+    assert microphones(tmp_path / "no-such-file") == []
+    (tmp_path / "video0").write_bytes(b"")  # not a device: listed, with the reason it does not open
+    [device] = video_devices(tmp_path, timeout_s=1)
+    assert device.source == str(tmp_path / "video0") and device.detail.startswith("cannot open")
+    proc = subprocess.run([EXE, "cameras", "probe"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip()

@@ -74,3 +74,23 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings]) -> None:
                   f"{stats['windows_analysed']} window(s) analysed, {stats['windows_skipped']} skipped; "
                   f"{health.frames} frame(s), {health.reconnects} reconnect(s)"
                   + (f"; last error: {escape(health.last_error)}" if health.last_error else ""), highlight=False)
+
+    cameras_app = typer.Typer(help="Cameras.", no_args_is_help=True)
+    app.add_typer(cameras_app, name="cameras")
+
+    @cameras_app.command("probe")
+    def cameras_probe() -> None:
+        """List this machine's webcams and microphones, with the source names a camera takes."""
+        from rich.table import Table
+
+        from ..live.devices import microphones, video_devices
+
+        found = [*video_devices(), *microphones()]
+        if not found:
+            Console().print("no webcams (/dev/video*) or capture sound devices (ALSA) found")
+            return
+        table = Table("kind", "source", "name", "detail")
+        for device in found:
+            table.add_row(device.kind, device.source, escape(device.name), escape(device.detail))
+        Console().print(table)
+
