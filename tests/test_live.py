@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from loopback_http import LoopbackServer, Reply
-from mediagen import noise, still_room, write_video
+from mediagen import noise, still_room, write_audio, write_video
 
 from watchkeeper.config import LiveSettings, MediaSettings, Settings
 from watchkeeper.domain import AUDIO_SAMPLE_RATE_HZ
@@ -186,3 +186,19 @@ def test_probing_finds_capture_devices_and_says_why_one_cannot_open(tmp_path):
     assert device.source == str(tmp_path / "video0") and device.detail.startswith("cannot open")
     proc = subprocess.run([EXE, "cameras", "probe"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.strip()
+
+
+def test_a_separate_microphone_gives_a_silent_camera_its_sound(tmp_path):
+    pictures = write_video(tmp_path / "silent.mp4", (still_room(seed=i % 3) for i in range(10 * FPS)), fps=FPS)
+    sound = write_audio(tmp_path / "mic.wav", np.concatenate([noise(1.0), siren(5.0), noise(4.0)]))
+    camera = camera_from_source(pictures, "desk", realtime=False, microphone=str(sound))
+    events: list[IncidentEvent] = []
+    monitor = Monitor(camera, settings=Settings(data_dir=tmp_path))
+    monitor.on_incident(events.append)
+    monitor.start()
+    assert monitor.wait(120)
+    monitor.stop()
+    assert monitor.microphone.health.frames > 0 and monitor.microphone.health.has_audio
+    assert [e.kind for e in events if e.incident.category == "alarm"][:1] == ["opened"]
+    # The camera's own (absent) sound track is not needed: the windows carried the microphone's.
+    assert monitor.last_result.media.has_audio

@@ -431,6 +431,9 @@ class CameraSettings(Section):
     )
     gate: AlertGateSettings | None = Field(None, description="This camera's alert gate; default live.gate.")
     privacy_mode: bool = Field(False, description="Store no pictures or sound: incidents and their metadata only.")
+    microphone: str | None = Field(
+        None, description="A separate sound source: an ALSA device (hw:1,0), pulse:NAME, or a file or URL."
+    )
 
 
 class EvidenceSettings(Section):

@@ -52,8 +52,8 @@ _SOUND_JOIN_S = 0.1
 _MAX_SOUND_LAG_S = 1.0
 
 
-class NoPictures(Exception):
-    """The source opened but carries no video (a camera is watched through its pictures)."""
+class MissingTrack(Exception):
+    """The source opened but lacks the track it is read for (a camera's pictures, a microphone's sound)."""
 
 
 @dataclass
@@ -76,6 +76,10 @@ def open_args(source: str, timeout_s: float) -> tuple[str, dict[str, Any]]:
     """``av.open`` arguments for a configured source: devices by index or path, stream options by scheme."""
     if _DEVICE_INDEX.match(source):
         return f"/dev/video{source}", {"format": "v4l2"}
+    if source.startswith(("hw:", "plughw:")):
+        return source, {"format": "alsa"}
+    if source.startswith("pulse:"):
+        return source.removeprefix("pulse:") or "default", {"format": "pulse"}
     if source.startswith("/dev/video"):
         return source, {"format": "v4l2"}
     options: dict[str, str] = {}
@@ -88,7 +92,8 @@ def open_args(source: str, timeout_s: float) -> tuple[str, dict[str, Any]]:
 
 
 def is_file_source(source: str) -> bool:
-    return "://" not in source and not _DEVICE_INDEX.match(source) and not source.startswith("/dev/video")
+    return ("://" not in source and not _DEVICE_INDEX.match(source)
+            and not source.startswith(("/dev/video", "hw:", "plughw:", "pulse:")))
 
 
 class RecentMedia:
@@ -257,15 +262,24 @@ class _Pass:
 
 
 class CaptureLoop:
-    """The capture thread of one camera. ``start()``, read ``ring`` and ``health``, ``stop()``."""
+    """The capture thread of one camera. ``start()``, read ``ring`` and ``health``, ``stop()``.
+
+    With ``microphone_of``, the loop reads that camera's separate microphone
+    (``camera.microphone``) into the camera's ring, on the camera's clock;
+    the camera's own loop then leaves the sound track of its source alone.
+    """
 
     def __init__(self, camera: CameraSettings, live: LiveSettings, media: MediaSettings, *,
-                 on_state: Callable[[CameraHealth], None] | None = None) -> None:
+                 on_state: Callable[[CameraHealth], None] | None = None,
+                 microphone_of: CaptureLoop | None = None) -> None:
         self.camera = camera
         self.live = live
-        self.file = is_file_source(camera.source)
-        self.ring = RecentMedia(camera.name, buffer_s=live.buffer_s, pictures_s=live.window_s + 2.0, media=media,
-                                clips=None if camera.privacy_mode else live.evidence)
+        self.microphone_of = microphone_of
+        self.source = camera.microphone if microphone_of is not None and camera.microphone else camera.source
+        self.file = is_file_source(self.source)
+        self.ring = microphone_of.ring if microphone_of is not None else RecentMedia(
+            camera.name, buffer_s=live.buffer_s, pictures_s=live.window_s + 2.0, media=media,
+            clips=None if camera.privacy_mode else live.evidence)
         # A file read faster than real time waits for its reader: it runs ahead only as far as the ring
         # keeps pictures, so no window the reader has yet to analyse loses its picture.
         self._released = threading.Condition()
@@ -273,7 +287,8 @@ class CaptureLoop:
         self._health = CameraHealth()
         self._health_lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"capture-{camera.name}", daemon=True)
+        role = "microphone" if microphone_of is not None else "capture"
+        self._thread = threading.Thread(target=self._run, name=f"{role}-{camera.name}", daemon=True)
         self._on_state = on_state
         self._clock0 = time.monotonic()
         self._last_frame_wall: float | None = None
@@ -293,6 +308,8 @@ class CaptureLoop:
 
     def now(self) -> float:
         """Camera time now, for a live source (files follow their own timestamps)."""
+        if self.microphone_of is not None:
+            return self.microphone_of.now()
         return time.monotonic() - self._clock0
 
     def start(self) -> CaptureLoop:
@@ -331,7 +348,7 @@ class CaptureLoop:
         while not self._stop.is_set():
             try:
                 t_next, delivered = self._one_pass(t_next)
-            except (av.FFmpegError, OSError, NoPictures) as exc:
+            except (av.FFmpegError, OSError, MissingTrack) as exc:
                 delivered = False
                 reason = av_reason(exc)
                 log.warning("camera %s: %s", self.camera.name, reason, extra={"camera": self.camera.name})
@@ -362,18 +379,25 @@ class CaptureLoop:
     def _one_pass(self, t_start: float) -> tuple[float, bool]:
         """Read the source until it ends, fails or the loop stops; returns the camera time reached and
         whether any frame came."""
-        url, kwargs = open_args(self.camera.source, self.live.connect_timeout_s)
+        url, kwargs = open_args(self.source, self.live.connect_timeout_s)
         container = av.open(url, metadata_errors="ignore", **kwargs)
         with container:
-            video = next(iter(container.streams.video), None)
-            if video is None:
-                raise NoPictures(f"{self.camera.source} has no video stream")
-            video.thread_type = "AUTO"
             audio = container.streams.audio[0] if container.streams.audio else None
-            rate = video.average_rate or video.guessed_rate
-            self.ring.fps = float(rate) if rate else None
+            if self.microphone_of is not None:
+                video = None
+                if audio is None:
+                    raise MissingTrack(f"{self.source} has no sound")
+            else:
+                video = next(iter(container.streams.video), None)
+                if video is None:
+                    raise MissingTrack(f"{self.source} has no video stream")
+                video.thread_type = "AUTO"
+                rate = video.average_rate or video.guessed_rate
+                self.ring.fps = float(rate) if rate else None
+                if self.camera.microphone:
+                    audio = None  # the camera's sound comes from its microphone
             streams = [s for s in (video, audio) if s is not None]
-            self.ring.has_audio = audio is not None
+            self.ring.has_audio = audio is not None or bool(self.camera.microphone)
             run = _Pass(t0=t_start if self.file else self.now(), wall0=time.monotonic())
             resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_SAMPLE_RATE_HZ)
             delivered = False
@@ -385,14 +409,17 @@ class CaptureLoop:
                     t = self._place(run, decoded)
                     if t is None:
                         continue
+                    if not delivered and (video is None) == isinstance(decoded, av.AudioFrame):
+                        delivered = True
+                        self._set(state="connected", connected_since=time.time(), last_error=None,
+                                  width=getattr(decoded, "width", None), height=getattr(decoded, "height", None),
+                                  has_audio=audio is not None)
                     if isinstance(decoded, av.VideoFrame):
-                        if not delivered:
-                            delivered = True
-                            self._set(state="connected", connected_since=time.time(), last_error=None,
-                                      width=decoded.width, height=decoded.height, has_audio=audio is not None)
                         self.ring.add_frame(t, decoded)
                         self._count_frame()
                     else:
+                        if video is None:
+                            self._count_frame()
                         for piece in resampler.resample(decoded):
                             samples = piece.to_ndarray().reshape(-1).astype(np.float32)
                             if run.next_sound_t is not None and abs(t - run.next_sound_t) < _SOUND_JOIN_S:

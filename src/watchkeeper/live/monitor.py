@@ -83,6 +83,8 @@ class Monitor:
         self.tier1, self.tier2 = pipelines or tier_pipelines(self.settings)
         self.gate = AlertGate(camera.gate or self.settings.live.gate)
         self.capture = CaptureLoop(camera, self.settings.live, self.settings.media)
+        self.microphone = (CaptureLoop(camera, self.settings.live, self.settings.media, microphone_of=self.capture)
+                           if camera.microphone else None)
         self.recorder = EvidenceRecorder(evidence_dir or Path(self.settings.data_dir) / "evidence", self.capture,
                                          self.settings.live.evidence, on_written=self._evidence_written)
         self.reports = SessionReports(reports_dir or Path(self.settings.data_dir) / "reports" / camera.name,
@@ -119,6 +121,8 @@ class Monitor:
         self.started_at = datetime.now(timezone.utc)
         self.recorder.start()
         self.capture.start()
+        if self.microphone is not None:
+            self.microphone.start()
         self._thread.start()
         log.info("monitor started", extra={"camera": self.name, "source": self.camera.source})
         return self
@@ -127,6 +131,8 @@ class Monitor:
         """Stop capture and analysis; open incidents close and pending clips are written."""
         self._stop.set()
         self.capture.stop()
+        if self.microphone is not None:
+            self.microphone.stop()
         self._thread.join(timeout_s)
         self.recorder.close(timeout_s)
         self.stopped_at = self.stopped_at or datetime.now(timezone.utc)
@@ -183,6 +189,8 @@ class Monitor:
                         t_end += behind * self.interval_s
                 self._analyse_window(max(0.0, t_end - window_s), t_end)
                 self.capture.release(t_end - window_s)
+                if self.microphone is not None:
+                    self.microphone.release(t_end - window_s)
                 t_end += self.interval_s
         except Exception:
             log.exception("monitor analysis stopped", extra={"camera": self.name})

@@ -230,7 +230,9 @@ class LiveService:
         return CameraStatus(
             name=name, source=redact_url(camera.source), location=camera.location, enabled=camera.enabled,
             running=monitor is not None and monitor.running, privacy_mode=camera.privacy_mode,
-            health=asdict(monitor.health) if monitor is not None else None,
+            health=({**asdict(monitor.health),
+                     "microphone": asdict(monitor.microphone.health) if monitor.microphone else None}
+                    if monitor is not None else None),
             statistics=monitor.statistics() if monitor is not None else None,
         )
 
