@@ -431,6 +431,7 @@ class CameraSettings(Section):
     )
     gate: AlertGateSettings | None = Field(None, description="This camera's alert gate; default live.gate.")
     privacy_mode: bool = Field(False, description="Store no pictures or sound: incidents and their metadata only.")
+    record: bool | None = Field(None, description="Record continuously; default live.recording.enabled.")
     microphone: str | None = Field(
         None, description="A separate sound source: an ALSA device (hw:1,0), pulse:NAME, or a file or URL."
     )
@@ -446,9 +447,20 @@ class EvidenceSettings(Section):
     clip_width: int = Field(640, ge=64, description="Clips are scaled down to this width at most.")
 
 
+class RecordingSettings(Section):
+    """Continuous recording of cameras in MP4 segments (the source's packets, not re-encoded), with retention."""
+
+    enabled: bool = Field(False, description="Record every camera (a camera's own 'record' overrides this).")
+    segment_s: float = Field(60.0, ge=1, description="A new file at the first keyframe after this long.")
+    max_age_h: float = Field(72.0, gt=0, description="Segments older than this are deleted.")
+    max_total_gb: float = Field(20.0, gt=0, description="All cameras' segments together; the oldest go first.")
+    min_free_gb: float = Field(1.0, ge=0, description="Recording stops (with a health error) below this free space.")
+
+
 class LiveSettings(Section):
     gate: AlertGateSettings = Field(default_factory=AlertGateSettings)
     evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
+    recording: RecordingSettings = Field(default_factory=RecordingSettings)
     cameras: list[CameraSettings] = Field(default_factory=list)
     window_s: float = Field(2.0, gt=0, description="Media each analysis sees, ending at its moment.")
     buffer_s: float = Field(20.0, gt=0, description="Seconds of recent audio and motion frames kept per camera.")

@@ -33,6 +33,7 @@ from av.video.reformatter import VideoReformatter
 from ..config import CameraSettings, EvidenceSettings, LiveSettings, MediaSettings
 from ..domain import AUDIO_SAMPLE_RATE_HZ, Frame, Media, MediaInfo, MotionFrames
 from ..media.avtools import av_reason
+from .recording import SegmentRecorder
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class CameraHealth:
     has_audio: bool = False
     reconnects: int = 0
     last_error: str | None = None
+    recording: str | None = None  # "on, N segments", or why it is paused; None when not recording
 
 
 def open_args(source: str, timeout_s: float) -> tuple[str, dict[str, Any]]:
@@ -293,6 +295,7 @@ class CaptureLoop:
         self._clock0 = time.monotonic()
         self._last_frame_wall: float | None = None
         self._frames_seen: deque[float] = deque()
+        self.recorder: SegmentRecorder | None = None  # set before start to record continuously
 
     @property
     def health(self) -> CameraHealth:
@@ -300,6 +303,9 @@ class CaptureLoop:
             health = replace(self._health)
         if self._last_frame_wall is not None:
             health.last_frame_age_s = round(time.monotonic() - self._last_frame_wall, 3)
+        if self.recorder is not None:
+            health.recording = (self.recorder.paused_reason or self.recorder.last_error
+                                or f"on, {self.recorder.segments_written} segment(s)")
         return health
 
     @property
@@ -343,6 +349,13 @@ class CaptureLoop:
             self._on_state(health)
 
     def _run(self) -> None:
+        try:
+            self._read_until_stopped()
+        finally:
+            if self.recorder is not None:
+                self.recorder.end()  # the segment in progress is finished, whatever stopped the reading
+
+    def _read_until_stopped(self) -> None:
         backoff = self.live.reconnect_initial_s
         t_next = 0.0  # where a looping file's next pass starts on the camera clock
         while not self._stop.is_set():
@@ -399,6 +412,8 @@ class CaptureLoop:
             streams = [s for s in (video, audio) if s is not None]
             self.ring.has_audio = audio is not None or bool(self.camera.microphone)
             run = _Pass(t0=t_start if self.file else self.now(), wall0=time.monotonic())
+            if self.recorder is not None:
+                self.recorder.begin(video, audio)
             resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_SAMPLE_RATE_HZ)
             delivered = False
             t_reached = t_start
@@ -427,6 +442,8 @@ class CaptureLoop:
                             self.ring.add_audio(t, samples)
                             run.next_sound_t = t + len(samples) / AUDIO_SAMPLE_RATE_HZ
                     t_reached = max(t_reached, t)
+                if self.recorder is not None:
+                    self.recorder.write(packet)  # after decoding: recording re-labels the packet
         step = 1.0 / self.ring.fps if self.ring.fps else 0.04
         return t_reached + step, delivered
 

@@ -37,6 +37,7 @@ from .capture import CameraHealth, CaptureLoop, camera_from_source
 from .evidence import Evidence, EvidenceRecorder
 from .events import IncidentEvent
 from .gate import AlertGate, GateEvent
+from .recording import Retention, SegmentRecorder
 from .reports import SessionReports
 
 log = logging.getLogger(__name__)
@@ -67,13 +68,15 @@ class Monitor:
     """Watches one camera until stopped (or until a file source ends).
 
     Evidence goes under ``evidence_dir`` (default ``<data_dir>/evidence``), seed 004's latest alerts
-    and session report under ``reports_dir`` (default ``<data_dir>/reports/<camera>``).
+    and session report under ``reports_dir`` (default ``<data_dir>/reports/<camera>``), continuous
+    recordings (when the camera records) under ``<data_dir>/recordings/<camera>``, kept within their
+    limits by ``retention`` (a server shares one among its cameras; by default the monitor runs its own).
     """
 
     def __init__(self, source: str | Path | CameraSettings, *, name: str | None = None,
                  settings: Settings | None = None, pipelines: tuple[Pipeline, Pipeline] | None = None,
                  fps: float | None = None, evidence_dir: Path | None = None,
-                 reports_dir: Path | None = None) -> None:
+                 reports_dir: Path | None = None, retention: Retention | None = None) -> None:
         self.settings = settings or load_settings()
         camera = source if isinstance(source, CameraSettings) else camera_from_source(source, name)
         if fps is not None:
@@ -83,6 +86,14 @@ class Monitor:
         self.tier1, self.tier2 = pipelines or tier_pipelines(self.settings)
         self.gate = AlertGate(camera.gate or self.settings.live.gate)
         self.capture = CaptureLoop(camera, self.settings.live, self.settings.media)
+        recording = self.settings.live.recording
+        self.retention: Retention | None = None
+        self._own_retention = False
+        if (camera.record if camera.record is not None else recording.enabled) and not camera.privacy_mode:
+            self.retention = retention or Retention(Path(self.settings.data_dir) / "recordings", recording)
+            self._own_retention = retention is None
+            self.capture.recorder = SegmentRecorder(self.retention.root / camera.name, recording)
+            self.retention.recorders.append(self.capture.recorder)
         self.microphone = (CaptureLoop(camera, self.settings.live, self.settings.media, microphone_of=self.capture)
                            if camera.microphone else None)
         self.recorder = EvidenceRecorder(evidence_dir or Path(self.settings.data_dir) / "evidence", self.capture,
@@ -120,6 +131,9 @@ class Monitor:
     def start(self) -> Monitor:
         self.started_at = datetime.now(timezone.utc)
         self.recorder.start()
+        if self._own_retention:
+            assert self.retention is not None
+            self.retention.start()
         self.capture.start()
         if self.microphone is not None:
             self.microphone.start()
@@ -135,6 +149,11 @@ class Monitor:
             self.microphone.stop()
         self._thread.join(timeout_s)
         self.recorder.close(timeout_s)
+        if self.retention is not None:
+            if self._own_retention:
+                self.retention.stop()
+            elif self.capture.recorder in self.retention.recorders:
+                self.retention.recorders.remove(self.capture.recorder)
         self.stopped_at = self.stopped_at or datetime.now(timezone.utc)
 
     def wait(self, timeout_s: float | None = None) -> bool:

@@ -34,6 +34,7 @@ from ..store.models import CameraRecord, utcnow
 from .evidence import Evidence
 from .events import IncidentEvent
 from .monitor import Monitor, tier_pipelines
+from .recording import Retention
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,7 @@ class LiveService:
         self.db = db
         self.evidence_dir = evidence_dir or Path(settings.data_dir) / "evidence"
         self.hub = EventHub()
+        self.retention = Retention(Path(settings.data_dir) / "recordings", settings.live.recording)
         self._make_pipelines = pipelines or (lambda: tier_pipelines(settings))
         self._pipelines: tuple[Pipeline, Pipeline] | None = None
         self._lock = threading.RLock()
@@ -143,6 +145,7 @@ class LiveService:
     # -- cameras ---------------------------------------------------------------------------------
     def start(self) -> None:
         """Start every enabled camera of the settings."""
+        self.retention.start()
         for camera in list(self.cameras.values()):
             if camera.enabled:
                 self.start_camera(camera.name)
@@ -150,6 +153,7 @@ class LiveService:
     def stop(self) -> None:
         for name in list(self.monitors):
             self.stop_camera(name)
+        self.retention.stop()
 
     def camera(self, name: str) -> CameraSettings:
         camera = self.cameras.get(name)
@@ -204,7 +208,7 @@ class LiveService:
             if self._pipelines is None:
                 self._pipelines = self._make_pipelines()
             monitor = Monitor(camera, settings=self.settings, pipelines=self._pipelines,
-                              evidence_dir=self.evidence_dir)
+                              evidence_dir=self.evidence_dir, retention=self.retention)
             monitor.on_incident(self._incident)
             monitor.on_evidence(self._evidence)
             self.monitors[name] = monitor

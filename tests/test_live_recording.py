@@ -1,0 +1,111 @@
+"""Continuous recording into MP4 segments, and retention by age, total size and free disk space."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from mediagen import noise, still_room, write_video
+
+from watchkeeper.config import LiveSettings, MediaSettings, RecordingSettings
+from watchkeeper.live.capture import CaptureLoop, camera_from_source
+from watchkeeper.live.recording import GB, Retention, SegmentRecorder
+from watchkeeper.media import load_media
+
+FPS = 15
+
+
+@pytest.fixture(scope="module")
+def four_seconds(tmp_path_factory) -> Path:
+    """4 s with a keyframe every 0.5 s, so segments can be cut every second."""
+    path = tmp_path_factory.mktemp("rec") / "cam.mp4"
+    import av
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=FPS)
+        video.width, video.height, video.pix_fmt = 320, 240, "yuv420p"
+        video.options = {"g": str(FPS // 2)}
+        for i in range(4 * FPS):
+            frame = av.VideoFrame.from_ndarray(still_room(seed=i % 3), format="rgb24")
+            frame.pts = i
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+    return path
+
+
+def test_a_camera_is_recorded_into_playable_segments(four_seconds, tmp_path):
+    capture = CaptureLoop(camera_from_source(four_seconds, "door"), LiveSettings(), MediaSettings())
+    capture.recorder = SegmentRecorder(tmp_path / "door", RecordingSettings(enabled=True, segment_s=1.0))
+    capture.start()
+    capture.join(30)
+    segments = sorted((tmp_path / "door").iterdir())
+    assert capture.health.state == "ended" and capture.health.recording.startswith("on, ")
+    assert 3 <= len(segments) <= 5 and all(p.suffix == ".mp4" for p in segments)  # no .part left behind
+    durations = [load_media(p).duration_s for p in segments]
+    assert sum(durations) == pytest.approx(4.0, abs=0.6) and max(durations) <= 1.6
+
+
+def test_a_recorded_stream_keeps_its_sound(tmp_path):
+    clip = write_video(tmp_path / "talk.mp4", (still_room(seed=i % 3) for i in range(2 * FPS)), fps=FPS,
+                       audio=noise(2.0))
+    capture = CaptureLoop(camera_from_source(clip, "hall"), LiveSettings(), MediaSettings())
+    capture.recorder = SegmentRecorder(tmp_path / "hall", RecordingSettings(enabled=True))
+    capture.start()
+    capture.join(30)
+    [segment] = (tmp_path / "hall").iterdir()
+    media = load_media(segment)
+    assert media.info.has_audio and media.duration_s == pytest.approx(2.0, abs=0.3)
+
+
+def write_segment(folder: Path, name: str, size: int, age_h: float) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_bytes(b"\0" * size)
+    stamp = time.time() - age_h * 3600
+    os.utime(path, (stamp, stamp))
+    return path
+
+
+def test_retention_deletes_by_age_then_oldest_first_to_fit_the_budget(tmp_path):
+    old = write_segment(tmp_path / "a", "old.mp4", 1000, age_h=80)
+    a1 = write_segment(tmp_path / "a", "a1.mp4", 4000, age_h=3)
+    b1 = write_segment(tmp_path / "b", "b1.mp4", 4000, age_h=2)
+    a2 = write_segment(tmp_path / "a", "a2.mp4", 4000, age_h=1)
+    partial = write_segment(tmp_path / "b", "b2.mp4.part", 4000, age_h=100)  # being written: not touched
+    retention = Retention(tmp_path, RecordingSettings(max_age_h=72, max_total_gb=9000 / GB, min_free_gb=0))
+    retention.enforce()
+    assert retention.deleted == [old, a1]  # too old, then the oldest of any camera until 8000 bytes fit
+    assert b1.exists() and a2.exists() and partial.exists()
+
+
+def test_a_disk_short_of_room_pauses_recording_with_a_reason_until_there_is_room(tmp_path):
+    free = {"bytes": 10 * GB}
+    retention = Retention(tmp_path, RecordingSettings(min_free_gb=1.0), free_bytes=lambda _: free["bytes"])
+    recorder = SegmentRecorder(tmp_path / "door", RecordingSettings())
+    retention.recorders.append(recorder)
+    only = write_segment(tmp_path / "door", "only.mp4", 1000, age_h=1)
+    free["bytes"] = GB // 2
+    retention.enforce()
+    assert not only.exists()  # deleting recordings comes first ...
+    assert recorder.paused_reason and "min_free_gb" in recorder.paused_reason  # ... then recording stops
+    free["bytes"] = 5 * GB
+    retention.enforce()
+    assert recorder.paused_reason is None
+
+
+@pytest.mark.parametrize("privacy", [False, True])
+def test_monitors_record_when_the_settings_say_so_and_never_in_privacy_mode(four_seconds, tmp_path, privacy):
+    from watchkeeper.config import Settings
+    from watchkeeper.live import Monitor
+
+    settings = Settings(data_dir=tmp_path, live={"recording": {"enabled": True, "segment_s": 2}})
+    monitor = Monitor(camera_from_source(four_seconds, "door", privacy_mode=privacy), settings=settings)
+    monitor.start()
+    assert monitor.wait(60)
+    monitor.stop()
+    recorded = list((tmp_path / "recordings" / "door").glob("*.mp4"))
+    if privacy:
+        assert not recorded and monitor.health.recording is None
+    else:
+        assert recorded and monitor.health.recording.startswith("on, ")
