@@ -231,6 +231,22 @@ def test_cancel(queue, ended):
     assert ended.seen == [(waiting, "cancelled"), (busy, "cancelled")]
 
 
+def test_cancel_runs_on_commit_in_the_transaction_that_cancels(queue, db, ended):
+    job_id = queue.submit("analyze", {})
+
+    def broken(session):
+        assert session.get(Job, job_id).state == "cancelled"  # the cancel is in this transaction
+        raise RuntimeError("audit store down")
+
+    with pytest.raises(RuntimeError):
+        queue.cancel(job_id, on_commit=broken)
+    assert queue.get(job_id).state == "pending" and ended.seen == []  # no cancel without its audit entry
+
+    assert queue.cancel(job_id, on_commit=mark_completed(job_id))
+    assert queue.get(job_id).state == "cancelled" and completions(db) == [job_id]
+    assert ended.seen == [(job_id, "cancelled")]
+
+
 def test_threads_claiming_at_once_never_share_a_job(queue):
     ids = {queue.submit("analyze", {"n": n}) for n in range(40)}
     claimed: list[str] = []
@@ -463,11 +479,12 @@ def test_analyze_jobs_store_their_analysis_with_the_completion(queue, db, pool_f
 
     pool_for({"analyze": analysis_handler(lambda: pipeline, fetch_guard=fetch)})
     room_url = f"{media_server}/room.png"
-    siren_job, room_job, url_job, corrupt_job = (
+    siren_job, room_job, url_job = (
         queue.submit("analyze", {"source": str(source), "media_type": media_type, "camera": "gate"})
-        for source, media_type in [(media["siren"], "audio"), (media["room"], "image"), (room_url, None),
-                                   (media["corrupt"], "image")]
+        for source, media_type in [(media["siren"], "audio"), (media["room"], "image"), (room_url, None)]
     )
+    corrupt_job = queue.submit("analyze", {"source": str(media["corrupt"]), "media_type": "image",
+                                           "client_source": "uploads/corrupt.png"})
 
     alarm = finished(queue, siren_job)
     assert alarm.state == "succeeded" and alarm.result["crime_detected"] is True
@@ -491,6 +508,8 @@ def test_analyze_jobs_store_their_analysis_with_the_completion(queue, db, pool_f
     broken = finished(queue, corrupt_job)
     assert (broken.state, broken.error["code"], broken.attempts, broken.analysis_id) == (
         "failed", "corrupt_media", 1, None)
+    # The error is the client's to read (and its webhook's): it names the file as the client did.
+    assert "uploads/corrupt.png" in broken.error["message"] and str(media["corrupt"]) not in broken.error["message"]
     with db.session(write=False) as session:
         assert len(session.scalars(select(Analysis)).all()) == 3
 

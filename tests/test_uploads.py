@@ -12,9 +12,10 @@ from mediagen import tone, write_audio, write_video
 from PIL import Image
 
 from watchkeeper.errors import (
-    EmptyMediaError, MediaFetchError, MediaTooLargeError, NotFoundError, UnsafePathError, UnsupportedMediaError,
+    CorruptMediaError, EmptyMediaError, MediaFetchError, MediaTooLargeError, NotFoundError, UnsafePathError,
+    UnsupportedMediaError,
 )
-from watchkeeper.uploads import MediaRoots, UploadStore, secure_name
+from watchkeeper.uploads import MediaRoots, UploadStore, named_as_requested, secure_name
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +135,17 @@ def test_container_families_and_declared_types(store: UploadStore, samples: dict
         save(store, samples["png"], "blob", "image/jpeg")
 
 
+def test_saving_keeps_the_file_only_when_the_block_succeeds(store: UploadStore, samples: dict[str, bytes]) -> None:
+    with store.saving(io.BytesIO(samples["jpeg"]), "kept.jpg") as kept:
+        assert kept.path.is_file()
+    assert leftovers(store) == ["kept.jpg"]
+    # As when the upload's database row or audit entry cannot be written.
+    with pytest.raises(RuntimeError), store.saving(io.BytesIO(samples["jpeg"]), "orphan.jpg") as orphan:
+        assert orphan.path.is_file()
+        raise RuntimeError("database down")
+    assert leftovers(store) == ["kept.jpg"]
+
+
 @pytest.mark.parametrize("name", ["../lobby.jpg", "sub/lobby.jpg", ".upload-x.part", "", "lobby", "%2e%2e.jpg",
                                   "lobby.jpg\x00.png"])
 def test_path_of_refuses_names_it_never_makes(store: UploadStore, name: str) -> None:
@@ -234,3 +246,10 @@ def test_resolve_missing_files(roots: MediaRoots) -> None:
         roots.resolve("watchkeeper.db")  # in the data folder (the base), which is not a root
     with pytest.raises(MediaFetchError, match="empty"):
         roots.resolve("  ")
+
+
+def test_errors_name_the_file_as_the_request_did(roots: MediaRoots, layout: dict[str, Path]) -> None:
+    resolved = roots.resolve("x.jpg")
+    with pytest.raises(CorruptMediaError) as raised, named_as_requested(resolved, "x.jpg"):
+        raise CorruptMediaError(f"{resolved}: cannot decode")
+    assert str(raised.value) == "x.jpg: cannot decode" and str(layout["data"]) not in str(raised.value)

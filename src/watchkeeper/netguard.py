@@ -19,6 +19,7 @@ would resolve names itself and undo the check).
 from __future__ import annotations
 
 import http.client
+import logging
 import socket
 import ssl
 import time
@@ -29,6 +30,8 @@ from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 from urllib.parse import quote, urljoin, urlsplit
 
 from .errors import ConfigError, MediaFetchError, MediaTooLargeError, UnsafeTargetError
+
+log = logging.getLogger(__name__)
 
 Resolver = Callable[[str, int], Sequence[str]]  # (host, port) -> IP addresses as text
 IPAddress = IPv4Address | IPv6Address
@@ -106,26 +109,29 @@ class UrlPolicy:
         if not host:
             raise MediaFetchError(f"{url}: the URL names no host")
         port = port or _DEFAULT_PORTS[scheme]
-        addresses = self._addresses(url, host, port)
+        literal = _literal_address(host)
+        addresses = [literal] if literal is not None else self._resolve_name(url, host, port)
         for address in addresses:
             reason = self._refusal(ip_address(address))
-            if reason is not None:
-                shown = host if host == address else f"{host} ({address})"
-                raise UnsafeTargetError(
-                    f"{url}: {shown} is a {reason} address; only public addresses are reached unless their "
-                    "network is in server.allowed_private_networks"
-                )
+            if reason is None:
+                continue
+            if literal is None:
+                # The address stays in the server's log: told to clients, it would map the internal DNS.
+                log.warning("refused a URL", extra={"host": host, "address": address, "reason": reason})
+                shown = f"{host} resolves to"
+            else:
+                shown = f"{host} is"
+            raise UnsafeTargetError(
+                f"{url}: {shown} a {reason} address; only public addresses are reached unless their "
+                "network is in server.allowed_private_networks"
+            )
         request_path = quote(parts.path or "/", safe=_URL_SAFE)
         if parts.query:
             request_path += "?" + quote(parts.query, safe=_URL_SAFE)
         return Target(url=url, scheme=scheme, host=host, port=port, request_path=request_path,
                       addresses=tuple(addresses))
 
-    def _addresses(self, url: str, host: str, port: int) -> list[str]:
-        try:
-            return [str(ip_address(host))]
-        except ValueError:
-            pass  # a name, not a literal address
+    def _resolve_name(self, url: str, host: str, port: int) -> list[str]:
         try:
             addresses = [str(ip_address(a)) for a in self._resolve(host, port)]
         except (OSError, UnicodeError) as exc:
@@ -142,6 +148,14 @@ class UrlPolicy:
         if embedded is not None:  # the IPv4 address this IPv6 one reaches decides
             return self._refusal(embedded)
         return next((reason for reason, applies in _NOT_PUBLIC if applies(ip)), None)
+
+
+def _literal_address(host: str) -> str | None:
+    """``host`` as an IP address, or None when it is a name."""
+    try:
+        return str(ip_address(host))
+    except ValueError:
+        return None
 
 
 def _embedded_ipv4(ip: IPAddress) -> IPv4Address | None:

@@ -15,14 +15,16 @@ import re
 import secrets
 import tempfile
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from .domain import MediaType
 from .errors import (
-    EmptyMediaError, MediaFetchError, MediaTooLargeError, NotFoundError, UnsafePathError, UnsupportedMediaError,
+    EmptyMediaError, MediaError, MediaFetchError, MediaTooLargeError, NotFoundError, UnsafePathError,
+    UnsupportedMediaError,
 )
 from .media.detect import (
     AUDIO_FORMATS, IMAGE_FORMATS, VIDEO_FORMATS, detect_format, extension_format, sniff_format, supported_formats_text,
@@ -109,7 +111,7 @@ class UploadStore:
                     f"{original_name}: the content is not recognised as media; supported: {supported_formats_text()}"
                 )
             # Raises for content of another kind (a PDF, text); opens containers to tell video from audio.
-            detected = detect_format(SourceData(name=original_name, suffix=extension, sha256=sha256,
+            detected = detect_format(SourceData(name=original_name, suffix=extension, digest=sha256,
                                                 size_bytes=size, head=head, path=Path(part)))
             if not _same_format(named_format, detected.format):
                 raise UnsupportedMediaError(
@@ -124,6 +126,16 @@ class UploadStore:
             media_type=detected.media_type, content_type=_mime_type(detected.media_type, detected.format),
             original_name=original_name[:_ORIGINAL_NAME_CHARS],
         )
+
+    @contextmanager
+    def saving(self, stream: BinaryIO, original_name: str, content_type: str | None = None) -> Iterator[StoredUpload]:
+        """``save``, undone if the block raises: a file whose database row was not written is not kept."""
+        stored = self.save(stream, original_name, content_type)
+        try:
+            yield stored
+        except BaseException:
+            stored.path.unlink(missing_ok=True)
+            raise
 
     def path_of(self, filename: str) -> Path:
         """The stored file ``filename``; UnsafePathError for a name save() never makes, NotFoundError if absent."""
@@ -163,6 +175,15 @@ class UploadStore:
                 continue
             os.replace(part, self.folder / candidate)
             return candidate
+
+
+@contextmanager
+def named_as_requested(resolved: str | Path, requested: str) -> Iterator[None]:
+    """Media errors raised in the block name the file as the request did, not by its resolved server path."""
+    try:
+        yield
+    except MediaError as exc:
+        raise type(exc)(str(exc).replace(str(resolved), requested)) from exc
 
 
 class MediaRoots:

@@ -7,9 +7,14 @@ from email import message_from_bytes
 from email.message import Message
 
 import pytest
-from apiserver import base_settings, finished_job, free_port, wait_until
+from apiserver import assert_problem, base_settings, finished_job, free_port, wait_until
 
 controller_module = pytest.importorskip("aiosmtpd.controller", reason="aiosmtpd is not installed")
+
+
+# A recipient the test SMTP server refuses, with words about its internals that must not reach API clients.
+REFUSED = "refused@example.com"
+REFUSAL = "550 5.7.1 relay-7.mail.internal refuses this recipient"
 
 
 class Inbox:
@@ -18,6 +23,12 @@ class Inbox:
     def __init__(self) -> None:
         self.messages: list[tuple[list[str], Message]] = []
         self._lock = threading.Lock()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:  # noqa: ANN001
+        if address == REFUSED:
+            return REFUSAL
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope) -> str:  # noqa: ANN001 - aiosmtpd's handler protocol
         with self._lock:
@@ -75,3 +86,33 @@ def test_a_job_with_notify_emails_when_it_finds_a_crime(mail_server, inbox, medi
     wait_until(lambda: len(handler.messages) > before, "the alert e-mail")
     _, message = handler.messages[-1]
     assert "detected" in message["Subject"]
+
+
+DETECTION = {"crime_detected": True, "crime_type": "Vandalism", "potential_severity": "medium"}
+
+
+def test_only_admins_choose_recipients_beyond_the_configured_ones(mail_server, inbox):
+    handler, _ = inbox
+    with (mail_server.client(mail_server.new_user_key("nora", "operator")) as operator,
+          mail_server.client(mail_server.admin_key) as admin):
+        # Seed 000's usage: no recipients, the configured ones get it.
+        assert operator.post("/notify", json={"detection_result": DETECTION}).json()["recipients"] == \
+            ["security@example.com"]
+        assert operator.post("/notify", json={"detection_result": DETECTION,
+                                              "recipients": ["Security@example.com"]}).status_code == 200
+        before = len(handler.messages)
+        refused = operator.post("/notify", json={"detection_result": DETECTION,
+                                                 "recipients": ["security@example.com", "anyone@elsewhere.example"]})
+        assert_problem(refused, 403, "forbidden")
+        assert len(handler.messages) == before
+        sent = admin.post("/notify", json={"detection_result": DETECTION, "recipients": ["anyone@elsewhere.example"]})
+        assert sent.status_code == 200, sent.text
+    assert handler.messages[-1][0] == ["anyone@elsewhere.example"]
+
+
+def test_a_refused_message_is_a_502_without_the_mail_servers_words(mail_server):
+    with mail_server.client(mail_server.admin_key) as admin:
+        response = admin.post("/notify", json={"detection_result": DETECTION, "recipients": [REFUSED]})
+    detail = assert_problem(response, 502, "delivery_failed")["detail"]
+    assert "relay-7" not in detail and "550" not in detail
+    assert "relay-7.mail.internal" in mail_server.log.read_text()  # for the server's operator

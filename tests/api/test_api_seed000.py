@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import io
+import sqlite3
 
 import pytest
 from apiserver import assert_problem, finished_job, upload
 from loopback_http import LoopbackServer, Reply
+
+from mediagen import still_room, write_video
+from watchkeeper.samples import siren
 
 SEED_FLAT_FIELDS = {"crime_detected", "crime_type", "confidence", "evidence_description", "timestamp", "source",
                     "provider"}
@@ -141,3 +145,56 @@ def test_missing_file_and_unknown_provider_are_4xx(operator):
 
 def test_multipart_without_a_file_is_422(operator):
     assert_problem(operator.post("/upload", files={"other": ("x.jpg", io.BytesIO(b"x"))}), 422, "validation_error")
+
+
+@pytest.mark.parametrize("run_async", [False, True])
+def test_files_that_are_not_the_endpoints_media_are_415_at_submission(operator, api_server, media_root, run_async):
+    (api_server.data_dir / "uploads" / "fake.mp3").write_text("just some text, not a song\n")
+    for path, body in (("/analyze/audio", {"audio_path": "uploads/fake.mp3"}),
+                       ("/analyze/audio", {"audio_path": "room.jpg"}),
+                       ("/analyze/image/path", {"image_path": "siren.wav"}),
+                       ("/analyze/video", {"video_path": "room.jpg"})):
+        problem = assert_problem(operator.post(path, json={**body, "async": run_async}), 415, "unsupported_media")
+        # Named as the request named it, not by its path on the server.
+        assert problem["detail"].startswith(f"{next(iter(body.values()))}: ")
+        assert str(api_server.data_dir) not in problem["detail"] and str(media_root) not in problem["detail"]
+
+
+def test_the_sound_track_of_a_video_is_analysed_as_audio(operator, api_server):
+    write_video(api_server.data_dir / "uploads" / "talking.mp4", [still_room(64, 48, seed=i) for i in range(10)],
+                fps=10, audio=siren(1.0))
+    response = operator.post("/analyze/audio", json={"audio_path": "uploads/talking.mp4"})
+    assert response.status_code == 200, response.text
+    assert response.json()["media"]["media_type"] == "audio"
+
+
+def test_decoding_errors_name_the_clients_path(operator, media_root, api_server):
+    (api_server.data_dir / "uploads" / "torn.jpg").write_bytes((media_root / "room.jpg").read_bytes()[:200])
+    problem = assert_problem(operator.post("/analyze/image/path", json={"image_path": "uploads/torn.jpg"}), 422,
+                             "corrupt_media")
+    assert problem["detail"].startswith("uploads/torn.jpg: ") and str(api_server.data_dir) not in problem["detail"]
+
+
+def test_a_refused_host_name_does_not_reveal_its_address(strict_server):
+    with strict_server.client(strict_server.admin_key) as client:
+        response = client.post("/analyze/image/url", json={"image_url": "http://localhost:8080/x.jpg"})
+    detail = assert_problem(response, 403, "unsafe_target")["detail"]
+    assert "localhost resolves to a loopback address" in detail
+    assert "127.0.0.1" not in detail and "::1" not in detail
+
+
+def test_an_upload_whose_row_cannot_be_written_leaves_no_file(operator, operator_key, api_server, media_root):
+    database = api_server.data_dir / "watchkeeper.db"
+    with sqlite3.connect(database) as connection:
+        connection.execute("CREATE TRIGGER refuse_upload BEFORE INSERT ON uploads WHEN NEW.original_name = "
+                           "'refused.png' BEGIN SELECT RAISE(ABORT, 'forced failure'); END")
+    try:
+        # A client of its own: the server closes the connection after an unexpected error.
+        with (media_root / "noise.png").open("rb") as handle, api_server.client(operator_key) as client:
+            response = client.post("/upload", files={"file": ("refused.png", handle)})
+    finally:
+        with sqlite3.connect(database) as connection:
+            connection.execute("DROP TRIGGER refuse_upload")
+    assert_problem(response, 500)
+    assert not [p.name for p in (api_server.data_dir / "uploads").iterdir() if p.name.startswith(("refused", ".upload"))]
+    assert upload(operator, media_root / "noise.png", name="refused.png")["filename"] == "refused.png"

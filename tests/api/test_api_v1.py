@@ -106,7 +106,12 @@ def test_incidents_filter_page_and_change_status_with_an_audited_note(operator, 
     assert changed["status"] == "acknowledged" and changed["status_note"] == "guard on the way"
     assert changed["status_changed_by"] == operator.get("/api/v1/auth/me").json()["user"]["id"]
     detail = operator.get(f"/api/v1/incidents/{incident['id']}").json()
-    assert detail["status"] == "acknowledged" and detail["data"]["evidence"]
+    assert detail["status"] == detail["data"]["status"] == "acknowledged" and detail["data"]["evidence"]
+    # The analysis's stored result holds each incident with its status too, in the order of the incident rows.
+    rows = operator.get("/api/v1/incidents", params={"analysis_id": analysis_id}).json()["items"]
+    stored = operator.get(f"/api/v1/analyses/{analysis_id}").json()["result"]["incidents"]
+    assert [i["status"] for i in stored] == [r["status"] for r in sorted(rows, key=lambda r: r["id"])]
+    assert [i["category"] for i in stored] == [r["category"] for r in sorted(rows, key=lambda r: r["id"])]
     assert_problem(operator.patch(f"/api/v1/incidents/{incident['id']}", json={"status": "closed"}), 422)
 
     audit = admin.get("/api/v1/audit", params={"action": "incident.status", "target_id": str(incident["id"])}).json()
@@ -172,6 +177,33 @@ def test_a_pending_job_can_be_cancelled_once(strict_server, media_root):
         legacy = client.get(f"/jobs/{queued['job_id']}").json()
         assert legacy["status"] == "error" and legacy["code"] == "cancelled"
         assert_problem(client.post("/api/v1/jobs/nope/cancel"), 404)
+
+
+def test_a_jobs_callback_url_and_server_path_are_shown_to_admins_and_its_creator_only(strict_server, media_root):
+    # A public literal address passes the URL policy; the strict server runs no workers, so nothing is sent.
+    callback = "https://93.184.216.34/hook?token=webhook-token-123"
+    keys = {name: strict_server.new_user_key(name, role)
+            for name, role in (("carla", "operator"), ("otis", "operator"), ("vince", "viewer"))}
+    with (strict_server.client(keys["carla"]) as creator, strict_server.client(keys["otis"]) as other,
+          strict_server.client(keys["vince"]) as viewer, strict_server.client(strict_server.admin_key) as admin):
+        made = creator.post("/api/v1/analyses", json={"source": "room.jpg", "callback_url": callback})
+        assert made.status_code == 202, made.text
+        job_id = made.json()["id"]
+        for client in (creator, admin):
+            job = client.get(f"/api/v1/jobs/{job_id}").json()
+            assert job["callback_url"] == callback
+            assert job["params"]["source"] == str((media_root / "room.jpg").resolve())
+        for client in (other, viewer):
+            one = client.get(f"/api/v1/jobs/{job_id}")
+            listed = next(j for j in client.get("/api/v1/jobs").json()["items"] if j["id"] == job_id)
+            for job in (one.json(), listed):
+                assert job["callback_url"] is None and "source" not in job["params"]
+                assert job["params"]["client_source"] == "room.jpg" and job["state"] == "pending"
+            assert "webhook-token-123" not in one.text and str(media_root) not in one.text
+        cancelled = other.post(f"/api/v1/jobs/{job_id}/cancel")
+        assert cancelled.json()["state"] == "cancelled" and "webhook-token-123" not in cancelled.text
+        audit = admin.get("/api/v1/audit", params={"action": "job.cancel", "target_id": job_id}).json()
+        assert [(e["actor_name"], e["details"]) for e in audit["items"]] == [("otis", {"state_was": "pending"})]
 
 
 def test_openapi_document_and_docs_are_served(api_server):

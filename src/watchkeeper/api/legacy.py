@@ -6,6 +6,7 @@ API key. Errors are problem+json like the rest of the API.
 
 from __future__ import annotations
 
+import logging
 import mimetypes
 import smtplib
 from datetime import datetime, timezone
@@ -17,9 +18,9 @@ from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
-from ..auth import Principal
+from ..auth import Principal, role_allows
 from ..auth.audit import record
-from ..errors import ConflictError, DeliveryError, NotFoundError
+from ..errors import ConflictError, DeliveryError, NotFoundError, PermissionDeniedError
 from ..store.models import Job
 from ..store.models import Upload as UploadRow
 from . import schemas
@@ -29,6 +30,8 @@ from .mail import detection_email
 from .problems import PROBLEM_RESPONSES
 from .services import Services
 from .submissions import AnalysisSpec, check, run_now, submit
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["seed 000"], responses=PROBLEM_RESPONSES)
 
@@ -63,8 +66,9 @@ def providers(services: ServicesDep, _: Viewer) -> schemas.Providers:
 @router.post("/upload", response_model=schemas.Upload, summary="Upload a media file (multipart field 'file')")
 def upload(request: Request, services: ServicesDep, principal: Operator,
            file: UploadFile = File(description="The media file.")) -> schemas.Upload:
-    stored = services.uploads.save(file.file, file.filename or "upload", file.content_type)
-    with services.db.session() as session:
+    # The file is removed again if its row or audit entry cannot be written.
+    with (services.uploads.saving(file.file, file.filename or "upload", file.content_type) as stored,
+          services.db.session() as session):
         row = UploadRow(filename=stored.filename, original_name=stored.original_name, size_bytes=stored.size_bytes,
                         sha256=stored.sha256, media_type=stored.media_type, content_type=stored.content_type,
                         uploaded_by=principal.user_id)
@@ -125,12 +129,15 @@ def notify(request: Request, services: ServicesDep, principal: Operator,
            body: schemas.NotifyRequest) -> schemas.NotifySent:
     if services.mailer is None:
         raise ConflictError("no notifier is configured: set notification.smtp_server and default_recipients")
+    _check_recipients(principal, body.recipients or [], services.mailer.default_recipients)
     attachment = services.media_roots.resolve(body.media_path) if body.media_path else None
     subject, message = detection_email(body.detection_result, media_name=body.media_path)
     try:
         recipients = services.mailer.send(subject, message, body.recipients, attachment)
     except (smtplib.SMTPException, OSError) as exc:
-        raise DeliveryError(f"the mail server did not take the message: {type(exc).__name__}: {exc}") from exc
+        # The mail server's words may name its hosts and accounts: they go to the log, not to the client.
+        log.warning("notify: the mail server did not take the message", extra={"error": f"{type(exc).__name__}: {exc}"})
+        raise DeliveryError("the mail server did not take the message") from exc
     severity = body.detection_result.get("potential_severity") or body.detection_result.get("severity")
     with services.db.session() as session:
         record(session, principal, "notification.send", details={"recipients": recipients, "subject": subject},
@@ -138,6 +145,15 @@ def notify(request: Request, services: ServicesDep, principal: Operator,
     return schemas.NotifySent(status="sent", recipients=recipients, crime_type=body.detection_result.get("crime_type"),
                               severity=severity if isinstance(severity, str) else None,
                               timestamp=datetime.now(timezone.utc))
+
+
+def _check_recipients(principal: Principal, recipients: list[str], configured: list[str]) -> None:
+    """Only admins may mail addresses beyond the configured ones: /notify is no relay for anyone's messages."""
+    if role_allows(principal.role, "admin"):
+        return
+    allowed = {address.lower() for address in configured}
+    if any(address.lower() not in allowed for address in recipients):
+        raise PermissionDeniedError("only admins may send to addresses outside notification.default_recipients")
 
 
 @router.get("/jobs/{job_id}", response_model=schemas.LegacyJob,

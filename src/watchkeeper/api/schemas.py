@@ -73,7 +73,8 @@ class NotifyRequest(Strict):
     detection_result: dict[str, Any] = Field(description="A detection result (seed 000's flat fields).")
     media_path: str | None = Field(None, max_length=1000, description="Media attached for context.")
     recipients: list[EmailAddress] | None = Field(
-        None, min_length=1, max_length=50, description="Addresses; default: notification.default_recipients."
+        None, min_length=1, max_length=50,
+        description="Addresses; default: notification.default_recipients. Only admins may name others.",
     )
 
 
@@ -201,7 +202,9 @@ class SessionOut(Out):
 
 class KeyCreate(Strict):
     name: str = Field(min_length=1, max_length=100)
-    role: Role | None = Field(None, description="Default: the owner's role; never above it.")
+    role: Role | None = Field(
+        None, description="Default: the lower of the owner's and the caller's role; never above either."
+    )
     user_id: RowId | None = Field(None, description="Owner (admins only); default: the caller.")
 
 

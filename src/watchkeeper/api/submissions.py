@@ -1,8 +1,9 @@
 """Analyses asked for over the API: checked at the door, then run now or queued as a job.
 
 Everything a request names is checked before anything runs: the provider,
-the path (inside a media root, no escape), the URL and the callback URL
-(public addresses only unless allow-listed).
+the path (inside a media root, no escape, media of the type asked for), the
+URL and the callback URL (public addresses only unless allow-listed). Errors
+name a file as the request did, never by its resolved server path.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from typing import Any
 from ..auth import Principal
 from ..auth.audit import record
 from ..domain import MediaType
-from ..errors import BadRequestError
+from ..errors import BadRequestError, UnsupportedMediaError
 from ..jobs.queue import new_job_id
 from ..media.loader import detect_media_type
 from ..store.analyses import save_analysis
+from ..uploads import named_as_requested
 from .job_outcomes import enqueue_alert_email, legacy_media_word, legacy_result
 from .mail import alert_threshold
 from .services import Services
@@ -67,8 +69,16 @@ def check(services: Services, spec: AnalysisSpec) -> Checked:
         return Checked(spec, spec.source, spec.media_type, provider)
     path = services.media_roots.resolve(spec.source)
     # Sniffing now turns a non-media file into a 4xx at submission instead of a failed job later.
-    media_type = spec.media_type or detect_media_type(path, services.settings.media).media_type
-    return Checked(spec, str(path), media_type, provider)
+    with named_as_requested(path, spec.source):
+        detected = detect_media_type(path, services.settings.media).media_type
+    if spec.media_type is not None and not _readable_as(detected, spec.media_type):
+        raise UnsupportedMediaError(f"{spec.source}: the content is {detected}, not {spec.media_type}")
+    return Checked(spec, str(path), spec.media_type or detected, provider)
+
+
+def _readable_as(detected: MediaType, wanted: MediaType) -> bool:
+    """Whether media sniffed as ``detected`` can be analysed as ``wanted`` (a video's sound track as audio)."""
+    return detected == wanted or (detected, wanted) == ("video", "audio")
 
 
 def submit(services: Services, principal: Principal, checked: Checked, *, ip: str | None) -> tuple[str, str]:
@@ -88,9 +98,10 @@ def submit(services: Services, principal: Principal, checked: Checked, *, ip: st
 def run_now(services: Services, principal: Principal, checked: Checked, *, ip: str | None) -> dict[str, Any]:
     """Analyse in the request; returns seed 000's body: the full result with its flat fields."""
     source: str | bytes = services.fetch(checked.target)[0] if checked.spec.is_url else checked.target
-    result = services.pipeline().analyze(
-        source, checked.media_type, frame_interval_s=checked.spec.frame_interval_s, camera=checked.spec.camera,
-    )
+    with named_as_requested(checked.target, checked.spec.source):
+        result = services.pipeline().analyze(
+            source, checked.media_type, frame_interval_s=checked.spec.frame_interval_s, camera=checked.spec.camera,
+        )
     result.media.source = checked.spec.source
     result_json = result.model_dump(mode="json")
     with services.db.session() as session:

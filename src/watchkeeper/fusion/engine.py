@@ -156,8 +156,8 @@ class FusionEngine:
 
     # -- incidents -----------------------------------------------------------------------------
     def fuse(
-        self, detections: list[Detection], duration_s: float, *, when: datetime | None = None, camera: str | None = None,
-        t_start_s: float = 0.0,
+        self, detections: list[Detection], duration_s: float, *, when: datetime | None = None,
+        camera: str | None = None, t_start_s: float = 0.0,
     ) -> FusionOutput:
         """Score every category in windows over ``[t_start_s, duration_s)`` (a live camera's window starts late
         in its stream) and turn runs of windows over threshold into incidents."""

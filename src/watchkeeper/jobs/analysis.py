@@ -9,6 +9,7 @@ from uuid import uuid4
 from sqlalchemy.orm import Session
 
 from ..media.sources import is_url
+from ..uploads import named_as_requested
 from ..pipeline import Pipeline
 from ..store.analyses import save_analysis
 from .worker import JobContext, JobHandler
@@ -34,10 +35,12 @@ def analysis_handler(pipeline_for: Callable[[], Pipeline], *, fetch_guard: Fetch
         params = ctx.job.params
         source: str = params["source"]
         media: str | bytes = fetch_guard(source)[0] if fetch_guard is not None and is_url(source) else source
-        result = pipeline_for().analyze(
-            media, params.get("media_type"), frame_interval_s=params.get("frame_interval_s"),
-            camera=params.get("camera"), on_progress=ctx.progress,
-        )
+        # A failed job's error is shown to the client and sent to its webhook: it names the file as the client did.
+        with named_as_requested(source, params.get("client_source", source)):
+            result = pipeline_for().analyze(
+                media, params.get("media_type"), frame_interval_s=params.get("frame_interval_s"),
+                camera=params.get("camera"), on_progress=ctx.progress,
+            )
         # What the client named (bytes fetched from a URL would otherwise read "<N bytes>").
         result.media.source = params.get("client_source", source)
         analysis_id = str(uuid4())

@@ -41,14 +41,17 @@ class JobView:
     media_type: str | None
     state: JobState
     progress: Annotated[float, Field(description="Percent done.")]
-    params: dict[str, Any]
+    params: Annotated[dict[str, Any], Field(
+        description="`source`, the resolved server path or URL, only for admins and the job's creator; "
+                    "`client_source` is the name the request gave.")]
     result: dict[str, Any] | None
     error: dict[str, Any] | None
     attempts: int
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-    callback_url: str | None
+    callback_url: Annotated[str | None, Field(
+        description="Only for admins and the job's creator (it may carry a token); null for others.")]
     notify: bool
     analysis_id: str | None
     created_by: int | None
@@ -92,8 +95,11 @@ class JobQueue(ABC):
         """A page of jobs, newest first, and how many match in all."""
 
     @abstractmethod
-    def cancel(self, job_id: str) -> bool:
-        """Pending or running → cancelled (a running handler learns it at its next heartbeat); False otherwise."""
+    def cancel(self, job_id: str, *, on_commit: OnCommit | None = None) -> bool:
+        """Pending or running → cancelled (a running handler learns it at its next heartbeat); False otherwise.
+
+        ``on_commit`` runs in the transaction that cancels it (the audit entry of the request).
+        """
 
     @abstractmethod
     def claim(self, worker: str) -> ClaimedJob | None:
@@ -159,12 +165,12 @@ class DatabaseJobQueue(JobQueue):
             page = session.scalars(query.order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset))
             return [JobView.of(job) for job in page], total
 
-    def cancel(self, job_id: str) -> bool:
+    def cancel(self, job_id: str, *, on_commit: OnCommit | None = None) -> bool:
         with self.db.session() as session:
             job = session.get(Job, job_id, with_for_update=True)
             if job is None or job.state not in ("pending", "running"):
                 return False
-            self._finish(session, job, "cancelled")
+            self._finish(session, job, "cancelled", on_commit)
             return True
 
     def claim(self, worker: str) -> ClaimedJob | None:

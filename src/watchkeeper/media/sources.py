@@ -18,6 +18,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 from urllib.parse import urlsplit
@@ -40,11 +41,24 @@ class SourceData:
 
     name: str  # what messages and MediaInfo.source show: the path, the URL or the given name
     suffix: str  # lower-case extension, the fallback when the content is not recognised
-    sha256: str
     size_bytes: int
     head: bytes
     path: Path | None = None
     data: bytes | None = None
+    digest: str | None = None  # known already (a download hashes as it arrives)
+
+    @cached_property
+    def sha256(self) -> str:
+        """The content hash, read on first use: sniffing a file's type needs only its head."""
+        if self.digest is not None:
+            return self.digest
+        if self.path is None:
+            return hashlib.sha256(self.data or b"").hexdigest()
+        try:
+            with open(self.path, "rb") as f:
+                return hashlib.file_digest(f, "sha256").hexdigest()
+        except OSError as exc:
+            raise MediaFetchError(f"{self.name}: cannot read the file ({exc.strerror or exc})") from None
 
     def open(self) -> BinaryIO:
         """A fresh binary reader positioned at the start."""
@@ -104,7 +118,7 @@ def _from_bytes(data: bytes, name: str, settings: MediaSettings) -> SourceData:
     return SourceData(
         name=name,
         suffix=PurePosixPath(name).suffix.lower(),
-        sha256=hashlib.sha256(data).hexdigest(),
+        digest=hashlib.sha256(data).hexdigest(),
         size_bytes=len(data),
         head=data[:HEAD_BYTES],
         data=data,
@@ -120,15 +134,13 @@ def _from_path(path: Path, settings: MediaSettings) -> SourceData:
         _check_size(name, size, settings)
         with open(path, "rb") as f:
             head = f.read(HEAD_BYTES)
-            f.seek(0)
-            digest = hashlib.file_digest(f, "sha256").hexdigest()
     except FileNotFoundError:
         raise MediaFetchError(f"{name}: no such file") from None
     except PermissionError:
         raise MediaFetchError(f"{name}: permission denied") from None
     except OSError as exc:
         raise MediaFetchError(f"{name}: cannot read the file ({exc.strerror or exc})") from None
-    return SourceData(name=name, suffix=path.suffix.lower(), sha256=digest, size_bytes=size, head=head, path=path)
+    return SourceData(name=name, suffix=path.suffix.lower(), size_bytes=size, head=head, path=path)
 
 
 @contextmanager
@@ -170,5 +182,5 @@ def _fetch_into(url: str, tmp: BinaryIO, suffix: str, settings: MediaSettings) -
         raise MediaFetchError(f"{url}: the download broke off ({type(exc).__name__}: {exc})") from None
     tmp.flush()
     _check_size(url, size, settings)
-    return SourceData(name=url, suffix=suffix, sha256=digest.hexdigest(), size_bytes=size, head=head,
+    return SourceData(name=url, suffix=suffix, digest=digest.hexdigest(), size_bytes=size, head=head,
                       path=Path(tmp.name))

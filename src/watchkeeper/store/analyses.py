@@ -1,10 +1,12 @@
-"""Storing an ``AnalysisResult``: the whole result as JSON plus queryable incident and detection rows."""
+"""Storing an ``AnalysisResult``: the whole result as JSON plus queryable incident and detection rows, and
+keeping an incident's status the same in all of them."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from uuid import uuid4
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..domain import AnalysisResult, Incident
@@ -53,6 +55,25 @@ def save_analysis(
     session.add(analysis)
     session.flush()
     return analysis
+
+
+def set_incident_status(session: Session, record: IncidentRecord, status: str) -> None:
+    """Change an incident's status in every stored copy: its column, its JSON and its analysis's result.
+
+    Call with ``record`` locked (FOR UPDATE); the analysis row is locked here, as incidents of one analysis share
+    its result.
+    """
+    analysis = session.get(Analysis, record.analysis_id, with_for_update=True, populate_existing=True)
+    assert analysis is not None  # the foreign key
+    record.status = status
+    record.data = {**record.data, "status": status}
+    # Incident rows are added in the result's order (save_analysis), so their ids follow it.
+    row_ids = session.scalars(select(IncidentRecord.id).where(IncidentRecord.analysis_id == analysis.id)
+                              .order_by(IncidentRecord.id)).all()
+    incidents = list(analysis.result["incidents"])
+    position = row_ids.index(record.id)
+    incidents[position] = {**incidents[position], "status": status}
+    analysis.result = {**analysis.result, "incidents": incidents}
 
 
 def _incident_record(incident: Incident, camera: str | None, created_at: datetime) -> IncidentRecord:

@@ -55,4 +55,4 @@ def submit_analysis(request: Request, services: ServicesDep, principal: Operator
     spec = AnalysisSpec(body.source, is_url(body.source), body.media_type, frame_interval_s=body.frame_interval_s,
                         provider=body.provider, camera=body.camera, callback_url=body.callback_url, notify=body.notify)
     job_id, _ = submit(services, principal, check(services, spec), ip=client_ip(request))
-    return get_job(services, job_id)
+    return get_job(services, principal, job_id)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from ...auth.audit import record
 from ...errors import NotFoundError
+from ...store.analyses import set_incident_status
 from ...store.models import IncidentRecord, utcnow
 from .. import schemas
 from ..deps import IdPath, Operator, PageDep, ServicesDep, Viewer, client_ip
@@ -45,8 +46,8 @@ def list_incidents(
                        schemas.IncidentOut, pagination)
 
 
-def _get(session: Session, incident_id: int) -> IncidentRecord:
-    row = session.get(IncidentRecord, incident_id)
+def _get(session: Session, incident_id: int, *, for_update: bool = False) -> IncidentRecord:
+    row = session.get(IncidentRecord, incident_id, with_for_update=for_update)
     if row is None:
         raise NotFoundError(f"no incident with id {incident_id}")
     return row
@@ -62,9 +63,9 @@ def one_incident(incident_id: IdPath, services: ServicesDep, _: Viewer) -> schem
 def update_incident(incident_id: IdPath, request: Request, services: ServicesDep, principal: Operator,
                     body: schemas.IncidentUpdate) -> schemas.IncidentOut:
     with services.db.session() as session:
-        row = _get(session, incident_id)
+        row = _get(session, incident_id, for_update=True)
         previous = row.status
-        row.status = body.status
+        set_incident_status(session, row, body.status)
         row.status_note = body.note
         row.status_changed_by = principal.user_id
         row.updated_at = utcnow()
