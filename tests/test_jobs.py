@@ -18,10 +18,11 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import pytest
 from PIL import Image
+from polling import wait_until
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -36,19 +37,8 @@ from watchkeeper.store.models import Analysis, AuditEntry, Job
 COMPLETED = "test.job_completed"
 
 
-def wait_for(check: Callable[[], Any], what: str, timeout_s: float = 120) -> Any:
-    """Poll until ``check()`` is truthy; the timeout only turns a hang into a failure."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def finished(queue: DatabaseJobQueue, job_id: str) -> JobView:
-    return wait_for(lambda: (v := queue.get(job_id)) and v.state in ("succeeded", "failed", "cancelled") and v,
+    return wait_until(lambda: (v := queue.get(job_id)) and v.state in ("succeeded", "failed", "cancelled") and v,
                     f"job {job_id} to finish")
 
 
@@ -311,10 +301,10 @@ def test_progress_and_cancellation_reach_a_running_handler(queue, pool_for):
 
     pool_for({"long": long_task}, threads=1)
     job_id = queue.submit("long", {})
-    wait_for(halfway.is_set, "the handler to start")
+    wait_until(halfway.is_set, "the handler to start")
     assert (queue.get(job_id).state, queue.get(job_id).progress) == ("running", 50.0)
     assert queue.cancel(job_id)
-    wait_for(returned.is_set, "the handler to see its cancellation")
+    wait_until(returned.is_set, "the handler to see its cancellation")
     cancelled = queue.get(job_id)
     assert (cancelled.state, cancelled.result) == ("cancelled", None)
 
@@ -329,7 +319,7 @@ def test_heartbeats_keep_a_long_job_leased_to_its_worker(db, pool_for):
 
     pool_for({"long": long_task}, threads=1, lease_s=1.5, on=queue)
     job_id = queue.submit("long", {})
-    wait_for(lambda: queue.get(job_id).state == "running", "the job to start")
+    wait_until(lambda: queue.get(job_id).state == "running", "the job to start")
     # Over twice the lease, with no progress calls from the handler: only heartbeats keep others away.
     for _ in range(7):
         assert queue.claim("rival") is None
@@ -413,7 +403,7 @@ def test_a_job_whose_worker_process_is_killed_completes_once_in_a_new_one(db, da
     job_id = queue.submit("hold", {"hold": str(hold), "starts": str(starts)})
 
     first = spawn(database_url, lease_s=1.0, threads=2)
-    wait_for(lambda: starts.exists() and starts.read_text().split() == [str(first.pid)], "the first worker to start")
+    wait_until(lambda: starts.exists() and starts.read_text().split() == [str(first.pid)], "the first worker to start")
     assert queue.get(job_id).state == "running"
     first.send_signal(signal.SIGKILL)
     first.wait()
@@ -434,7 +424,7 @@ def test_worker_processes_sharing_a_queue_run_each_job_once(db, database_url, sp
     hold, starts = tmp_path / "hold", tmp_path / "starts"
     hold.touch()
     held = [queue.submit("hold", {"hold": str(hold), "starts": str(starts)}) for _ in range(6)]
-    wait_for(lambda: starts.exists() and len(starts.read_text().split()) == 6, "six jobs to be held")
+    wait_until(lambda: starts.exists() and len(starts.read_text().split()) == 6, "six jobs to be held")
     assert sorted(starts.read_text().split()) == sorted([str(w.pid) for w in workers] * 3)
     quick = [queue.submit("quick", {}) for _ in range(30)]
     hold.unlink()

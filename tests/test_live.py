@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 from loopback_http import LoopbackServer, Reply
 from mediagen import noise, still_room, write_audio, write_video
+from polling import wait_until
 
 from watchkeeper.config import LiveSettings, MediaSettings, Settings
 from watchkeeper.domain import AUDIO_SAMPLE_RATE_HZ
@@ -42,14 +43,6 @@ def short_stream(tmp_path_factory) -> bytes:
     path = tmp_path_factory.mktemp("live") / "cam.ts"
     return write_video(path, (still_room(seed=i % 3) for i in range(3 * FPS)), fps=FPS,
                        audio=noise(3.0)).read_bytes()
-
-
-def wait_for(condition, timeout_s: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def test_sources_open_by_kind():
@@ -98,14 +91,14 @@ def test_a_stream_that_drops_is_reconnected_with_backoff(short_stream):
         server.replies["/cam.ts"] = Reply(503, b"camera busy")
         capture = CaptureLoop(camera_from_source(f"{server.url}/cam.ts", "door"), live, MediaSettings()).start()
         try:
-            wait_for(lambda: capture.health.reconnects >= 3, what="retries while the stream is down")
+            wait_until(lambda: capture.health.reconnects >= 3, "retries while the stream is down")
             assert capture.health.state == "reconnecting" and capture.health.last_error
             assert capture.health.frames == 0
             # The stream comes up: frames flow. Each answer is a 3 s stream that ends, as when a camera drops.
             server.replies["/cam.ts"] = Reply(200, short_stream, {"Content-Type": "video/mp2t"})
-            wait_for(lambda: capture.health.frames >= 3 * FPS, what="the first stream's frames")
+            wait_until(lambda: capture.health.frames >= 3 * FPS, "the first stream's frames")
             reconnects = capture.health.reconnects
-            wait_for(lambda: capture.health.frames >= 6 * FPS, what="frames after a reconnect")
+            wait_until(lambda: capture.health.frames >= 6 * FPS, "frames after a reconnect")
             assert capture.health.reconnects > reconnects and capture.health.has_audio
         finally:
             capture.stop()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from mediagen import noise, still_room, write_video
+from polling import free_port, wait_until
 
 from watchkeeper.config import LiveSettings, MediaSettings, Settings
 from watchkeeper.live import IncidentEvent, Monitor
@@ -22,12 +22,6 @@ from watchkeeper.samples import siren
 
 SERVER = Path(__file__).parent / "tools" / "rtsp_server.py"
 FPS = 15
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class RtspServer:
@@ -62,14 +56,6 @@ def rtsp(tmp_path) -> Iterator[callable]:
         server.kill()
 
 
-def wait_for(condition, timeout_s: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 def test_a_camera_whose_server_dies_reconnects_when_it_is_back(rtsp, tmp_path):
     room = write_video(tmp_path / "room.mp4", (still_room(seed=i % 3) for i in range(30 * FPS)), fps=FPS,
                        audio=noise(30.0))
@@ -77,15 +63,15 @@ def test_a_camera_whose_server_dies_reconnects_when_it_is_back(rtsp, tmp_path):
     live = LiveSettings(reconnect_initial_s=0.2, reconnect_max_s=0.5, connect_timeout_s=2)
     capture = CaptureLoop(camera_from_source(server.url, "yard"), live, MediaSettings()).start()
     try:
-        wait_for(lambda: capture.health.frames >= 2 * FPS, what="frames over RTSP")
+        wait_until(lambda: capture.health.frames >= 2 * FPS, "frames over RTSP")
         assert capture.health.state == "connected" and capture.health.has_audio
         server.kill()
-        wait_for(lambda: capture.health.state == "reconnecting", what="the drop to be noticed")
+        wait_until(lambda: capture.health.state == "reconnecting", "the drop to be noticed")
         frames_before = capture.health.frames
         time.sleep(1.0)  # down a while: several failed attempts
         assert capture.health.frames == frames_before
         rtsp(room, server.port)
-        wait_for(lambda: capture.health.frames >= frames_before + 2 * FPS, what="frames after the restart")
+        wait_until(lambda: capture.health.frames >= frames_before + 2 * FPS, "frames after the restart")
         health = capture.health
         assert health.state == "connected" and health.reconnects >= 2 and health.last_error is None
         # Camera time went on through the outage: the ring has a gap, not a jump back.
@@ -108,7 +94,7 @@ def test_a_siren_on_an_rtsp_camera_is_one_incident_with_its_evidence_on_disk(rts
     monitor.on_evidence(written.append)
     monitor.start()
     try:
-        wait_for(lambda: any(e.kind == "closed" for e in events), what="the incident to close")
+        wait_until(lambda: any(e.kind == "closed" for e in events), "the incident to close")
     finally:
         monitor.stop()
     alarm = [e for e in events if e.incident.category == "alarm"]

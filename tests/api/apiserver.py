@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
+from polling import free_port, wait_until
 
 EXE = str(Path(sys.executable).with_name("watchkeeper"))
 WEBHOOK_SECRET = "test-webhook-secret"
@@ -26,24 +24,6 @@ ADMIN_PASSWORD = "admin-password-1"
 # The one browser origin besides the server's own that the shared server lets call it.
 CONSOLE_ORIGIN = "https://console.example"
 START_TIMEOUT_S = 120
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until(check: Callable[[], Any], what: str, timeout_s: float = 120, every_s: float = 0.1) -> Any:
-    """Poll ``check`` until it returns something truthy (a wait with a generous bound, not a timing assertion)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what} after {timeout_s} s")
-        time.sleep(every_s)
 
 
 class ApiServer:

@@ -11,7 +11,8 @@ import httpx
 import numpy as np
 import pytest
 import websockets
-from apiserver import ADMIN_PASSWORD, ApiServer, assert_problem, base_settings, wait_until
+from apiserver import ADMIN_PASSWORD, ApiServer, assert_problem, base_settings
+from polling import wait_until
 from mediagen import noise, still_room, write_video
 
 from watchkeeper.samples import siren

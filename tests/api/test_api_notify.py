@@ -7,7 +7,8 @@ from email import message_from_bytes
 from email.message import Message
 
 import pytest
-from apiserver import assert_problem, base_settings, finished_job, free_port, wait_until
+from apiserver import assert_problem, base_settings, finished_job
+from polling import free_port, wait_until
 
 controller_module = pytest.importorskip("aiosmtpd.controller", reason="aiosmtpd is not installed")
 

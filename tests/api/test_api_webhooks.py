@@ -6,7 +6,8 @@ import json
 import sqlite3
 from pathlib import Path
 
-from apiserver import WEBHOOK_SECRET, base_settings, finished_job, wait_until
+from apiserver import WEBHOOK_SECRET, base_settings, finished_job
+from polling import wait_until
 from loopback_http import LoopbackServer, Reply
 
 from mediagen import still_room, write_video

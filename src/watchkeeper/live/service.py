@@ -107,6 +107,8 @@ class EventHub:
 
 @dataclass
 class CameraStatus:
+    """A camera as the API shows it (its stream password hidden)."""
+
     name: str
     source: str
     location: str

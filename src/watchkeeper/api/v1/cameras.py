@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request, status
 from fastapi.responses import FileResponse
-from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from ...auth import Principal
@@ -28,39 +26,24 @@ EVIDENCE_MEDIA = {"snapshot": "image/jpeg", "clip": "video/mp4", "audio": "audio
 EvidenceKind = Literal["snapshot", "clip", "audio"]
 
 
-class CameraOut(BaseModel):
-    name: str
-    source: str  # stream passwords shown as ***
-    location: str
-    enabled: bool
-    running: bool
-    privacy_mode: bool
-    health: dict[str, Any] | None
-    statistics: dict[str, Any] | None
-
-
 def get_live(request: Request) -> LiveService:
     return request.app.state.live
 
 
-def _out(camera: CameraStatus) -> CameraOut:
-    return CameraOut(**asdict(camera))
-
-
-@router.get("/cameras", response_model=list[CameraOut], summary="Every camera with its health")
-def list_cameras(request: Request, _: Viewer) -> list[CameraOut]:
+@router.get("/cameras", response_model=list[CameraStatus], summary="Every camera with its health")
+def list_cameras(request: Request, _: Viewer) -> list[CameraStatus]:
     live = get_live(request)
-    return [_out(live.status(name)) for name in sorted(live.cameras)]
+    return [live.status(name) for name in sorted(live.cameras)]
 
 
-@router.get("/cameras/{name}", response_model=CameraOut, summary="One camera: health and session statistics")
-def one_camera(name: str, request: Request, _: Viewer) -> CameraOut:
-    return _out(get_live(request).status(name))
+@router.get("/cameras/{name}", response_model=CameraStatus, summary="One camera: health and session statistics")
+def one_camera(name: str, request: Request, _: Viewer) -> CameraStatus:
+    return get_live(request).status(name)
 
 
-@router.post("/cameras", response_model=CameraOut, status_code=status.HTTP_201_CREATED,
+@router.post("/cameras", response_model=CameraStatus, status_code=status.HTTP_201_CREATED,
              summary="Add a camera, kept across restarts (started at once when enabled)")
-def add_camera(camera: CameraSettings, request: Request, services: ServicesDep, principal: Admin) -> CameraOut:
+def add_camera(camera: CameraSettings, request: Request, services: ServicesDep, principal: Admin) -> CameraStatus:
     live = get_live(request)
     if is_file_source(camera.source):
         # A file camera plays media from the media roots, like an analysis; never any file of the server.
@@ -68,19 +51,19 @@ def add_camera(camera: CameraSettings, request: Request, services: ServicesDep, 
     live.add_camera(camera, created_by=principal.user_id,
                     on_commit=_audit(principal, request, "camera.create", camera.name,
                                      {"source": redact_url(camera.source)}))
-    return _out(live.status(camera.name))
+    return live.status(camera.name)
 
 
-@router.post("/cameras/{name}/start", response_model=CameraOut, summary="Start monitoring a camera")
-def start_camera(name: str, request: Request, principal: Operator) -> CameraOut:
+@router.post("/cameras/{name}/start", response_model=CameraStatus, summary="Start monitoring a camera")
+def start_camera(name: str, request: Request, principal: Operator) -> CameraStatus:
     get_live(request).set_running(name, True, on_commit=_audit(principal, request, "camera.start", name))
-    return _out(get_live(request).status(name))
+    return get_live(request).status(name)
 
 
-@router.post("/cameras/{name}/stop", response_model=CameraOut, summary="Stop monitoring a camera")
-def stop_camera(name: str, request: Request, principal: Operator) -> CameraOut:
+@router.post("/cameras/{name}/stop", response_model=CameraStatus, summary="Stop monitoring a camera")
+def stop_camera(name: str, request: Request, principal: Operator) -> CameraStatus:
     get_live(request).set_running(name, False, on_commit=_audit(principal, request, "camera.stop", name))
-    return _out(get_live(request).status(name))
+    return get_live(request).status(name)
 
 
 @router.delete("/cameras/{name}", status_code=status.HTTP_204_NO_CONTENT,
