@@ -2,7 +2,7 @@ from datetime import datetime
 
 import pytest
 
-from watchkeeper.config import Settings
+from watchkeeper.config import Settings, Zone
 from watchkeeper.domain import Detection
 from watchkeeper.fusion import FusionEngine, build_rules
 from watchkeeper.taxonomy import BUILTIN_IDS
@@ -113,3 +113,18 @@ def test_a_live_window_late_in_a_stream_is_fused_over_its_own_span_only():
     assert len(out.windows["shooting"]) <= 3  # not a day's worth of empty windows
     [incident] = [i for i in out.incidents if i.category == "shooting"]
     assert (incident.t_start_s, incident.t_end_s) == (86_400.3, 86_400.8)
+
+
+def test_a_person_in_a_restricted_zone_is_an_intrusion_there_and_nowhere_else():
+    yard = {"name": "yard", "polygon": [(0.0, 0.5), (1.0, 0.5), (1.0, 1.0), (0.0, 1.0)], "restricted": True}
+    fusion = engine()
+    inside = det("person", 0.6, 5.0, box_xywh_norm=(0.4, 0.3, 0.1, 0.4))  # feet at y = 0.7
+    outside = det("person", 0.9, 5.0, box_xywh_norm=(0.4, 0.0, 0.1, 0.3))  # feet at y = 0.3
+    zones = [Zone.model_validate(yard)]
+    [intrusion] = [i for i in fusion.fuse([inside], 10.0, zones=zones).incidents if i.category == "intrusion"]
+    assert intrusion.zone == "yard" and "a person in a restricted zone" in intrusion.summary.lower()
+    assert not [i for i in fusion.fuse([outside], 10.0, zones=zones).incidents if i.category == "intrusion"]
+    assert not fusion.fuse([inside], 10.0).incidents  # the zones are the camera's: none given, none apply
+    # A camera's own threshold: stricter than the evidence, no incident.
+    strict = fusion.fuse([inside], 10.0, zones=zones, thresholds={"intrusion": 0.95})
+    assert not [i for i in strict.incidents if i.category == "intrusion"]

@@ -298,6 +298,7 @@ class Zone(Section):
     polygon: list[tuple[float, float]] = Field(min_length=3)
     categories: list[str] = Field(default_factory=list)
     factor: float = Field(1.5, gt=0)
+    restricted: bool = Field(False, description="A person standing here is evidence of intrusion.")
 
 
 class TimeFactor(Section):
@@ -432,6 +433,8 @@ class CameraSettings(Section):
     gate: AlertGateSettings | None = Field(None, description="This camera's alert gate; default live.gate.")
     privacy_mode: bool = Field(False, description="Store no pictures or sound: incidents and their metadata only.")
     record: bool | None = Field(None, description="Record continuously; default live.recording.enabled.")
+    zones: list[Zone] | None = Field(None, description="This camera's zones (its own picture); default fusion.zones.")
+    thresholds: dict[str, float] = Field(default_factory=dict, description="Per-category thresholds for this camera.")
     microphone: str | None = Field(
         None, description="A separate sound source: an ALSA device (hw:1,0), pulse:NAME, or a file or URL."
     )

@@ -19,7 +19,7 @@ from typing import Any
 from .analyzers.base import ANALYZERS, AnalysisContext, Analyzer, AnalyzerOutput
 from .batch import BatchItem, run_batch
 from .cache import ResultCache, code_fingerprint
-from .config import Settings, load_settings
+from .config import Settings, Zone, load_settings
 from .domain import AnalysisResult, Detection, Media, MediaInfo, MediaType, TranscriptSegment
 from .errors import ConfigError, WatchkeeperError
 from .fusion import FusionEngine, build_rules
@@ -186,11 +186,12 @@ class Pipeline:
         except OSError:
             return None  # the media layer reports unreadable files with a typed error
 
-    def analyze_media(self, media: Media, *, when: datetime | None = None, camera: str | None = None) -> AnalysisResult:
-        """Analyse already decoded media (the live monitors call this)."""
+    def analyze_media(self, media: Media, *, when: datetime | None = None, camera: str | None = None,
+                      zones: list[Zone] | None = None, thresholds: dict[str, float] | None = None) -> AnalysisResult:
+        """Analyse already decoded media (the live monitors call this, with their camera's zones and thresholds)."""
         run = _Run()
         run.add_chunk(media, self._run_analyzers(media, run, camera))
-        return self._fuse(run, when=when, camera=camera)
+        return self._fuse(run, when=when, camera=camera, zones=zones, thresholds=thresholds)
 
     def _run_analyzers(
         self, media: Media, run: _Run, camera: str | None = None,
@@ -231,10 +232,12 @@ class Pipeline:
         # Keep the configured analyzer order so results read the same every run.
         return {a.name: context.outputs[a.name] for a in self.analyzers if a.name in context.outputs}
 
-    def _fuse(self, run: _Run, *, when: datetime | None, camera: str | None) -> AnalysisResult:
+    def _fuse(self, run: _Run, *, when: datetime | None, camera: str | None, zones: list[Zone] | None = None,
+              thresholds: dict[str, float] | None = None) -> AnalysisResult:
         t0 = time.perf_counter()
         fused = self.fusion.fuse(run.detections, run.duration_s, when=when or datetime.now(), camera=camera,
-                                 t_start_s=run.infos[0].chunk_start_s if run.infos else 0.0)
+                                 t_start_s=run.infos[0].chunk_start_s if run.infos else 0.0, zones=zones,
+                                 thresholds=thresholds)
         run.add_time("fusion", t0)
         incidents = fused.incidents
         top = incidents[0] if incidents else None

@@ -15,6 +15,7 @@ from .rules import FusionRules
 # A contribution below this does not count as a modality agreeing.
 MIN_SUPPORT = 0.15
 MAX_EVIDENCE_PER_INCIDENT = 24
+RESTRICTED_ZONE_LABEL = "zone:restricted"
 
 
 @dataclass
@@ -58,9 +59,24 @@ def _zone_of(detection: Detection, zones: list[Zone]) -> Zone | None:
     if detection.box_xywh_norm is None:
         return None
     x, y, w, h = detection.box_xywh_norm
-    # Where a person or object stands: the bottom centre of its box.
-    foot = (x + w / 2, y + h)
+    # Where a person or object stands: the bottom centre of its box (just inside the picture when the box
+    # is cut by its bottom edge, so a zone drawn to that edge holds it).
+    foot = (x + w / 2, min(y + h, 0.999))
     return next((z for z in zones if _point_in_polygon(*foot, z.polygon)), None)
+
+
+def _restricted_zone_evidence(detections: list[Detection], zones: list[Zone]) -> list[Detection]:
+    """A ``zone:restricted`` detection for every person standing in a restricted zone."""
+    restricted = [z for z in zones if z.restricted]
+    if not restricted:
+        return []
+    found = []
+    for det in detections:
+        zone = _zone_of(det, restricted) if det.label == "person" else None
+        if zone is not None:
+            found.append(det.model_copy(update={"label": RESTRICTED_ZONE_LABEL, "analyzer": "zones",
+                                                "attributes": {**det.attributes, "zone": zone.name}}))
+    return found
 
 
 def _in_time_range(now: time, start: str, end: str) -> bool:
@@ -94,8 +110,7 @@ class FusionEngine:
         return [(t_start_s + k * hop, min(t_end_s, t_start_s + k * hop + width), b) for k, b in enumerate(buckets)]
 
     # -- scoring -------------------------------------------------------------------------------
-    def _supports(self, detections: list[Detection]) -> dict[str, list[Support]]:
-        zones = self.settings.fusion.zones
+    def _supports(self, detections: list[Detection], zones: list[Zone]) -> dict[str, list[Support]]:
         best: dict[tuple[str, str], Support] = {}
         for det in detections:
             zone = _zone_of(det, zones) if zones else None
@@ -157,13 +172,20 @@ class FusionEngine:
     # -- incidents -----------------------------------------------------------------------------
     def fuse(
         self, detections: list[Detection], duration_s: float, *, when: datetime | None = None,
-        camera: str | None = None, t_start_s: float = 0.0,
+        camera: str | None = None, t_start_s: float = 0.0, zones: list[Zone] | None = None,
+        thresholds: dict[str, float] | None = None,
     ) -> FusionOutput:
         """Score every category in windows over ``[t_start_s, duration_s)`` (a live camera's window starts late
-        in its stream) and turn runs of windows over threshold into incidents."""
+        in its stream) and turn runs of windows over threshold into incidents.
+
+        ``zones`` and ``thresholds`` are a camera's own (default: the settings' zones and the rules'
+        thresholds); a person standing in a restricted zone is evidence of intrusion.
+        """
+        zones = self.settings.fusion.zones if zones is None else zones
+        detections = detections + _restricted_zone_evidence(detections, zones)
         windows: dict[str, list[WindowScore]] = {cid: [] for cid in self.rules.categories}
         for t0, t1, members in self._windows(detections, t_start_s, duration_s):
-            supports = self._supports(members)
+            supports = self._supports(members, zones)
             for category in self.rules.categories:
                 found = supports.get(category, [])
                 score = self._category_score(found) if found else 0.0
@@ -173,12 +195,13 @@ class FusionEngine:
         scores = {cid: round(max((w.score for w in ws), default=0.0), 4) for cid, ws in windows.items()}
         incidents = []
         for category, ws in windows.items():
-            incidents.extend(self._incidents(category, ws, camera))
+            threshold = (thresholds or {}).get(category, self.rules.thresholds[category])
+            incidents.extend(self._incidents(category, ws, camera, threshold, zones))
         incidents.sort(key=lambda i: (-i.severity, -i.confidence, i.t_start_s))
         return FusionOutput(scores, incidents, windows)
 
-    def _incidents(self, category: str, windows: list[WindowScore], camera: str | None) -> list[Incident]:
-        threshold = self.rules.thresholds[category]
+    def _incidents(self, category: str, windows: list[WindowScore], camera: str | None, threshold: float,
+                   zones: list[Zone]) -> list[Incident]:
         floor = max(threshold, self.settings.fusion.min_confidence)
         runs: list[list[WindowScore]] = []
         for window in windows:
@@ -188,9 +211,10 @@ class FusionEngine:
                 runs[-1].append(window)
             else:
                 runs.append([window])
-        return [self._incident(category, run, threshold, camera) for run in runs]
+        return [self._incident(category, run, threshold, camera, zones) for run in runs]
 
-    def _incident(self, category: str, run: list[WindowScore], threshold: float, camera: str | None) -> Incident:
+    def _incident(self, category: str, run: list[WindowScore], threshold: float, camera: str | None,
+                  zones: list[Zone]) -> Incident:
         cat = self.rules.categories[category]
         confidence = max(w.score for w in run)
         # The strongest support of each label over the run is its evidence.
@@ -221,7 +245,7 @@ class FusionEngine:
             for d in dets
             if d.box_xywh_norm is not None
         ]
-        zone_names = {z.name for d in dets if (z := _zone_of(d, self.settings.fusion.zones))}
+        zone_names = {z.name for d in dets if (z := _zone_of(d, zones))}
         return Incident(
             category=category,
             category_name=cat.name,

@@ -226,9 +226,11 @@ class Monitor:
             return
         started = time.perf_counter()
         now = datetime.now(timezone.utc)
-        result = self.tier1.analyze_media(media, when=now, camera=self.name)
+        view = {"when": now, "camera": self.name, "zones": self.camera.zones,
+                "thresholds": self.camera.thresholds or None}
+        result = self.tier1.analyze_media(media, **view)
         if self.tier2 is not self.tier1 and self._is_candidate(result):
-            result = self.tier2.analyze_media(media, when=now, camera=self.name)
+            result = self.tier2.analyze_media(media, **view)
             self._count("tier2")
         self.last_result = result
         with self._stats_lock:
@@ -240,7 +242,7 @@ class Monitor:
     def _is_candidate(self, result: AnalysisResult) -> bool:
         if result.incidents:
             return True
-        thresholds = self.tier1.fusion.rules.thresholds
+        thresholds = {**self.tier1.fusion.rules.thresholds, **self.camera.thresholds}
         return any(score >= CANDIDATE_FRACTION * thresholds[c] for c, score in result.scores.items()
                    if c in thresholds)
 
