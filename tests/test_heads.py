@@ -312,3 +312,15 @@ def test_a_cameras_own_head_decides_at_its_own_threshold(analysed):
     evidence = [d for d in strict.detections if d.label == "head:test_motion"]
     assert evidence and all(d.score < d.attributes["probability"] for d in evidence)
     assert any(i.category == "test_motion" for i in results["moving_other_camera"].incidents)
+
+
+def test_a_still_window_is_no_fight_whoever_stands_in_it(tmp_path, pipeline):
+    """The assault head is a linear model on motion: where nothing moves it is not asked (it would extrapolate)."""
+    from skimage import data as skdata
+
+    person = np.ascontiguousarray(skdata.astronaut()[::2, ::2])  # a close-up person, perfectly still
+    clip = write_video(tmp_path / "still-person.mp4", (person for _ in range(4 * 15)), fps=15)
+    result = pipeline.analyze(clip)
+    windows = next(h for h in result.outputs["heads"]["heads"] if h["category"] == "assault")["windows"]
+    assert windows and all(p == 0.0 for _, _, p in windows)
+    assert result.scores["assault"] == 0.0

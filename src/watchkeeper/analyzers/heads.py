@@ -60,9 +60,11 @@ class _Features:
     def __init__(self, media: Media, context: AnalysisContext) -> None:
         self.media = media
         self.context = context
-        self.cache: dict[tuple[str, float | None], tuple[list[tuple[float, float]], np.ndarray]] = {}
+        self.cache: dict[tuple[str, float | None], tuple[list[tuple[float, float]], np.ndarray, np.ndarray]] = {}
 
-    def get(self, extractor: FeatureExtractor, window_s: float | None) -> tuple[list[tuple[float, float]], np.ndarray]:
+    def get(self, extractor: FeatureExtractor,
+            window_s: float | None) -> tuple[list[tuple[float, float]], np.ndarray, np.ndarray]:
+        """The windows, their feature vectors, and which of them are quiet (``FeatureExtractor.quiet_windows``)."""
         key = (extractor.name, window_s)
         if key not in self.cache:
             media = self.media
@@ -74,7 +76,8 @@ class _Features:
             matrix = np.stack(rows).astype(np.float32)
             if not np.isfinite(matrix).all():
                 raise AnalysisError(f"extractor '{extractor.name}' gave non-finite features")
-            self.cache[key] = (spans, matrix)
+            quiet = np.asarray(extractor.quiet_windows(media, self.context.outputs, spans), bool)
+            self.cache[key] = (spans, matrix, quiet)
         return self.cache[key]
 
 
@@ -119,8 +122,8 @@ class HeadsAnalyzer(Analyzer):
             if extractor.modality == "audio" and (media.audio is None or len(media.audio) == 0):
                 continue  # a silent video (or a chunk past the end of its sound): nothing to hear
             try:
-                spans, matrix = features.get(extractor, head.window_s)
-                probabilities = head.predict_proba(matrix)
+                spans, matrix, quiet = features.get(extractor, head.window_s)
+                probabilities = np.where(quiet, 0.0, head.predict_proba(matrix))
             except WatchkeeperError as exc:
                 # One head's failure leaves the others standing; it is reported in the output and the log.
                 errors[head.name] = exc.to_dict()
@@ -157,7 +160,7 @@ class HeadsAnalyzer(Analyzer):
         record: dict[str, Any] = {"extractor": extractor.name, "version": extractor.version, "window_s": window_s}
         if media.info.media_type not in extractor.media_types:
             return {**record, "windows": [], "features": []}
-        spans, matrix = features.get(extractor, window_s)
+        spans, matrix, _ = features.get(extractor, window_s)
         return {
             **record,
             "windows": [list(span) for span in spans],

@@ -45,6 +45,17 @@ class FeatureExtractor(ABC):
         """``extract`` for each window of one media; overridden where overlapping windows can share work."""
         return [self.extract(media, outputs, t_start_s, t_end_s) for t_start_s, t_end_s in spans]
 
+    def quiet_windows(
+        self, media: Media, outputs: dict[str, AnalyzerOutput], spans: Sequence[tuple[float, float]]
+    ) -> list[bool]:
+        """Windows that carry none of the signal this extractor describes (nothing moves, for flow).
+
+        Heads built on it score such windows 0 instead of asking their model: a
+        linear model extrapolates freely on inputs unlike any it was trained on,
+        and "no motion" is not evidence of a fight whatever else the picture holds.
+        """
+        return [False] * len(spans)
+
 
 EXTRACTORS: dict[str, type[FeatureExtractor]] = {}
 

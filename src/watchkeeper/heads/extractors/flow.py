@@ -14,6 +14,7 @@ around their boxes is, relative to their size) add about 0.02 ROC-AUC.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 import numpy as np
@@ -23,6 +24,7 @@ from ...analyzers.motion import (
     PAIR_FEATURES,
     PAIR_FEATURES_VERSION,
     PAIR_SPEED_BIN_EDGES,
+    PAIR_SPEED_THRESHOLDS,
     FlowPairs,
     MotionOutput,
 )
@@ -45,6 +47,10 @@ SPEED_HIST = tuple(f"speed_hist_{i}" for i in range(len(PAIR_SPEED_BIN_EDGES) + 
 MBH_HISTS = tuple(tuple(n for n in PAIR_FEATURES if n.startswith(f"mbh_{axis}_hist_")) for axis in "xy")
 _COLUMN = {name: i for i, name in enumerate(PAIR_FEATURES)}
 FLOW_DIM = 2 * len(LOGGED) + 2 * len(FRACTIONS) + len(SPEED_HIST) + sum(len(h) + 1 for h in MBH_HISTS)
+
+# A window where no frame pair has this fraction of its pixels moving (at the lowest speed threshold) is still.
+QUIET_MOVING_FRACTION = 0.001
+QUIET_COLUMN = f"moving_{PAIR_SPEED_THRESHOLDS[0]:g}"
 
 # People: boxes grown by this fraction of their size on each side (arms, and whoever they reach, stick out).
 BOX_GROWTH = 0.25
@@ -108,6 +114,13 @@ def motion_pairs(outputs: dict[str, AnalyzerOutput], extractor: str) -> FlowPair
 @register_extractor
 class FlowExtractor(FeatureExtractor):
     """Flow statistics of the window's frame pairs (76 values)."""
+
+    def quiet_windows(self, media: Media, outputs: dict[str, AnalyzerOutput],
+                      spans: Sequence[tuple[float, float]]) -> list[bool]:
+        pairs = motion_pairs(outputs, self.name)
+        moving = pairs.features[:, _COLUMN[QUIET_COLUMN]]
+        return [not (moving[pairs_in_window(pairs.times_s, t0, t1)] >= QUIET_MOVING_FRACTION).any()
+                for t0, t1 in spans]
 
     name = "flow"
     version = f"flow-1+pairs-{PAIR_FEATURES_VERSION}"
@@ -211,7 +224,7 @@ def people_features(pairs: FlowPairs, frame_times: np.ndarray, frame_boxes: list
 
 
 @register_extractor
-class FlowPeopleExtractor(FeatureExtractor):
+class FlowPeopleExtractor(FlowExtractor):
     """``flow`` followed by the person features (90 values): the assault head's extractor."""
 
     name = "flow_people"
