@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from mediagen import noise, still_room, write_video
 
-from watchkeeper.config import LiveSettings, MediaSettings, RecordingSettings
+from watchkeeper.config import EvidenceSettings, LiveSettings, MediaSettings, RecordingSettings
 from watchkeeper.live.capture import CaptureLoop, camera_from_source
 from watchkeeper.live.recording import GB, Retention, SegmentRecorder
 from watchkeeper.media import load_media
@@ -77,6 +77,19 @@ def test_retention_deletes_by_age_then_oldest_first_to_fit_the_budget(tmp_path):
     retention.enforce()
     assert retention.deleted == [old, a1]  # too old, then the oldest of any camera until 8000 bytes fit
     assert b1.exists() and a2.exists() and partial.exists()
+
+
+def test_evidence_goes_by_age_then_oldest_incident_first_whole_folders_at_a_time(tmp_path):
+    evidence = tmp_path / "evidence"
+    stale = write_segment(evidence / "hall" / "incident-a", "clip.mp4", 100, age_h=24 * 100).parent
+    older = write_segment(evidence / "hall" / "incident-b", "clip.mp4", 3000, age_h=5).parent
+    write_segment(older, "snapshot.jpg", 500, age_h=5)
+    newer = write_segment(evidence / "door" / "incident-c", "clip.mp4", 3000, age_h=1).parent
+    retention = Retention(tmp_path / "recordings", RecordingSettings(),
+                          evidence=(evidence, EvidenceSettings(max_age_days=90, max_total_gb=4000 / GB)))
+    retention.enforce()
+    assert retention.deleted == [stale, older] and not stale.exists() and not older.exists()
+    assert (newer / "clip.mp4").exists()
 
 
 def test_a_disk_short_of_room_pauses_recording_with_a_reason_until_there_is_room(tmp_path):

@@ -448,6 +448,8 @@ class EvidenceSettings(Section):
     jpeg_quality: int = Field(85, ge=1, le=100, description="Snapshots and clip frames (seed 004's FRAME_QUALITY).")
     clip_fps: float = Field(8.0, gt=0, le=30)
     clip_width: int = Field(640, ge=64, description="Clips are scaled down to this width at most.")
+    max_age_days: float = Field(90.0, gt=0, description="Evidence older than this is deleted.")
+    max_total_gb: float = Field(10.0, gt=0, description="All incidents' evidence together; the oldest goes first.")
 
 
 class RecordingSettings(Section):

@@ -87,16 +87,17 @@ class Monitor:
         self.gate = AlertGate(camera.gate or self.settings.live.gate)
         self.capture = CaptureLoop(camera, self.settings.live, self.settings.media)
         recording = self.settings.live.recording
-        self.retention: Retention | None = None
-        self._own_retention = False
+        evidence_root = evidence_dir or Path(self.settings.data_dir) / "evidence"
+        self._own_retention = retention is None
+        self.retention = retention or Retention(
+            Path(self.settings.data_dir) / "recordings", recording,
+            evidence=(evidence_root, self.settings.live.evidence))
         if (camera.record if camera.record is not None else recording.enabled) and not camera.privacy_mode:
-            self.retention = retention or Retention(Path(self.settings.data_dir) / "recordings", recording)
-            self._own_retention = retention is None
             self.capture.recorder = SegmentRecorder(self.retention.root / camera.name, recording)
             self.retention.recorders.append(self.capture.recorder)
         self.microphone = (CaptureLoop(camera, self.settings.live, self.settings.media, microphone_of=self.capture)
                            if camera.microphone else None)
-        self.recorder = EvidenceRecorder(evidence_dir or Path(self.settings.data_dir) / "evidence", self.capture,
+        self.recorder = EvidenceRecorder(evidence_root, self.capture,
                                          self.settings.live.evidence, on_written=self._evidence_written)
         self.reports = SessionReports(reports_dir or Path(self.settings.data_dir) / "reports" / camera.name,
                                       camera.location)
@@ -132,7 +133,6 @@ class Monitor:
         self.started_at = datetime.now(timezone.utc)
         self.recorder.start()
         if self._own_retention:
-            assert self.retention is not None
             self.retention.start()
         self.capture.start()
         if self.microphone is not None:
@@ -149,11 +149,10 @@ class Monitor:
             self.microphone.stop()
         self._thread.join(timeout_s)
         self.recorder.close(timeout_s)
-        if self.retention is not None:
-            if self._own_retention:
-                self.retention.stop()
-            elif self.capture.recorder in self.retention.recorders:
-                self.retention.recorders.remove(self.capture.recorder)
+        if self._own_retention:
+            self.retention.stop()
+        elif self.capture.recorder in self.retention.recorders:
+            self.retention.recorders.remove(self.capture.recorder)
         self.stopped_at = self.stopped_at or datetime.now(timezone.utc)
 
     def wait(self, timeout_s: float | None = None) -> bool:

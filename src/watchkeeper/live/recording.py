@@ -9,7 +9,8 @@ the wall clock at their first packet; a file still being written ends in
 ``.part`` and is renamed when it closes.
 
 ``Retention`` deletes segments older than ``max_age_h``, then the oldest of
-every camera until all of them fit in ``max_total_gb``. When the disk still
+every camera until all of them fit in ``max_total_gb``; incidents' evidence
+folders likewise by ``live.evidence.max_age_days`` and ``max_total_gb``. When the disk still
 has less than ``min_free_gb`` free, recorders are paused and report why in
 their camera's health, instead of filling the disk; they resume once there
 is room again.
@@ -29,7 +30,7 @@ from typing import Any
 
 import av
 
-from ..config import RecordingSettings
+from ..config import EvidenceSettings, RecordingSettings
 
 log = logging.getLogger(__name__)
 
@@ -125,19 +126,63 @@ class SegmentRecorder:
 
 
 @dataclass(frozen=True)
-class Segment:
+class Stored:
+    """A unit retention keeps or deletes whole: a recording segment, or one incident's evidence folder."""
+
     path: Path
     size: int
     modified: float
 
 
+def prune(units: list[Stored], *, older_than: float, max_bytes: float,
+          delete: Callable[[Stored], None]) -> list[Stored]:
+    """Delete the units older than ``older_than``, then the oldest until the rest fit ``max_bytes``; the
+    units kept come back, oldest first."""
+    keep = []
+    for unit in sorted(units, key=lambda u: (u.modified, u.path.name)):
+        (delete(unit) if unit.modified < older_than else keep.append(unit))
+    total = sum(u.size for u in keep)
+    while keep and total > max_bytes:
+        oldest = keep.pop(0)
+        delete(oldest)
+        total -= oldest.size
+    return keep
+
+
+def segments(root: Path) -> list[Stored]:
+    """Finished recording segments of every camera under ``root``."""
+    return [unit for path in root.glob(f"*/*{SEGMENT_SUFFIX}") if (unit := _stat(path, path)) is not None]
+
+
+def evidence_folders(root: Path) -> list[Stored]:
+    """Every incident's evidence folder under ``root`` (``<camera>/<incident>/``), as one unit each."""
+    units = []
+    for folder in root.glob("*/*/"):
+        files = [f for f in folder.iterdir() if f.is_file()] if folder.is_dir() else []
+        stats = [u for f in files if (u := _stat(f, f)) is not None]
+        if stats:
+            units.append(Stored(folder, sum(u.size for u in stats), max(u.modified for u in stats)))
+    return units
+
+
+def _stat(path: Path, unit: Path) -> Stored | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:  # deleted meanwhile
+        return None
+    return Stored(unit, stat.st_size, stat.st_mtime)
+
+
 class Retention:
-    """Keeps the recordings under ``root`` within their age and size, and the disk from filling."""
+    """Keeps recordings (and, given ``evidence``, incident evidence) within their age and size limits, and
+    the disk from filling."""
 
     def __init__(self, root: Path, settings: RecordingSettings, *, clock: Callable[[], float] = time.time,
-                 free_bytes: Callable[[Path], int] | None = None) -> None:
+                 free_bytes: Callable[[Path], int] | None = None,
+                 evidence: tuple[Path, EvidenceSettings] | None = None) -> None:
         self.root = root
         self.settings = settings
+        self.evidence = evidence
         self._clock = clock
         self._free_bytes = free_bytes or (lambda path: shutil.disk_usage(path).free)
         self.recorders: list[SegmentRecorder] = []
@@ -145,29 +190,17 @@ class Retention:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def segments(self) -> list[Segment]:
-        """Finished segments of every camera, oldest first."""
-        found = []
-        for path in self.root.glob(f"*/*{SEGMENT_SUFFIX}"):
-            try:
-                stat = path.stat()
-            except FileNotFoundError:  # deleted meanwhile
-                continue
-            found.append(Segment(path, stat.st_size, stat.st_mtime))
-        return sorted(found, key=lambda s: (s.modified, s.path.name))
-
     def enforce(self) -> None:
-        """One pass: age, then total size, then free space."""
-        segments = self.segments()
-        too_old = self._clock() - self.settings.max_age_h * 3600
-        keep = []
-        for segment in segments:
-            (self._delete(segment) if segment.modified < too_old else keep.append(segment))
-        total = sum(s.size for s in keep)
-        while keep and total > self.settings.max_total_gb * GB:
-            oldest = keep.pop(0)
-            self._delete(oldest)
-            total -= oldest.size
+        """One pass: evidence by age and size; recordings by age, total size, then free space."""
+        now = self._clock()
+        if self.evidence is not None:
+            folder, limits = self.evidence
+            prune(evidence_folders(folder), older_than=now - limits.max_age_days * 86400,
+                  max_bytes=limits.max_total_gb * GB, delete=self._delete)
+        keep = prune(segments(self.root), older_than=now - self.settings.max_age_h * 3600,
+                     max_bytes=self.settings.max_total_gb * GB, delete=self._delete)
+        if not self.recorders:
+            return  # free space is the recorders' concern: nothing records here now
         self.root.mkdir(parents=True, exist_ok=True)
         free = self._free_bytes(self.root)
         while keep and free < self.settings.min_free_gb * GB:
@@ -183,9 +216,12 @@ class Retention:
                 log.error("%s", reason)
             recorder.paused_reason = reason
 
-    def _delete(self, segment: Segment) -> None:
-        segment.path.unlink(missing_ok=True)
-        self.deleted.append(segment.path)
+    def _delete(self, unit: Stored) -> None:
+        if unit.path.is_dir():
+            shutil.rmtree(unit.path, ignore_errors=True)
+        else:
+            unit.path.unlink(missing_ok=True)
+        self.deleted.append(unit.path)
 
     def start(self, every_s: float = 30.0) -> None:
         def run() -> None:

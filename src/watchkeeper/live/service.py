@@ -126,7 +126,8 @@ class LiveService:
         self.db = db
         self.evidence_dir = evidence_dir or Path(settings.data_dir) / "evidence"
         self.hub = EventHub()
-        self.retention = Retention(Path(settings.data_dir) / "recordings", settings.live.recording)
+        self.retention = Retention(Path(settings.data_dir) / "recordings", settings.live.recording,
+                                   evidence=(self.evidence_dir, settings.live.evidence))
         self._make_pipelines = pipelines or (lambda: tier_pipelines(settings))
         self._pipelines: tuple[Pipeline, Pipeline] | None = None
         self._lock = threading.RLock()
