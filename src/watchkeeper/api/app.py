@@ -31,6 +31,7 @@ from ..jobs.worker import WorkerPool
 from ..netguard import UrlPolicy, fetch_url
 from ..store.db import open_database
 from ..uploads import MediaRoots, UploadStore
+from ..live.monitor import tier_pipelines
 from ..live.service import LiveService
 from . import legacy, live, seed001, v1
 from .job_outcomes import job_finished
@@ -102,7 +103,9 @@ def build_runtime(settings: Settings) -> Runtime:
         url_policy=policy, fetch=fetch, pipeline=pipeline, mailer=mailer, wake_workers=workers.wake,
         link_secret=load_or_create_secret(data_dir / LINK_SECRET_FILE),
     )
-    return Runtime(services, workers, dispatcher, LiveService(settings, db, evidence_dir=data_dir / "evidence"))
+    live = LiveService(settings, db, evidence_dir=data_dir / "evidence",
+                       pipelines=lambda: tier_pipelines(settings, pipeline()))  # one set of models in the process
+    return Runtime(services, workers, dispatcher, live)
 
 
 class BodyLimit:

@@ -52,9 +52,10 @@ IncidentCallback = Callable[[IncidentEvent], None]
 EvidenceCallback = Callable[[Evidence], None]
 
 
-def tier_pipelines(settings: Settings) -> tuple[Pipeline, Pipeline]:
-    """Tier 1 and tier 2 pipelines over the same loaded models; tier 2 is every enabled analyzer."""
-    full = Pipeline(settings)
+def tier_pipelines(settings: Settings, full: Pipeline | None = None) -> tuple[Pipeline, Pipeline]:
+    """Tier 1 and tier 2 pipelines over the same loaded models; tier 2 is every enabled analyzer (``full``
+    when given: a server's cameras share the models its API analyses with)."""
+    full = full or Pipeline(settings)
     tier2_only = [name for name in full.enabled_analyzer_names() if name not in TIER1_ANALYZERS]
     if not tier2_only:
         return full, full
