@@ -39,6 +39,7 @@ from .events import IncidentEvent
 from .gate import AlertGate, GateEvent
 from .recording import Retention, SegmentRecorder
 from .reports import SessionReports
+from .slots import AnalysisSlots
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,8 @@ class Monitor:
     def __init__(self, source: str | Path | CameraSettings, *, name: str | None = None,
                  settings: Settings | None = None, pipelines: tuple[Pipeline, Pipeline] | None = None,
                  fps: float | None = None, evidence_dir: Path | None = None,
-                 reports_dir: Path | None = None, retention: Retention | None = None) -> None:
+                 reports_dir: Path | None = None, retention: Retention | None = None,
+                 slots: AnalysisSlots | None = None) -> None:
         self.settings = settings or load_settings()
         camera = source if isinstance(source, CameraSettings) else camera_from_source(source, name)
         if fps is not None:
@@ -86,6 +88,7 @@ class Monitor:
         self.interval_s = camera.analysis_interval_s or self.settings.media.frame_interval_s
         self.tier1, self.tier2 = pipelines or tier_pipelines(self.settings)
         self.gate = AlertGate(camera.gate or self.settings.live.gate)
+        self.slots = slots or AnalysisSlots(capacity=1)  # the cameras of a server share one
         self.capture = CaptureLoop(camera, self.settings.live, self.settings.media)
         recording = self.settings.live.recording
         evidence_root = evidence_dir or Path(self.settings.data_dir) / "evidence"
@@ -228,10 +231,11 @@ class Monitor:
         now = datetime.now(timezone.utc)
         view = {"when": now, "camera": self.name, "zones": self.camera.zones,
                 "thresholds": self.camera.thresholds or None}
-        result = self.tier1.analyze_media(media, **view)
-        if self.tier2 is not self.tier1 and self._is_candidate(result):
-            result = self.tier2.analyze_media(media, **view)
-            self._count("tier2")
+        with self.slots.turn():
+            result = self.tier1.analyze_media(media, **view)
+            if self.tier2 is not self.tier1 and self._is_candidate(result):
+                result = self.tier2.analyze_media(media, **view)
+                self._count("tier2")
         self.last_result = result
         with self._stats_lock:
             self._latencies.append(time.perf_counter() - started)

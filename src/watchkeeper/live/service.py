@@ -35,6 +35,7 @@ from .evidence import Evidence
 from .events import IncidentEvent
 from .monitor import Monitor, tier_pipelines
 from .recording import Retention
+from .slots import AnalysisSlots
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,7 @@ class LiveService:
         self.db = db
         self.evidence_dir = evidence_dir or Path(settings.data_dir) / "evidence"
         self.hub = EventHub()
+        self.slots = AnalysisSlots()  # the cameras take turns at the analysis, first come first served
         self.retention = Retention(Path(settings.data_dir) / "recordings", settings.live.recording,
                                    evidence=(self.evidence_dir, settings.live.evidence))
         self._make_pipelines = pipelines or (lambda: tier_pipelines(settings))
@@ -211,7 +213,7 @@ class LiveService:
             if self._pipelines is None:
                 self._pipelines = self._make_pipelines()
             monitor = Monitor(camera, settings=self.settings, pipelines=self._pipelines,
-                              evidence_dir=self.evidence_dir, retention=self.retention)
+                              evidence_dir=self.evidence_dir, retention=self.retention, slots=self.slots)
             monitor.on_incident(self._incident)
             monitor.on_evidence(self._evidence)
             self.monitors[name] = monitor
