@@ -108,7 +108,7 @@ def main() -> None:
           f"{'event s':>8}")
     for r in rows:
         print(f"{r['cameras']:>7} {r['windows_analysed']:>8} {r['windows_skipped']:>8} {r['cpu_per_camera']:>8} "
-              f"{round(r["analysis_ms_p50"]):>9} {str(r['alert_latency_s_median']):>8} {str(r['event_latency_s_median']):>8}")
+              f"{round(r['analysis_ms_p50']):>9} {str(r['alert_latency_s_median']):>8} {str(r['event_latency_s_median']):>8}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
                                     "seconds": args.seconds, "source": "1280x720 at 25 fps, H.264 + AAC",
