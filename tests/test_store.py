@@ -210,6 +210,34 @@ def test_analysis_is_stored_with_its_incidents_and_their_evidence(db, siren_resu
 
 # -- purge -------------------------------------------------------------------------------------
 
+def test_purge_takes_old_live_incidents_evidence_with_them(db, siren_result, tmp_path):
+    from watchkeeper.store.live import open_live_incident
+
+    evidence = tmp_path / "evidence"
+    folders = {}
+    with db.session() as session:
+        for name, created in (("old", utcnow() - timedelta(days=40)), ("new", utcnow())):
+            folder = evidence / "hall" / name
+            folder.mkdir(parents=True)
+            (folder / "clip.mp4").write_bytes(b"clip")
+            row = open_live_incident(session, siren_result, siren_result.incidents[0], camera="hall", source="cam",
+                                     live={"evidence": {"clip": str(folder / "clip.mp4"), "snapshot": None}})
+            analysis_id = session.get(IncidentRecord, row).analysis_id
+            session.execute(update(Analysis).where(Analysis.id == analysis_id).values(created_at=created))
+            folders[name] = folder
+        # A row naming a file outside the evidence folder: never deleted, whatever the row says.
+        outside = tmp_path / "elsewhere"
+        outside.mkdir()
+        (outside / "keep.mp4").write_bytes(b"x")
+        row = open_live_incident(session, siren_result, siren_result.incidents[0], camera="hall", source="cam",
+                                 live={"evidence": {"clip": str(outside / "keep.mp4")}})
+        session.execute(update(Analysis).where(Analysis.id == session.get(IncidentRecord, row).analysis_id)
+                        .values(created_at=utcnow() - timedelta(days=40)))
+    counts = purge(db, utcnow() - timedelta(days=30), evidence_dir=evidence)
+    assert counts["evidence_folders"] == 1 and counts["analyses"] == 2
+    assert not folders["old"].exists() and folders["new"].exists() and (outside / "keep.mp4").exists()
+
+
 def test_purge_deletes_what_is_older_and_keeps_the_rest(db, siren_result, tmp_path):
     now = utcnow()
     old, cutoff = now - timedelta(days=40), now - timedelta(days=30)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,8 @@ FINISHED_DELIVERY_STATES = ("delivered", "dead")
 
 
 def purge(
-    db: Database, before: datetime, *, keep_users: bool = True, uploads_dir: Path | None = None
+    db: Database, before: datetime, *, keep_users: bool = True, uploads_dir: Path | None = None,
+    evidence_dir: Path | None = None,
 ) -> dict[str, int]:
     """Delete what is older than ``before`` (timezone-aware) and return how many rows went, per table.
 
@@ -32,7 +34,9 @@ def purge(
     their files in ``uploads_dir``), audit entries, and sessions that expired
     or were revoked. With ``keep_users=False`` also the users created before
     then (their keys and sessions with them) and every API key created before then.
-    ``upload_files`` counts the files removed.
+    ``upload_files`` counts the files removed; with ``evidence_dir``, the
+    evidence folders of the live incidents that went are removed too
+    (``evidence_folders``).
     """
     old_analyses = select(Analysis.id).where(Analysis.created_at < before)
     old_incidents = select(IncidentRecord.id).where(IncidentRecord.analysis_id.in_(old_analyses))
@@ -50,6 +54,8 @@ def purge(
         counts["detections"] = _count(session, select(DetectionRecord.id).where(
             DetectionRecord.incident_id.in_(old_incidents)))
         counts["incidents"] = _count(session, old_incidents)
+        evidence = [data for data in session.scalars(select(IncidentRecord.data).where(
+            IncidentRecord.id.in_(old_incidents), IncidentRecord.camera.is_not(None)))] if evidence_dir else []
         counts["analyses"] = _delete(session, Analysis, Analysis.created_at < before)
         counts["jobs"] = _delete(session, Job, Job.state.in_(FINISHED_JOB_STATES), Job.finished_at < before)
         counts["delivery_attempts"] = _count(session, select(DeliveryAttempt.id).where(
@@ -65,6 +71,8 @@ def purge(
             counts["users"] = _delete(session, User, User.created_at < before)
     # Files go only once their rows are gone for good.
     counts["upload_files"] = _remove_files(uploads_dir, upload_names) if uploads_dir else 0
+    if evidence_dir is not None:
+        counts["evidence_folders"] = _remove_evidence(evidence_dir, evidence)
     log.info("purged", extra={"before": before.isoformat(), **counts})
     return counts
 
@@ -76,6 +84,19 @@ def _count(session: Session, query: Select[Any]) -> int:
 def _delete(session: Session, model: type[Base], *where: ColumnElement[bool]) -> int:
     result = session.execute(delete(model).where(*where).execution_options(synchronize_session=False))
     return result.rowcount  # type: ignore[attr-defined]
+
+
+def _remove_evidence(root: Path, incidents: list[dict[str, Any]]) -> int:
+    """Each live incident's evidence folder (the folder of its snapshot, clip and sound), if under ``root``."""
+    root = root.resolve()
+    folders = {Path(path).resolve().parent for data in incidents
+               for path in (data or {}).get("live", {}).get("evidence", {}).values() if path}
+    removed = 0
+    for folder in folders:
+        if folder.is_relative_to(root) and folder != root and folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 def _remove_files(folder: Path, names: list[str]) -> int:
