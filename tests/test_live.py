@@ -217,3 +217,14 @@ def test_a_person_in_a_cameras_restricted_zone_opens_an_intrusion(tmp_path):
         intrusion = [e for e in events if e.incident.category == "intrusion"]
         assert [e.kind for e in intrusion] == expected
     # Without the camera's zone the same picture is nobody's business (an empty list: no zones at all).
+
+
+def test_a_missing_file_ends_the_camera_with_the_reason_instead_of_retrying(tmp_path):
+    capture = CaptureLoop(camera_from_source(tmp_path / "gone.mp4", loop=True), LiveSettings(), MediaSettings())
+    capture.start()
+    capture.join(10)
+    assert capture.finished and capture.health.state == "ended" and capture.health.reconnects == 0
+    assert "No such file" in capture.health.last_error
+    proc = subprocess.run([EXE, "monitor", str(tmp_path / "gone.mp4")], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "WATCHKEEPER_DATA_DIR": str(tmp_path / "data")})
+    assert proc.returncode == 2 and "gone.mp4: No such file" in proc.stderr

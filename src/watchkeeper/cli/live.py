@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from ..config import Settings
+from ..errors import MediaFetchError
 
 KIND_STYLE = {"opened": "bold red", "updated": "yellow", "closed": "green"}
 
@@ -68,6 +69,8 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings]) -> None:
                 sink.close()
         stats = watcher.statistics()
         health = watcher.health
+        if health.frames == 0 and health.last_error:
+            raise MediaFetchError(f"{source}: {health.last_error}")  # nothing was watched: say why, exit 2
         if watcher.report_path is not None:
             out.print(f"session report: {escape(str(watcher.report_path))}", highlight=False)
         out.print(f"{stats['total_incidents']} incident(s) {stats['by_category']}; "

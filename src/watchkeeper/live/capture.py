@@ -74,16 +74,24 @@ class CameraHealth:
     recording: str | None = None  # "on, N segments", or why it is paused; None when not recording
 
 
+def _device(source: str) -> tuple[str, str] | None:
+    """A capture device's input name and FFmpeg format: webcams by index or path, ALSA and PulseAudio sound."""
+    if _DEVICE_INDEX.match(source):
+        return f"/dev/video{source}", "v4l2"
+    if source.startswith("/dev/video"):
+        return source, "v4l2"
+    if source.startswith(("hw:", "plughw:")):
+        return source, "alsa"
+    if source.startswith("pulse:"):
+        return source.removeprefix("pulse:") or "default", "pulse"
+    return None
+
+
 def open_args(source: str, timeout_s: float) -> tuple[str, dict[str, Any]]:
     """``av.open`` arguments for a configured source: devices by index or path, stream options by scheme."""
-    if _DEVICE_INDEX.match(source):
-        return f"/dev/video{source}", {"format": "v4l2"}
-    if source.startswith(("hw:", "plughw:")):
-        return source, {"format": "alsa"}
-    if source.startswith("pulse:"):
-        return source.removeprefix("pulse:") or "default", {"format": "pulse"}
-    if source.startswith("/dev/video"):
-        return source, {"format": "v4l2"}
+    device = _device(source)
+    if device is not None:
+        return device[0], {"format": device[1]}
     options: dict[str, str] = {}
     scheme = source.split("://", 1)[0].lower() if "://" in source else ""
     if scheme in ("rtsp", "rtsps"):
@@ -94,8 +102,7 @@ def open_args(source: str, timeout_s: float) -> tuple[str, dict[str, Any]]:
 
 
 def is_file_source(source: str) -> bool:
-    return ("://" not in source and not _DEVICE_INDEX.match(source)
-            and not source.startswith(("/dev/video", "hw:", "plughw:", "pulse:")))
+    return "://" not in source and _device(source) is None
 
 
 class RecentMedia:
@@ -365,6 +372,9 @@ class CaptureLoop:
                 delivered = False
                 reason = av_reason(exc)
                 log.warning("camera %s: %s", self.camera.name, reason, extra={"camera": self.camera.name})
+                if self.file:  # a missing or broken file stays so: waiting would not mend it
+                    self._set(state="ended", last_error=reason)
+                    return
                 self._set(last_error=reason)
             else:
                 if self._stop.is_set():
