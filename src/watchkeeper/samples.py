@@ -56,8 +56,9 @@ def _mux(container: av.container.OutputContainer, stream: av.stream.Stream, fram
         container.mux(packet)
 
 
-def _mux_audio(container: av.container.OutputContainer, stream: av.audio.stream.AudioStream,
-               samples: np.ndarray, sr: int) -> None:
+def mux_audio(container: av.container.OutputContainer, stream: av.audio.stream.AudioStream,
+              samples: np.ndarray, sr: int) -> None:
+    """Encode and write all of ``samples`` (float, mono or stereo, at ``sr``) to ``stream``."""
     for frame in _audio_frames(samples, sr):
         _mux(container, stream, frame)
     _mux(container, stream, None)
@@ -77,7 +78,7 @@ def write_audio(path: Path, samples: np.ndarray, *, sr: int = SR, codec: str | N
         stream.layout = "mono" if channels == 1 else "stereo"
         if codec == "vorbis":
             stream.codec_context.options = {"strict": "experimental"}  # FFmpeg's own Vorbis encoder
-        _mux_audio(container, stream, samples, sr)
+        mux_audio(container, stream, samples, sr)
     return path
 
 

@@ -27,7 +27,7 @@ from PIL import Image, ImageDraw
 
 from ..config import EvidenceSettings
 from ..domain import AUDIO_SAMPLE_RATE_HZ, Incident
-from ..samples import write_audio
+from ..samples import mux_audio, write_audio
 from .capture import CaptureLoop
 
 log = logging.getLogger(__name__)
@@ -95,13 +95,7 @@ def write_clip(path: Path, frames: list[tuple[float, bytes]], sound: np.ndarray 
             container.mux(video.encode(frame))
         container.mux(video.encode(None))
         if audio is not None:
-            for start in range(0, len(sound), 1024):
-                piece = av.AudioFrame.from_ndarray(sound[None, start:start + 1024].astype(np.float32), format="fltp",
-                                                   layout="mono")
-                piece.sample_rate, piece.pts = AUDIO_SAMPLE_RATE_HZ, start
-                piece.time_base = Fraction(1, AUDIO_SAMPLE_RATE_HZ)
-                container.mux(audio.encode(piece))
-            container.mux(audio.encode(None))
+            mux_audio(container, audio, sound, AUDIO_SAMPLE_RATE_HZ)
     return path
 
 

@@ -22,7 +22,7 @@ import logging
 import math
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -113,7 +113,7 @@ class Monitor:
         self._stats_lock = threading.Lock()
         self._opened: list[Incident] = []
         self._windows = Counter[str]()
-        self._latencies: list[float] = []
+        self._latencies: deque[float] = deque(maxlen=1000)  # the newest windows' analysis times
         self.started_at: datetime | None = None
         self.stopped_at: datetime | None = None
         self.last_result: AnalysisResult | None = None
@@ -239,7 +239,6 @@ class Monitor:
         self.last_result = result
         with self._stats_lock:
             self._latencies.append(time.perf_counter() - started)
-            self._latencies = self._latencies[-1000:]
         self._count("analysed")
         self._emit(self.gate.observe(t_end, result.incidents), picture=media.frames[0].rgb, window=result)
 
