@@ -15,6 +15,7 @@ from watchkeeper.errors import ConflictError, NotFoundError
 from watchkeeper.live.monitor import tier_pipelines
 from watchkeeper.live.service import LiveService, redact_url
 from watchkeeper.samples import siren
+from watchkeeper.store.db import Database
 from watchkeeper.store.models import Analysis, IncidentRecord
 
 FPS = 15
@@ -111,3 +112,15 @@ def test_cameras_added_through_the_service_survive_a_restart_and_remember_being_
     assert not again.monitors
     again.remove_camera("gate")
     assert sorted(LiveService(settings, db, pipelines=lambda: pipelines).cameras) == ["hall"]
+
+
+def test_an_incident_the_database_cannot_take_still_reaches_the_feed(db, hall, pipelines, tmp_path):
+    camera = CameraSettings(name="hall", source=str(hall), realtime=False)
+    service = LiveService(Settings(data_dir=tmp_path, live={"cameras": [camera]}), db, pipelines=lambda: pipelines)
+    service.db = Database(f"sqlite:///{tmp_path / 'never-migrated.db'}")  # no tables: every write fails
+    service.start()
+    assert service.monitor("hall").wait(120)
+    service.stop()
+    service.db.close()
+    opened = [m for m in service.hub.recent if m["type"] == "incident" and m["event"] == "opened"]
+    assert opened and opened[0]["category"] == "alarm" and opened[0]["incident"] is None

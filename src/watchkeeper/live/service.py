@@ -252,6 +252,22 @@ class LiveService:
                 "camera_t": round(event.t, 3)}
         with self._lock:
             row_id = self._rows.get(event.incident_id)
+        try:
+            row_id = self._store(event, camera, live, row_id)
+        except Exception:  # the database failing must not silence the alert: the feed still carries it
+            log.exception("live incident not stored", extra={"camera": event.camera, "event": event.kind})
+        if event.kind == "closed":
+            # A camera in privacy mode writes no evidence: closing is the last news of its incidents.
+            self._settle(event.incident_id, "closed", "evidence" if camera and camera.privacy_mode else None)
+        described = {k: v for k, v in event.to_json().items() if k != "snapshot"}  # no server paths on the feed
+        self.hub.publish({"type": "incident", "event": event.kind, "incident": row_id, **described,
+                          "location": camera.location if camera else "",
+                          "severity_label": event.incident.severity_label,
+                          "requires_immediate_action": event.incident.requires_immediate_action})
+
+    def _store(self, event: IncidentEvent, camera: CameraSettings | None, live: dict[str, Any],
+               row_id: int | None) -> int | None:
+        """Write the event to the incident's row (a new one when it opens); returns the row's id."""
         with self.db.session() as session:
             if event.kind == "opened" and event.window is not None:
                 source = redact_url(camera.source) if camera else event.camera
@@ -263,14 +279,7 @@ class LiveService:
                         self._done.pop(self._rows.popitem(last=False)[0], None)
             elif row_id is not None:
                 update_live_incident(session, row_id, event.incident, **live)
-        if event.kind == "closed":
-            # A camera in privacy mode writes no evidence: closing is the last news of its incidents.
-            self._settle(event.incident_id, "closed", "evidence" if camera and camera.privacy_mode else None)
-        described = {k: v for k, v in event.to_json().items() if k != "snapshot"}  # no server paths on the feed
-        self.hub.publish({"type": "incident", "event": event.kind, "incident": row_id, **described,
-                          "location": camera.location if camera else "",
-                          "severity_label": event.incident.severity_label,
-                          "requires_immediate_action": event.incident.requires_immediate_action})
+        return row_id
 
     def _settle(self, incident_id: str, *happened: str | None) -> None:
         with self._lock:
