@@ -430,6 +430,9 @@ class CameraSettings(Section):
     analysis_interval_s: float | None = Field(
         None, gt=0, description="Seconds between analysed windows; default media.frame_interval_s."
     )
+    analysis_weight: float = Field(
+        1.0, gt=0, description="This camera's share of the analysis time when cameras compete (2 = twice the share)."
+    )
     gate: AlertGateSettings | None = Field(None, description="This camera's alert gate; default live.gate.")
     privacy_mode: bool = Field(False, description="Store no pictures or sound: incidents and their metadata only.")
     record: bool | None = Field(None, description="Record continuously; default live.recording.enabled.")

@@ -39,6 +39,7 @@ from .events import IncidentEvent
 from .gate import AlertGate, GateEvent
 from .recording import Retention, SegmentRecorder
 from .reports import SessionReports
+from .overlay import OverlayView
 from .slots import AnalysisSlots
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,7 @@ class Monitor:
         self.started_at: datetime | None = None
         self.stopped_at: datetime | None = None
         self.last_result: AnalysisResult | None = None
+        self.overlay = OverlayView(self)
 
     @property
     def name(self) -> str:
@@ -231,7 +233,7 @@ class Monitor:
         now = datetime.now(timezone.utc)
         view = {"when": now, "camera": self.name, "zones": self.camera.zones,
                 "thresholds": self.camera.thresholds or None}
-        with self.slots.turn():
+        with self.slots.turn(self.name, self.camera.analysis_weight):
             result = self.tier1.analyze_media(media, **view)
             if self.tier2 is not self.tier1 and self._is_candidate(result):
                 result = self.tier2.analyze_media(media, **view)

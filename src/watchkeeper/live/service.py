@@ -127,7 +127,7 @@ class LiveService:
         self.db = db
         self.evidence_dir = evidence_dir or Path(settings.data_dir) / "evidence"
         self.hub = EventHub()
-        self.slots = AnalysisSlots()  # the cameras take turns at the analysis, first come first served
+        self.slots = AnalysisSlots()  # the cameras share the analysis time by weight
         self.retention = Retention(Path(settings.data_dir) / "recordings", settings.live.recording,
                                    evidence=(self.evidence_dir, settings.live.evidence))
         self._make_pipelines = pipelines or (lambda: tier_pipelines(settings))
