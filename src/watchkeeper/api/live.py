@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 from collections.abc import AsyncIterator
 
@@ -13,8 +12,6 @@ from starlette.concurrency import run_in_threadpool
 
 from ..errors import NotFoundError, PermissionDeniedError, WatchkeeperError
 from ..live.service import LiveService
-from ..live.evidence import draw_boxes
-from ..live.monitor import Monitor
 from .deps import Viewer, websocket_principal
 from .v1.cameras import get_live
 
@@ -23,7 +20,6 @@ router = APIRouter(tags=["live"])
 
 MJPEG_BOUNDARY = "frame"
 MJPEG_FPS = 5.0
-MJPEG_QUALITY = 75
 # WebSocket close codes for a refused connection (4000-4999 are the application's, here HTTP's plus 4000).
 CLOSE_UNAUTHORISED, CLOSE_FORBIDDEN, CLOSE_NOT_FOUND = 4401, 4403, 4404
 
@@ -67,23 +63,6 @@ async def refuse(websocket: WebSocket, exc: WatchkeeperError) -> None:
     await websocket.close(code, str(exc)[:120])
 
 
-def overlay_jpeg(monitor: Monitor) -> bytes | None:
-    """The camera's newest picture with the boxes and the strongest score of its latest analysis."""
-    latest = monitor.capture.ring.latest_rgb()
-    if latest is None:
-        return None
-    result = monitor.last_result
-    boxes, title = [], monitor.name
-    if result is not None:
-        boxes = [(d.label, d.box_xywh_norm) for d in result.detections if d.box_xywh_norm is not None]
-        if result.incidents:
-            top = max(result.incidents, key=lambda i: i.confidence)
-            title = f"{monitor.name}: {top.category_name} {top.confidence:.0%}"
-    buffer = io.BytesIO()
-    draw_boxes(latest[1], boxes, title).save(buffer, format="JPEG", quality=MJPEG_QUALITY)
-    return buffer.getvalue()
-
-
 @router.get("/cameras/{name}/stream.mjpeg", summary="A camera's live view with overlays (MJPEG)",
             response_class=StreamingResponse,
             responses={200: {"content": {f"multipart/x-mixed-replace; boundary={MJPEG_BOUNDARY}": {}}}})
@@ -99,7 +78,7 @@ def mjpeg_response(request: Request, live: LiveService, name: str) -> StreamingR
     async def frames() -> AsyncIterator[bytes]:
         while not await request.is_disconnected():
             monitor = live.monitors.get(name)
-            jpeg = await run_in_threadpool(overlay_jpeg, monitor) if monitor is not None else None
+            jpeg = await run_in_threadpool(monitor.overlay.jpeg) if monitor is not None else None
             if jpeg is not None:
                 yield (f"--{MJPEG_BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
                        .encode() + jpeg + b"\r\n")

@@ -27,7 +27,7 @@ from ..live.reports import tier1_json
 from ..live.service import LiveService
 from ..store.models import IncidentRecord
 from .deps import ServicesDep, Viewer, websocket_principal
-from .live import mjpeg_response, overlay_jpeg, refuse
+from .live import mjpeg_response, refuse
 from .v1.cameras import EvidenceKind, evidence_file, get_live
 
 router = APIRouter(tags=["seed 001"])
@@ -79,7 +79,7 @@ async def stream_video(websocket: WebSocket) -> None:
 
 
 def _frame_message(monitor: Monitor) -> dict[str, Any] | None:
-    jpeg, result = overlay_jpeg(monitor), monitor.last_result
+    jpeg, result = monitor.overlay.jpeg(), monitor.last_result
     if jpeg is None:
         return None
     tier1 = tier1_json(result, monitor.health.frames, monitor.capture.ring.pictures_end_t) if result else {}
