@@ -339,11 +339,56 @@ class CacheSettings(Section):
 
 
 class ProviderSettings(Section):
+    """A model provider. Its ``type`` defaults to its name in ``providers`` (gemini, openai, anthropic, groq,
+    replicate, huggingface, ollama, openai_compatible)."""
+
+    type: str | None = None
     api_key: str | None = None
-    model: str | None = None
-    fast_model: str | None = None
-    detailed_model: str | None = None
-    base_url: str | None = None
+    model: str | None = Field(None, description="Both tiers' model, unless fast_model or detailed_model say otherwise.")
+    fast_model: str | None = Field(None, description="The quick model (seed 001's 8B): live windows, first looks.")
+    detailed_model: str | None = Field(None, description="The careful model (seed 001's 70B): reports, severe cases.")
+    base_url: str | None = Field(None, description="The endpoint, for on-premise servers and proxies.")
+    vision: bool | None = Field(None, description="Whether the models take images; default: known per provider.")
+    timeout_s: float = Field(30.0, gt=0)
+    max_retries: int = Field(2, ge=0, le=10, description="Retries after a 429, a 5xx or a timeout, with backoff.")
+    requests_per_minute: float | None = Field(None, gt=0, description="This provider's rate limit, if any.")
+    max_concurrency: int = Field(4, ge=1, description="Requests in flight at once.")
+    input_usd_per_mtok: float | None = Field(None, ge=0, description="Price per million input tokens, if known.")
+    output_usd_per_mtok: float | None = Field(None, ge=0, description="Price per million output tokens, if known.")
+
+
+class DecisionRules(Section):
+    """What a second opinion does to a finding."""
+
+    require_agreement_from_severity: int = Field(
+        4, ge=1, le=6, description="Findings this severe need the verifier to agree (6: never required)."
+    )
+    on_disagreement: Literal["downgrade", "keep", "dismiss"] = Field(
+        "downgrade", description="downgrade: severity one lower and marked disputed; dismiss: no incident."
+    )
+
+
+class ReasoningSettings(Section):
+    """The optional model layer on top of the local pipeline, and the incident reports."""
+
+    order: list[str] = Field(
+        default_factory=list, description="Providers to try in turn when one fails; default: the default, then the rest."
+    )
+    verifier: str | None = Field(
+        "local", description="Who re-judges a finding: a provider's name, 'local' (local evidence), or null (nobody)."
+    )
+    rules: DecisionRules = Field(default_factory=DecisionRules)
+    local_llm_size: Literal["tiny", "medium", "large"] | None = Field(
+        None, description="Seed 000: use the on-premise provider's model of this size (local_models)."
+    )
+    local_provider: str = Field("ollama", description="The provider that local_llm_size picks models from.")
+    local_models: dict[Literal["tiny", "medium", "large"], str] = Field(
+        default_factory=lambda: {"tiny": "llama3.2:1b", "medium": "llama3.1:8b", "large": "llama3.3:70b"}
+    )
+    operator_prompt: str = Field("", description="What counts as suspicious at this site; goes into every prompt.")
+    max_frames: int = Field(4, ge=0, le=16, description="Pictures sent to a vision model per analysis.")
+    detailed_from_severity: int = Field(4, ge=1, le=6, description="Use the detailed model from this severity on.")
+    report_with_provider: bool = Field(True, description="Let the provider write the reports' sections.")
 
 
 class NotificationSettings(Section):
@@ -510,6 +555,7 @@ class Settings(Section):
     cache: CacheSettings = Field(default_factory=CacheSettings)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     default_provider: str = "local"
+    reasoning: ReasoningSettings = Field(default_factory=ReasoningSettings)
     notification: NotificationSettings | None = None
     categories: list[CategoryDef] = Field(default_factory=list)
     server: ServerSettings = Field(default_factory=ServerSettings)
@@ -535,10 +581,27 @@ class Settings(Section):
     @field_validator("providers")
     @classmethod
     def _known_providers(cls, value: dict[str, ProviderSettings]) -> dict[str, ProviderSettings]:
-        unknown = sorted(set(value) - set(PROVIDER_NAMES) - {"openai_compatible"})
+        allowed = [*PROVIDER_NAMES, "openai_compatible"]
+        unknown = sorted(f"{name} (type {entry.type or name})" for name, entry in value.items()
+                         if (entry.type or name) not in allowed)
         if unknown:
-            raise ValueError(f"unknown provider(s) {unknown}; allowed: {list(PROVIDER_NAMES) + ['openai_compatible']}")
+            raise ValueError(f"unknown provider type(s): {', '.join(unknown)}; allowed: {allowed}")
+        if "local" in value:
+            raise ValueError("'local' is the built-in pipeline, not a provider to configure")
         return value
+
+    @model_validator(mode="after")
+    def _provider_references(self) -> Settings:
+        known = {"local", *self.providers}
+        named = [("default_provider", self.default_provider), *(("reasoning.order", n) for n in self.reasoning.order)]
+        if self.reasoning.verifier is not None:
+            named.append(("reasoning.verifier", self.reasoning.verifier))
+        if self.reasoning.local_llm_size is not None:
+            named.append(("reasoning.local_provider", self.reasoning.local_provider))
+        for key, name in named:
+            if name not in known:
+                raise ValueError(f"{key}: unknown provider '{name}'; configured: {sorted(known)}")
+        return self
 
     @model_validator(mode="after")
     def _category_references(self) -> Settings:

@@ -164,6 +164,72 @@ class TranscriptSegment(BaseModel):
     words: list[dict[str, Any]] = Field(default_factory=list)
 
 
+class Assessment(BaseModel):
+    """A judgement of one analysis: what happened, how bad, and how well the modalities agree.
+
+    Computed locally from the fused evidence, or returned by a model provider
+    as JSON validated against this schema (seed 001's tier-2 fields included).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    crime_detected: bool
+    category: str | None = Field(None, description="A taxonomy id; null when nothing happened.")
+    severity: int = Field(ge=1, le=5)
+    confidence: float = Field(ge=0.0, le=1.0)
+    evidence_description: str
+    location: str = Field("", description="Where in the frame (or the recording) the evidence is.")
+    visual_score: float = Field(ge=0.0, le=1.0)
+    audio_score: float = Field(ge=0.0, le=1.0)
+    text_alignment_score: float = Field(ge=0.0, le=1.0)
+    multimodal_agreement: float = Field(ge=0.0, le=1.0)
+    reasoning_summary: str
+    threat_severity_index: float = Field(ge=0.0, le=1.0)
+    source: str = Field("local", description="'local', or the provider and model that wrote it.")
+
+
+class ProviderUsage(BaseModel):
+    """What one provider call cost: tokens, money where the price is known, time and attempts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = None
+    latency_ms: float = 0.0
+    attempts: int = 1
+
+
+class ProviderResult(BaseModel):
+    """One provider's answer (or its failure) for one analysis."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: str
+    model: str
+    role: Literal["assessment", "verification", "report"]
+    ok: bool
+    assessment: Assessment | None = None
+    error: str | None = None
+    usage: ProviderUsage = Field(default_factory=ProviderUsage)
+    cached: bool = False
+
+
+class Verification(BaseModel):
+    """A second opinion on the finding, and the rule that made the final decision."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    verifier: str = Field(description="'local', or the provider that re-judged.")
+    verdict: Literal["confirmed", "disputed", "unverified"]
+    agrees: bool | None = None
+    checks: list[str] = Field(default_factory=list, description="What was checked, and what was found.")
+    rule: str = Field("", description="The decision rule that applied.")
+    decision: str = Field("", description="What the rule did to the finding.")
+    final_category: str | None = None
+    final_severity: int | None = Field(None, ge=1, le=5)
+
+
 class AnalysisResult(BaseModel):
     """Everything one analysis found, plus seed 000's flat fields."""
 
@@ -171,6 +237,8 @@ class AnalysisResult(BaseModel):
 
     media: MediaInfo
     scores: dict[str, float]
+    # Per category that scored at all: (window middle in seconds, score) over the media, for charts.
+    score_timeline: dict[str, list[tuple[float, float]]] = Field(default_factory=dict)
     incidents: list[Incident]
     detections: list[Detection]
     frames: list[dict[str, Any]] = Field(default_factory=list)
@@ -189,6 +257,11 @@ class AnalysisResult(BaseModel):
     evidence_description: str
     timestamp: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
     provider: str = "local"
+    # The reasoning layer: the final judgement, the local one, each provider's answer, and the second opinion.
+    assessment: Assessment | None = None
+    local_analysis: Assessment | None = None
+    provider_results: list[ProviderResult] = Field(default_factory=list)
+    cross_verification: Verification | None = None
 
     @property
     def transcript_text(self) -> str:

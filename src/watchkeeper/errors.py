@@ -131,3 +131,16 @@ class DeliveryError(WatchkeeperError):
     """A message the server tried to send at once (an e-mail from POST /notify) was refused or could not leave."""
 
     code = "delivery_failed"
+
+
+class ProviderError(WatchkeeperError):
+    """A model provider failed: refused, unreachable, too slow, or answered what the schema does not allow.
+
+    ``retryable`` says whether trying again later may work (a 429, a 5xx, a timeout)."""
+
+    code = "provider_error"
+
+    def __init__(self, message: str, *, provider: str = "", retryable: bool = False) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.retryable = retryable

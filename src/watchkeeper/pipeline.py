@@ -16,6 +16,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .analyzers.base import ANALYZERS, AnalysisContext, Analyzer, AnalyzerOutput
 from .batch import BatchItem, run_batch
 from .cache import ResultCache, code_fingerprint
@@ -24,8 +26,9 @@ from .domain import AnalysisResult, Detection, Media, MediaInfo, MediaType, Tran
 from .errors import ConfigError, WatchkeeperError
 from .fusion import FusionEngine, build_rules
 from .heads.head import HeadSet, load_heads
-from .media import iter_media
+from .media import iter_media, nearest_frames
 from .models.registry import ModelRegistry
+from .reasoning.assessor import Reasoner
 from .taxonomy import confidence_word
 
 log = logging.getLogger(__name__)
@@ -69,6 +72,7 @@ class Pipeline:
         self.fusion = FusionEngine(self.settings, build_rules(self.settings))
         self._analyzers: list[Analyzer] | None = None
         self._cache: ResultCache | None = None
+        self._reasoner: Reasoner | None = None
 
     # -- set-up ----------------------------------------------------------------------------------
     @property
@@ -80,6 +84,13 @@ class Pipeline:
                 max_bytes=self.settings.cache.max_bytes,
             )
         return self._cache
+
+    @property
+    def reasoner(self) -> Reasoner:
+        """The reasoning stage: local always, the configured providers when asked for."""
+        if self._reasoner is None:
+            self._reasoner = Reasoner(self.settings, self.fusion.rules.categories, cache=self.cache)
+        return self._reasoner
 
     def enabled_analyzer_names(self) -> list[str]:
         names = []
@@ -127,6 +138,7 @@ class Pipeline:
         when: datetime | None = None,
         camera: str | None = None,
         on_progress: Callable[[float], None] | None = None,
+        provider: str | None = None,
     ) -> AnalysisResult:
         """Analyse one image, audio or video from a path, raw bytes or an http(s) URL.
 
@@ -135,6 +147,8 @@ class Pipeline:
         the rest of the analysis stands. ``when`` (local wall-clock time)
         drives the time-of-day factors; ``None`` means now. ``on_progress``
         hears the percent done as analyzers finish, chunk by chunk.
+        ``provider`` names a configured model provider to refine the finding
+        (default ``default_provider``; ``local`` for the local judgement only).
         """
         started = time.perf_counter()
         cache = self.cache if use_cache else None
@@ -152,7 +166,8 @@ class Pipeline:
                 result.timings_ms = {"cache_lookup": round((time.perf_counter() - started) * 1000, 2)}
                 if on_progress is not None:
                     on_progress(100.0)
-                return result
+                return self.reasoner.refine(result, provider=provider,
+                                            pictures=lambda: self._keyframes(source, result, frame_interval_s))
 
         run = _Run()
         chunks = iter_media(
@@ -174,8 +189,24 @@ class Pipeline:
         result.config_hash = config_hash
         if cache is not None:
             cache.put(result.media.sha256, config_hash, result.model_dump_json())
+        t0 = time.perf_counter()
+        result = self.reasoner.refine(result, provider=provider,
+                                      pictures=lambda: self._keyframes(source, result, frame_interval_s))
+        result.timings_ms["reasoning"] = round((time.perf_counter() - t0) * 1000, 2)
         result.timings_ms["total"] = round((time.perf_counter() - started) * 1000, 2)
         return result
+
+    def _keyframes(self, source: Source, result: AnalysisResult, frame_interval_s: float | None) -> list[np.ndarray]:
+        """The pictures a vision model sees: the frames nearest the incidents (or spread over the media)."""
+        if result.media.media_type == "audio":
+            return []
+        count = self.settings.reasoning.max_frames
+        duration = result.media.duration_s or 0.0
+        wanted = ([(i.t_start_s + i.t_end_s) / 2 for i in result.incidents][:count]
+                  or [duration * (k + 0.5) / count for k in range(count)])
+        frames = nearest_frames(source, result.media.media_type, wanted, self.settings.media,
+                                frame_interval_s=frame_interval_s)
+        return [frame.rgb for frame in frames]
 
     def _content_hash(self, cache: ResultCache, source: Source) -> str | None:
         if isinstance(source, bytes):
@@ -187,11 +218,13 @@ class Pipeline:
             return None  # the media layer reports unreadable files with a typed error
 
     def analyze_media(self, media: Media, *, when: datetime | None = None, camera: str | None = None,
-                      zones: list[Zone] | None = None, thresholds: dict[str, float] | None = None) -> AnalysisResult:
+                      zones: list[Zone] | None = None, thresholds: dict[str, float] | None = None,
+                      provider: str | None = None) -> AnalysisResult:
         """Analyse already decoded media (the live monitors call this, with their camera's zones and thresholds)."""
         run = _Run()
         run.add_chunk(media, self._run_analyzers(media, run, camera))
-        return self._fuse(run, when=when, camera=camera, zones=zones, thresholds=thresholds)
+        result = self._fuse(run, when=when, camera=camera, zones=zones, thresholds=thresholds)
+        return self.reasoner.refine(result, provider=provider, pictures=lambda: [f.rgb for f in media.frames])
 
     def _run_analyzers(
         self, media: Media, run: _Run, camera: str | None = None,
@@ -251,6 +284,8 @@ class Pipeline:
         return AnalysisResult(
             media=run.media_info(),
             scores=fused.scores,
+            score_timeline={category: [(round((w.t_start_s + w.t_end_s) / 2, 2), round(w.score, 3)) for w in ws]
+                            for category, ws in fused.windows.items() if any(w.score >= 0.05 for w in ws)},
             incidents=incidents,
             detections=run.detections,
             frames=run.frame_summaries(),

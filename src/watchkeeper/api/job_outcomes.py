@@ -29,8 +29,9 @@ def legacy_media_word(media_type: str | None, *, url: bool) -> str:
 
 
 def legacy_result(result: dict[str, Any], echo: dict[str, Any]) -> dict[str, Any]:
-    """The full analysis result with seed 000's extra fields: the request's path field, source, transcription."""
-    body = {**result, **echo, "source": "api"}
+    """The full analysis result with seed 000's extra fields: the request's path field, source, transcription,
+    and ``cross_validation_results`` (its video responses' name for the second opinion)."""
+    body = {**result, **echo, "source": "api", "cross_validation_results": result.get("cross_verification")}
     if result.get("media", {}).get("media_type") == "audio":
         body["transcription"] = " ".join(s["text"].strip() for s in result.get("transcript", [])).strip()
     return body

@@ -101,6 +101,7 @@ def run_now(services: Services, principal: Principal, checked: Checked, *, ip: s
     with named_as_requested(checked.target, checked.spec.source):
         result = services.pipeline().analyze(
             source, checked.media_type, frame_interval_s=checked.spec.frame_interval_s, camera=checked.spec.camera,
+            provider=checked.provider,
         )
     result.media.source = checked.spec.source
     result_json = result.model_dump(mode="json")

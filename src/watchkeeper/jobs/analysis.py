@@ -23,8 +23,8 @@ def analysis_handler(pipeline_for: Callable[[], Pipeline], *, fetch_guard: Fetch
 
     ``job.params``: ``source`` (a server path, already checked against the
     media roots, or a URL), ``media_type`` (image, audio, video or None to
-    sniff), ``frame_interval_s``, ``camera``; ``provider`` is the API's to
-    validate (the local pipeline is the one that runs). URLs go through
+    sniff), ``frame_interval_s``, ``camera``, ``provider`` (a configured model
+    provider to refine the finding, checked by the API). URLs go through
     ``fetch_guard`` when one is given. The analysis row is written in the
     transaction that completes the job, so an analysis exists exactly when
     its job succeeded, once. The job's result is the ``AnalysisResult`` JSON
@@ -39,7 +39,7 @@ def analysis_handler(pipeline_for: Callable[[], Pipeline], *, fetch_guard: Fetch
         with named_as_requested(source, params.get("client_source", source)):
             result = pipeline_for().analyze(
                 media, params.get("media_type"), frame_interval_s=params.get("frame_interval_s"),
-                camera=params.get("camera"), on_progress=ctx.progress,
+                camera=params.get("camera"), on_progress=ctx.progress, provider=params.get("provider"),
             )
         # What the client named (bytes fetched from a URL would otherwise read "<N bytes>").
         result.media.source = params.get("client_source", source)

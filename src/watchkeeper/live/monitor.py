@@ -234,9 +234,12 @@ class Monitor:
         view = {"when": now, "camera": self.name, "zones": self.camera.zones,
                 "thresholds": self.camera.thresholds or None}
         with self.slots.turn(self.name, self.camera.analysis_weight):
-            result = self.tier1.analyze_media(media, **view)
-            if self.tier2 is not self.tier1 and self._is_candidate(result):
-                result = self.tier2.analyze_media(media, **view)
+            result = self.tier1.analyze_media(media, **view, provider="local")
+            with_provider = self.settings.default_provider != "local"
+            if (self.tier2 is not self.tier1 or with_provider) and self._is_candidate(result):
+                # Tier 2: the heavier analyzers, then the reasoning provider when one is configured.
+                result = (self.tier2.analyze_media(media, **view) if self.tier2 is not self.tier1 else
+                          self.tier2.reasoner.refine(result, pictures=lambda: [f.rgb for f in media.frames]))
                 self._count("tier2")
         self.last_result = result
         with self._stats_lock:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 
 from ..config import MediaSettings
-from ..domain import Media, MediaType
+from ..domain import Frame, Media, MediaType
 from ..errors import MediaError
 from .audio import load_audio
 from .detect import DetectedFormat, detect_format
@@ -101,3 +101,16 @@ def load_media(
     """
     [media] = iter_media(source, media_type, settings, frame_interval_s=frame_interval_s, name=name)
     return media
+
+
+def nearest_frames(source: MediaSource, media_type: MediaType | None, times_s: list[float],
+                   settings: MediaSettings | None = None, *, frame_interval_s: float | None = None) -> list[Frame]:
+    """The decoded frame nearest each time (one per time, in order; none for sound), decoding chunk by chunk."""
+    settings = settings or MediaSettings()
+    best: dict[int, tuple[float, Frame]] = {}
+    for chunk in iter_media(source, media_type, settings, frame_interval_s=frame_interval_s, chunk_s=settings.chunk_s):
+        for frame in chunk.frames:
+            for n, t in enumerate(times_s):
+                if n not in best or abs(frame.t_s - t) < best[n][0]:
+                    best[n] = (abs(frame.t_s - t), frame)
+    return [best[n][1] for n in range(len(times_s)) if n in best]

@@ -1,0 +1,68 @@
+"""The provider interface: one chat call that may carry pictures and must answer JSON.
+
+A provider type is registered by name (``@provider_type("gemini")``); ``build_providers`` makes one
+client per entry of ``settings.providers``. Each client applies its own rate limit, concurrency cap,
+timeout and retries; falling back to the next provider is the caller's business.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from ..config import ProviderSettings, Settings
+from ..domain import ProviderUsage
+
+Tier = Literal["fast", "detailed"]
+
+
+@dataclass
+class ChatRequest:
+    system: str
+    user: str
+    images_jpeg: list[bytes] = field(default_factory=list)  # sent only to vision-capable models
+    tier: Tier = "fast"
+    json_schema: dict[str, Any] | None = None  # the answer must be a JSON object valid against it
+    max_output_tokens: int = 1024
+
+
+@dataclass
+class ChatReply:
+    text: str
+    model: str
+    usage: ProviderUsage
+
+
+class Provider(Protocol):
+    name: str  # the entry's name in settings.providers
+    type: str
+    vision: bool
+
+    def model_for(self, tier: Tier) -> str: ...
+
+    def complete(self, request: ChatRequest) -> ChatReply:
+        """One answer; raises ``ProviderError`` (``retryable`` or not) once retries are spent."""
+        ...
+
+
+ProviderFactory = Callable[[str, ProviderSettings], Provider]
+PROVIDER_TYPES: dict[str, ProviderFactory] = {}
+
+
+def provider_type(*names: str) -> Callable[[ProviderFactory], ProviderFactory]:
+    def register(factory: ProviderFactory) -> ProviderFactory:
+        for name in names:
+            PROVIDER_TYPES[name] = factory
+        return factory
+
+    return register
+
+
+def build_providers(settings: Settings) -> dict[str, Provider]:
+    """A client per configured provider, by name (the ``local`` pipeline is not one of them)."""
+    if not settings.providers:
+        return {}
+    from . import litellm_provider  # noqa: F401  (registers the provider types; loads LiteLLM only when needed)
+
+    return {name: PROVIDER_TYPES[entry.type or name](name, entry) for name, entry in settings.providers.items()}
