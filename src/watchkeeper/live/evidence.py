@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -23,17 +23,16 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
-from PIL import Image, ImageDraw
 
 from ..config import EvidenceSettings
 from ..domain import AUDIO_SAMPLE_RATE_HZ, Incident
+from ..reasoning.pictures import draw_incident
 from ..samples import mux_audio, write_audio
 from .capture import CaptureLoop
 
 log = logging.getLogger(__name__)
 
 SNAPSHOT, CLIP, SOUND = "snapshot.jpg", "clip.mp4", "audio.wav"
-BOX_COLOUR = (230, 30, 30)
 
 
 @dataclass
@@ -45,28 +44,6 @@ class Evidence:
     audio: Path | None = None
     clip_span_s: tuple[float, float] | None = None
     errors: list[str] = field(default_factory=list)
-
-
-def draw_boxes(rgb: np.ndarray, boxes: Iterable[tuple[str, Sequence[float]]], title: str | None = None) -> Image.Image:
-    """The picture with each (label, normalised x, y, w, h) box outlined and labelled, and a title at the top."""
-    image = Image.fromarray(rgb)
-    draw = ImageDraw.Draw(image)
-    width, height = image.size
-    line = max(2, width // 320)
-    for label, (x, y, w, h) in boxes:
-        corners = (x * width, y * height, (x + w) * width, (y + h) * height)
-        draw.rectangle(corners, outline=BOX_COLOUR, width=line)
-        draw.text((corners[0] + line, max(0, corners[1] - 12)), label, fill=BOX_COLOUR)
-    if title:
-        draw.rectangle((0, 0, min(width, 8 + 7 * len(title)), 16), fill=(0, 0, 0))
-        draw.text((4, 2), title, fill=(255, 255, 255))
-    return image
-
-
-def draw_incident(rgb: np.ndarray, incident: Incident) -> Image.Image:
-    """The snapshot: the incident's boxes, and the incident named at the top."""
-    boxes = ((str(b["label"]), b["box_xywh_norm"]) for b in incident.boxes)
-    return draw_boxes(rgb, boxes, f"{incident.category_name} (severity {incident.severity}, {incident.confidence:.0%})")
 
 
 def write_clip(path: Path, frames: list[tuple[float, bytes]], sound: np.ndarray | None, t_start: float,

@@ -6,7 +6,7 @@ import io
 import threading
 from typing import TYPE_CHECKING
 
-from .evidence import draw_boxes
+from ..reasoning.pictures import draw_boxes
 
 if TYPE_CHECKING:
     import numpy as np

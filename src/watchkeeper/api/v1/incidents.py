@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ...auth.audit import record
-from ...errors import NotFoundError
+from ...domain import AnalysisResult, Incident
+from ...errors import NotFoundError, WatchkeeperError
+from ...reasoning.render import render
+from ...reasoning.reports import ReportWriter, incident_pictures, picture
 from ...store.analyses import set_incident_status
 from ...store.models import IncidentRecord, utcnow
 from .. import schemas
@@ -72,3 +76,51 @@ def update_incident(incident_id: IdPath, request: Request, services: ServicesDep
         record(session, principal, "incident.status", target_type="incident", target_id=incident_id,
                details={"from": previous, "to": body.status, "note": body.note}, ip=client_ip(request))
         return schemas.IncidentOut.model_validate(row)
+
+
+REPORT_MEDIA = {"pdf": "application/pdf", "html": "text/html; charset=utf-8",
+                "markdown": "text/markdown; charset=utf-8", "json": "application/json"}
+REPORT_SUFFIX = {"pdf": "pdf", "html": "html", "markdown": "md", "json": "json"}
+
+
+@router.get("/{incident_id}/report", summary="The incident's report: seven sections, evidence, timeline, charts",
+            response_class=Response,
+            responses={200: {"content": {media: {} for media in REPORT_MEDIA.values()}}})
+def incident_report(incident_id: IdPath, request: Request, services: ServicesDep, _: Viewer,
+                    report_format: Annotated[Literal["pdf", "html", "markdown", "json"],
+                                             Query(alias="format")] = "pdf") -> Response:
+    with services.db.session(write=False) as session:
+        row = _get(session, incident_id)
+        data = dict(row.data)
+        live = data.pop("live", None) or {}
+        result = AnalysisResult.model_validate(row.analysis.result)
+        media_path, camera = row.analysis.media_path, row.camera
+    incident = Incident.model_validate(data).model_copy(update={"status": row.status})
+    pipeline = services.pipeline()
+    pictures, links = [], {}
+    snapshot = _evidence_path(request, live.get("evidence", {}).get("snapshot"))
+    if snapshot is not None:
+        pictures = [picture(f"{incident.category_name}: snapshot", snapshot.read_bytes())]
+    elif media_path:
+        only = result.model_copy(update={"incidents": [incident]})
+        try:  # the analysed file's frame, while the file is still in a media root and readable
+            pictures = incident_pictures(services.media_roots.resolve(media_path), only,
+                                         services.settings.media).get(0, [])
+        except WatchkeeperError:
+            pictures = []
+    for kind in ("snapshot", "clip", "audio"):
+        if _evidence_path(request, live.get("evidence", {}).get(kind)) is not None:
+            links[kind] = f"{request.url_for('evidence', incident_id=incident_id, kind=kind).path}"
+    writer = ReportWriter(services.settings, pipeline.fusion.rules.categories, pipeline.reasoner)
+    report = writer.for_incident(result, incident, incident_id=str(incident_id), pictures=pictures, links=links,
+                                 subject={"incident_id": str(incident_id), **({"camera": camera} if camera else {})})
+    return Response(render(report, report_format), media_type=REPORT_MEDIA[report_format], headers={
+        "Content-Disposition": f'attachment; filename="incident-{incident_id}.{REPORT_SUFFIX[report_format]}"'})
+
+
+def _evidence_path(request: Request, stored: str | None) -> Path | None:
+    """A live incident's evidence file, only when it lies under the evidence folder."""
+    if not stored:
+        return None
+    root, path = request.app.state.live.evidence_dir.resolve(), Path(stored).resolve()
+    return path if path.is_relative_to(root) and path.is_file() else None
