@@ -69,6 +69,12 @@ def test_the_event_feed_carries_the_incident_and_its_evidence_is_served(live_ser
         clip = client.get(f"/api/v1/incidents/{opened['incident']}/evidence/clip")
         assert clip.status_code == 200 and clip.content[4:8] == b"ftyp"
         assert_problem(client.get(f"/api/v1/incidents/{opened['incident']}/evidence/poster"), 422)
+        # The report shows the snapshot and links the evidence.
+        report = client.get(f"/api/v1/incidents/{opened['incident']}/report", params={"format": "json"}).json()
+        part = report["incidents"][0]
+        assert base64.b64decode(part["pictures"][0]["jpeg_base64"])[:2] == b"\xff\xd8"
+        assert part["links"]["clip"] == f"/api/v1/incidents/{opened['incident']}/evidence/clip"
+        assert part["camera"] == "hall" and report["subject"]["camera"] == "hall"
 
 
 def test_the_feed_refuses_strangers_and_foreign_cookies(live_server):

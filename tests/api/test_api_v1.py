@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
 from apiserver import assert_problem, finished_job, upload
+from pypdf import PdfReader
 
 # -- users and registration --------------------------------------------------------------------------------
 
@@ -118,6 +120,25 @@ def test_incidents_filter_page_and_change_status_with_an_audited_note(operator, 
     entry = audit["items"][0]
     assert entry["actor_name"] == "oscar" and entry["via"] == "api_key" and entry["ip"] == "127.0.0.1"
     assert entry["details"] == {"from": "open", "to": "acknowledged", "note": "guard on the way"}
+
+
+def test_an_incidents_report_comes_in_every_format(operator, api_server, siren_analysis):
+    incident = operator.get("/api/v1/incidents", params={"analysis_id": siren_analysis["analysis_id"]}).json()
+    incident_id = incident["items"][0]["id"]
+    pdf = operator.get(f"/api/v1/incidents/{incident_id}/report")
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert pdf.content.startswith(b"%PDF") and f"incident-{incident_id}.pdf" in pdf.headers["content-disposition"]
+    text = " ".join(" ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages).split())
+    assert "Alarm or siren" in text and "Hazard analysis" in text and "gate-2" in text
+    report = operator.get(f"/api/v1/incidents/{incident_id}/report", params={"format": "json"}).json()
+    assert report["kind"] == "incident" and [p["incident_id"] for p in report["incidents"]] == [str(incident_id)]
+    html = operator.get(f"/api/v1/incidents/{incident_id}/report", params={"format": "html"})
+    assert html.headers["content-type"].startswith("text/html") and "<h1" in html.text
+    assert "Resolution method" in operator.get(f"/api/v1/incidents/{incident_id}/report",
+                                               params={"format": "markdown"}).text
+    assert_problem(operator.get(f"/api/v1/incidents/{incident_id}/report", params={"format": "docx"}), 422)
+    assert_problem(operator.get("/api/v1/incidents/999999/report"), 404)
+    assert_problem(httpx.get(f"{api_server.url}/api/v1/incidents/{incident_id}/report"), 401)
 
 
 def test_stats_count_by_category_status_and_day(operator, siren_analysis):
