@@ -144,10 +144,15 @@ def test_a_siren_is_one_alarm_incident_that_opens_updates_and_closes(room_with_s
     assert alert["category"] == "Alarm or siren" and alert["category_id"] == "alarm" and alert["event"] == "closed"
     assert alert["severity"]["label"] == "MODERATE" and alert["severity"]["color"].startswith("#")
     assert alert["confidence"].endswith("%") and alert["location"] == "Main hall"
-    assert {"situation_overview"} <= set(alert["summary"]) and isinstance(alert["requires_immediate_action"], bool)
+    assert set(alert["summary"]) == {"situation_overview", "severity_assessment", "hazard_analysis",
+                                     "immediate_actions", "equipment_required", "de_escalation_strategy",
+                                     "resolution_method"} and isinstance(alert["requires_immediate_action"], bool)
+    assert "siren" in alert["summary"]["situation_overview"].lower() and alert["summary"]["immediate_actions"]
     report = json.loads(monitor.report_path.read_text())
     assert monitor.report_path.name.startswith("anomaly_reports_") and report["statistics"]["total_incidents"] >= 1
     assert report["category_breakdown"]["alarm"] == 1 and opened.incident_id in {i["id"] for i in report["incidents"]}
+    page = monitor.report_path.with_suffix(".html").read_text()  # the same session as a readable report
+    assert "Monitoring session: hall" in page and "Alarm or siren" in page and "data:image/jpeg;base64," in page
 
 
 def test_the_monitor_command_writes_incident_events_as_json_lines(room_with_siren, tmp_path):

@@ -33,13 +33,14 @@ import numpy as np
 from ..config import CameraSettings, Settings, load_settings
 from ..domain import AnalysisResult, Incident
 from ..pipeline import Pipeline
+from ..reasoning.reports import ReportWriter
 from .capture import CameraHealth, CaptureLoop, camera_from_source
 from .evidence import Evidence, EvidenceRecorder
 from .events import IncidentEvent
 from .gate import AlertGate, GateEvent
 from .recording import Retention, SegmentRecorder
-from .reports import SessionReports
 from .overlay import OverlayView
+from .reports import SessionReports
 from .slots import AnalysisSlots
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ class Monitor:
         self.recorder = EvidenceRecorder(evidence_root, self.capture,
                                          self.settings.live.evidence, on_written=self._evidence_written)
         self.reports = SessionReports(reports_dir or Path(self.settings.data_dir) / "reports" / camera.name,
-                                      camera.location)
+                                      camera.location, ReportWriter(self.settings, self.tier1.fusion.rules.categories))
         self.report_path: Path | None = None  # the session report, once the monitor has stopped
         self._callbacks: list[IncidentCallback] = []
         self._evidence_callbacks: list[EvidenceCallback] = []

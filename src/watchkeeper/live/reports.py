@@ -2,7 +2,8 @@
 
 Seed 004 keeps ``anomaly_alerts.json`` (the latest alerts, for a UI to poll)
 and writes ``anomaly_reports_YYYYMMDD_HHMMSS.json`` when a monitoring session
-stops; seed 001 streams a tier-1 summary of every analysed frame.
+stops (with the same report as HTML beside it); seed 001 streams a tier-1
+summary of every analysed frame.
 """
 
 from __future__ import annotations
@@ -15,16 +16,21 @@ from pathlib import Path
 from typing import Any
 
 from ..domain import AnalysisResult
-from ..taxonomy import SEVERITY_COLORS, SEVERITY_LABELS
+from ..reasoning.render import render
+from ..reasoning.reports import ReportWriter, SessionIncident, incident_only_result, template_sections
+from ..taxonomy import SEVERITY_COLORS, SEVERITY_LABELS, Category
 from .events import IncidentEvent
 
 LATEST_ALERTS = 50
 ALERTS_FILE = "anomaly_alerts.json"
 
 
-def alert_json(event: IncidentEvent, location: str) -> dict[str, Any]:
-    """Seed 004's alert: category name and id, severity level/label/colour, confidence as a percentage."""
+def alert_json(event: IncidentEvent, location: str, categories: dict[str, Category]) -> dict[str, Any]:
+    """Seed 004's alert: category name and id, severity level/label/colour, confidence as a percentage, and
+    the seven report sections written from the incident's evidence."""
     incident = event.incident
+    window = event.window if event.window is not None and incident in event.window.incidents else None
+    sections = template_sections(window or incident_only_result(incident), incident, categories)
     return {
         "id": event.incident_id,
         "timestamp": event.at.isoformat(timespec="seconds"),
@@ -36,11 +42,7 @@ def alert_json(event: IncidentEvent, location: str) -> dict[str, Any]:
                      "color": SEVERITY_COLORS[incident.severity]},
         "confidence": f"{incident.confidence * 100:.1f}%",
         "location": location or event.camera,
-        "summary": {
-            "situation_overview": incident.summary,
-            "severity_assessment": f"{SEVERITY_LABELS[incident.severity].title()} severity "
-                                   f"({incident.severity}/5) from {', '.join(incident.modalities)} evidence",
-        },
+        "summary": sections.model_dump(),
         "requires_immediate_action": incident.requires_immediate_action,
     }
 
@@ -54,17 +56,24 @@ def write_json_atomically(path: Path, document: Any) -> None:
 
 
 class SessionReports:
-    """One monitoring session's seed-004 files in ``folder``: the latest alerts, and the report at the end."""
+    """One monitoring session's files in ``folder``: seed 004's latest alerts, and at the end its session
+    report as JSON (seed 004's shape) and as an HTML report with the snapshots."""
 
-    def __init__(self, folder: Path, location: str) -> None:
+    def __init__(self, folder: Path, location: str, writer: ReportWriter) -> None:
         self.folder = folder
         self.location = location
+        self.writer = writer
         self.latest: deque[dict[str, Any]] = deque(maxlen=LATEST_ALERTS)
         self.incidents: dict[str, dict[str, Any]] = {}  # incident id -> its newest alert
+        self.parts: dict[str, SessionIncident] = {}
 
     def add(self, event: IncidentEvent) -> None:
-        alert = alert_json(event, self.location)
+        alert = alert_json(event, self.location, self.writer.categories)
         self.incidents[event.incident_id] = alert
+        known = self.parts.get(event.incident_id)
+        self.parts[event.incident_id] = SessionIncident(
+            event.incident_id, event.incident, event.window or (known.window if known else None),
+            event.evidence.snapshot if event.evidence is not None else None)
         if event.kind == "opened":
             self.latest.appendleft(alert)
         else:
@@ -82,6 +91,9 @@ class SessionReports:
             "category_breakdown": statistics["by_category"],
             "incidents": list(self.incidents.values()),
         })
+        report = self.writer.for_session(camera=statistics["camera"], location=self.location, statistics=statistics,
+                                         incidents=list(self.parts.values()))
+        path.with_suffix(".html").write_bytes(render(report, "html"))
         return path
 
 

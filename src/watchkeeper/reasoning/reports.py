@@ -11,20 +11,22 @@ import base64
 import json
 import logging
 from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
 from ..config import MediaSettings, Settings
-from ..domain import AnalysisResult, Incident, Verification
+from ..domain import AnalysisResult, Incident, MediaInfo, Verification
 from ..errors import ProviderError
 from ..media import nearest_frames
 from ..media.sources import MediaSource
-from ..taxonomy import SEVERITY_COLORS, Category
+from ..taxonomy import SEVERITY_COLORS, Category, confidence_word
 from .assessor import Reasoner
 from .base import ChatRequest
 from .pictures import incident_jpeg
@@ -91,6 +93,27 @@ class ReportWriter:
         report.title = f"{incident.category_name}: incident {incident_id}"
         return report
 
+    def for_session(self, *, camera: str, location: str, statistics: dict[str, Any],
+                    incidents: list[SessionIncident]) -> Report:
+        """A live monitoring session: its statistics, and each incident with its sections and snapshot."""
+        parts = []
+        for item in incidents:
+            window = item.window or incident_only_result(item.incident)
+            sections = template_sections(window, item.incident, self.categories)
+            pictures = ([picture(f"{item.incident.category_name}: snapshot", item.snapshot.read_bytes())]
+                        if item.snapshot is not None and item.snapshot.is_file() else [])
+            parts.append(self._part(window, item.incident, sections, pictures, item.links, item.incident_id))
+        shown = {k: v for k, v in statistics.items() if isinstance(v, (str, int, float)) or v is None}
+        return Report(
+            kind="session", title=f"Monitoring session: {camera}", generated_at=datetime.now(timezone.utc),
+            written_by="templates", subject={"camera": camera, **({"location": location} if location else {})},
+            context=site_context(self.settings), incidents=parts,
+            category_names={c.id: c.name for c in self.categories.values()},
+            category_breakdown=dict(Counter(p.category_name for p in parts)), statistics=shown,
+            timeline=sorted((TimelineEntry(t_s=p.t_start_s, what=f"{p.category_name} (severity {p.severity})")
+                             for p in parts), key=lambda e: e.t_s),
+        )
+
     # -- sections --------------------------------------------------------------------------------
     def _sections(self, result: AnalysisResult, incident: Incident) -> tuple[Sections, str]:
         if self.reasoner is not None and self.settings.reasoning.report_with_provider:
@@ -147,6 +170,25 @@ class ReportWriter:
                                    analyzer=e.detection.analyzer, contribution=e.contribution) for e in strongest],
             transcript_excerpts=spoken, pictures=pictures, links=links, verification=verification,
         )
+
+
+@dataclass
+class SessionIncident:
+    incident_id: str
+    incident: Incident
+    window: AnalysisResult | None  # the analysis of the window that last changed it
+    snapshot: Path | None = None
+    links: dict[str, str] = field(default_factory=dict)
+
+
+def incident_only_result(incident: Incident) -> AnalysisResult:
+    """An incident's own evidence as an analysis, for an incident known without its window."""
+    return AnalysisResult(
+        media=MediaInfo(media_type="video", source=incident.camera or "", format="live", sha256="", size_bytes=0),
+        scores={incident.category: incident.confidence}, incidents=[incident],
+        detections=[e.detection for e in incident.evidence], crime_detected=True,
+        crime_type=incident.category_name, confidence=confidence_word(incident.confidence),
+        evidence_description=incident.summary)
 
 
 def template_sections(result: AnalysisResult, incident: Incident, categories: dict[str, Category]) -> Sections:
