@@ -329,3 +329,21 @@ class AuditOut(Out):
     target_id: str | None
     details: dict[str, Any]
     ip: str | None
+
+
+class ProviderOut(BaseModel):
+    name: str
+    type: str = Field(description="local, gemini, openai, anthropic, groq, replicate, huggingface, ollama or "
+                                  "openai_compatible.")
+    vision: bool = Field(description="Whether it is sent pictures (the local pipeline sees them itself).")
+    fast_model: str | None = None
+    detailed_model: str | None = None
+
+
+class ProviderList(BaseModel):
+    providers: list[ProviderOut]
+    default_provider: str
+    order: list[str] = Field(description="The providers an analysis tries, in turn, when it names none.")
+    verifier: str | None = Field(description="Who re-judges findings: a provider, local (the evidence) or null.")
+    local_llm_size: str | None
+

@@ -48,7 +48,7 @@ class Answer:
 class Reasoner:
     def __init__(self, settings: Settings, categories: dict[str, Category], *,
                  providers: dict[str, Provider] | None = None, cache: ResultCache | None = None) -> None:
-        self.settings = settings
+        self.settings = settings = on_premise_models(settings)
         self.categories = categories
         self.providers = providers if providers is not None else build_providers(settings)
         self.cache = cache
@@ -190,6 +190,21 @@ class Reasoner:
             checks=[f"{verifier} found {second.category or 'nothing'} (severity {second.severity}, "
                     f"confidence {second.confidence:.2f}): {second.reasoning_summary}"],
             final_category=first.category, final_severity=first.severity)
+
+
+def on_premise_models(settings: Settings) -> Settings:
+    """Seed 000's ``local_llm_size``: the on-premise provider runs the model of that size, and re-judges what
+    another provider found (its ``cross_verification``) when the verifier is left to the local evidence."""
+    reasoning = settings.reasoning
+    if reasoning.local_llm_size is None:
+        return settings
+    model = reasoning.local_models[reasoning.local_llm_size]
+    entry = settings.providers[reasoning.local_provider].model_copy(
+        update={"model": model, "fast_model": None, "detailed_model": None})
+    verifier = reasoning.local_provider if reasoning.verifier == LOCAL else reasoning.verifier
+    return settings.model_copy(update={
+        "providers": {**settings.providers, reasoning.local_provider: entry},
+        "reasoning": reasoning.model_copy(update={"verifier": verifier})})
 
 
 def parse_assessment(text: str, categories: dict[str, Category], source: str) -> tuple[Assessment | None, str]:

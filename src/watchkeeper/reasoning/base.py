@@ -13,6 +13,7 @@ from typing import Any, Literal, Protocol
 
 from ..config import ProviderSettings, Settings
 from ..domain import ProviderUsage
+from ..errors import ConfigError, ProviderError
 
 Tier = Literal["fast", "detailed"]
 
@@ -65,4 +66,10 @@ def build_providers(settings: Settings) -> dict[str, Provider]:
         return {}
     from . import litellm_provider  # noqa: F401  (registers the provider types; loads LiteLLM only when needed)
 
-    return {name: PROVIDER_TYPES[entry.type or name](name, entry) for name, entry in settings.providers.items()}
+    providers = {}
+    for name, entry in settings.providers.items():
+        try:
+            providers[name] = PROVIDER_TYPES[entry.type or name](name, entry)
+        except ProviderError as exc:  # a missing model or endpoint is the settings' fault, said at start
+            raise ConfigError(f"providers.{name}: {exc}") from exc
+    return providers

@@ -191,16 +191,21 @@ def _md_entries(title: str, entries: list[TimelineEntry], empty: str) -> list[st
     return lines + _md_table(["Time", "What"], ([fmt_time(e.t_s), e.what] for e in entries))
 
 
-def _md_verification(v: Verification) -> list[str]:
-    lines = [f"#### Verification: {v.verdict}", ""]
-    facts: dict[str, object] = {"Verifier": v.verifier, "Verdict": v.verdict}
+def verification_facts(v: Verification) -> dict[str, object]:
+    """The verification's facts worth showing, in the order both renderings show them."""
+    facts: dict[str, object] = {"Verifier": v.verifier}
     if v.agrees is not None:
         facts["Agrees"] = "yes" if v.agrees else "no"
     if v.final_category:
         facts["Final category"] = v.final_category
     if v.final_severity is not None:
         facts["Final severity"] = f"{v.final_severity} {SEVERITY_LABELS.get(v.final_severity, '')}".strip()
-    lines += _md_kv(facts)
+    return facts
+
+
+def _md_verification(v: Verification) -> list[str]:
+    lines = [f"#### Verification: {v.verdict}", ""]
+    lines += _md_kv({**verification_facts(v), "Verdict": v.verdict})
     if v.checks:
         lines += ["Checks:", ""] + [f"- {_md_text(c)}" for c in v.checks] + [""]
     if v.rule:
@@ -453,13 +458,7 @@ def _evidence_html(evidence: list[EvidenceLine]) -> str:
 
 def _verification_html(v: Verification) -> str:
     pill = {"confirmed": "pill-ok", "disputed": "pill-alert"}.get(v.verdict, "pill-warn")
-    facts: dict[str, object] = {"Verifier": v.verifier}
-    if v.agrees is not None:
-        facts["Agrees"] = "yes" if v.agrees else "no"
-    if v.final_category:
-        facts["Final category"] = v.final_category
-    if v.final_severity is not None:
-        facts["Final severity"] = f"{v.final_severity} {SEVERITY_LABELS.get(v.final_severity, '')}".strip()
+    facts = verification_facts(v)
     if v.rule:
         facts["Rule"] = v.rule
     if v.decision:
