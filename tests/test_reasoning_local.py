@@ -3,6 +3,7 @@ the parsing of provider answers, and the template-written report sections."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 import pytest
@@ -138,3 +139,24 @@ def test_an_analysis_report_has_one_part_per_incident_and_the_timeline(cry_and_s
     assert report.written_by == "templates" and [p.category for p in report.incidents] == ["distress"]
     assert report.incidents[0].verification.verdict == "confirmed"
     assert any("Help me!" in e.what for e in report.timeline) and report.context["event_type"] == "general"
+
+
+def test_seed_000s_local_llm_size_picks_the_on_premise_model_and_makes_it_the_verifier():
+    settings = Settings(providers={"ollama": {"base_url": "http://127.0.0.1:11434"}, "gemini": {"api_key": "k"}},
+                        default_provider="gemini", reasoning={"local_llm_size": "tiny"})
+    reasoner = Reasoner(settings, RULES.categories)
+    assert reasoner.providers["ollama"].model_for("detailed") == "ollama_chat/llama3.2:1b"
+    assert reasoner.settings.reasoning.verifier == "ollama" and reasoner.order(None) == ["gemini", "ollama"]
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"default_provider": "gemini"}, "default_provider: unknown provider 'gemini'"),
+    ({"providers": {"local": {}}}, "'local' is the built-in pipeline"),
+    ({"providers": {"site": {"base_url": "http://x"}}}, "unknown provider type(s): site (type site)"),
+    ({"reasoning": {"order": ["groq"]}}, "reasoning.order: unknown provider 'groq'"),
+])
+def test_provider_settings_errors_name_the_key(settings, message):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        Settings(**settings)

@@ -121,3 +121,21 @@ def test_the_provider_writes_the_report_sections_and_the_templates_stand_in_when
         site.replies[CHAT] = Reply(400, b'{"error": "context too long"}', {"Content-Type": "application/json"})
         fallback = writer.for_analysis(result)
     assert fallback.written_by == "templates" and "audio:gunshot" in fallback.incidents[0].sections.situation_overview
+
+
+def test_a_vision_model_is_shown_the_picture_a_text_model_is_not(tmp_path):
+    from PIL import Image
+    from skimage import data as skdata
+
+    photo = tmp_path / "astronaut.jpg"
+    Image.fromarray(skdata.astronaut()).save(photo)
+    with LoopbackServer() as seeing, LoopbackServer() as blind:
+        seeing.replies[CHAT] = blind.replies[CHAT] = chat(judgement(None, 1, 0.95))
+        settings = settings_for(tmp_path, {"seeing": seeing, "blind": blind}, verifier=None)
+        settings.providers["seeing"].vision = True
+        pipeline = Pipeline(settings)
+        pipeline.analyze(photo, provider="seeing")
+        pipeline.analyze(photo, provider="blind")
+    shown = json.loads(seeing.received[0].body)["messages"][1]["content"]
+    assert shown[0]["type"] == "text" and shown[1]["image_url"]["url"].startswith("data:image/jpeg;base64,")
+    assert isinstance(json.loads(blind.received[0].body)["messages"][1]["content"], str)

@@ -581,13 +581,13 @@ class Settings(Section):
     @field_validator("providers")
     @classmethod
     def _known_providers(cls, value: dict[str, ProviderSettings]) -> dict[str, ProviderSettings]:
+        if "local" in value:
+            raise ValueError("'local' is the built-in pipeline, not a provider to configure")
         allowed = [*PROVIDER_NAMES, "openai_compatible"]
         unknown = sorted(f"{name} (type {entry.type or name})" for name, entry in value.items()
                          if (entry.type or name) not in allowed)
         if unknown:
             raise ValueError(f"unknown provider type(s): {', '.join(unknown)}; allowed: {allowed}")
-        if "local" in value:
-            raise ValueError("'local' is the built-in pipeline, not a provider to configure")
         return value
 
     @model_validator(mode="after")

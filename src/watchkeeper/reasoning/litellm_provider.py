@@ -15,6 +15,7 @@ import os
 import random
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +26,9 @@ import httpx
 # LiteLLM 1.110 has no usage telemetry outside its proxy server, so there is nothing else to turn off.
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 os.environ["LITELLM_OFFLINE_MODE"] = "true"
+
+# LiteLLM's typed dicts trip a pydantic notice, at import and at its first calls, that means nothing to users.
+warnings.filterwarnings("ignore", message=r".*`ReadOnly` qualifier", category=UserWarning)
 
 import litellm  # noqa: E402
 
