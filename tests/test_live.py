@@ -233,3 +233,28 @@ def test_a_missing_file_ends_the_camera_with_the_reason_instead_of_retrying(tmp_
     proc = subprocess.run([EXE, "monitor", str(tmp_path / "gone.mp4")], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "WATCHKEEPER_DATA_DIR": str(tmp_path / "data")})
     assert proc.returncode == 2 and "gone.mp4: No such file" in proc.stderr
+
+
+def test_a_configured_provider_judges_only_the_candidate_windows(room_with_siren, tmp_path):
+    recorded = json.loads((Path(__file__).parent / "data" / "provider_replies" / "llamacpp_chat.json").read_text())
+    verdict = {"crime_detected": True, "category": "alarm", "severity": 2, "confidence": 0.9,
+               "evidence_description": "A siren.", "location": "sound", "visual_score": 0.0, "audio_score": 0.9,
+               "text_alignment_score": 0.0, "multimodal_agreement": 0.45, "reasoning_summary": "A siren sounds.",
+               "threat_severity_index": 0.22}
+    choice = {**recorded["choices"][0], "message": {"role": "assistant", "content": json.dumps(verdict)}}
+    with LoopbackServer() as site:
+        site.replies["/v1/chat/completions"] = Reply(200, json.dumps({**recorded, "choices": [choice]}).encode(),
+                                                     {"Content-Type": "application/json"})
+        settings = Settings(data_dir=tmp_path, default_provider="site", providers={
+            "site": {"type": "openai_compatible", "base_url": f"{site.url}/v1", "model": "site-7b"}})
+        events: list[IncidentEvent] = []
+        monitor = Monitor(camera_from_source(room_with_siren, "hall", realtime=False), settings=settings)
+        monitor.on_incident(events.append)
+        monitor.start()
+        assert monitor.wait(120)
+        monitor.stop()
+    stats = monitor.statistics()
+    # Tier 2 (the provider) saw the siren's windows, not the quiet ones.
+    assert 0 < len(site.received) == stats["windows_tier2"] < stats["windows_analysed"]
+    opened = next(e for e in events if e.kind == "opened")
+    assert opened.window.provider == "site" and opened.window.assessment.source == "site:openai/site-7b"
