@@ -160,3 +160,17 @@ def test_provider_settings_errors_name_the_key(settings, message):
 
     with pytest.raises(ValidationError, match=re.escape(message)):
         Settings(**settings)
+
+
+def test_the_sound_sent_is_thirty_seconds_around_the_leading_incident():
+    import numpy as np
+
+    from watchkeeper.reasoning.prompt import excerpt
+
+    late = analysed([det("audio:gunshot", "audio", 0.97, t=60.0, analyzer="audio_events")], media_type="audio",
+                    duration_s=120.0)
+    samples = np.arange(120 * 16000, dtype=np.float32)
+    cut = excerpt(samples, late)
+    middle = (late.incidents[0].t_start_s + late.incidents[0].t_end_s) / 2
+    assert len(cut) == 30 * 16000 and cut[0] == pytest.approx((middle - 15) * 16000, abs=1)
+    assert len(excerpt(samples[: 10 * 16000], late)) == 10 * 16000  # a short recording goes whole

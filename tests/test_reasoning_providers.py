@@ -190,6 +190,20 @@ def test_hosted_provider_answers(api, type_, url, recorded, check, tokens):
     check(route.calls[0].request, sent(route))
 
 
+def test_sound_goes_to_gemini_as_audio_and_to_others_not_at_all(api):
+    wav = b"RIFF\x24\x00\x00\x00WAVEfmt "  # the bytes travel as they are
+    gemini = api.post(url__regex=GEMINI_URL).respond(200, json=reply("gemini_generate_content.json"))
+    listener = make("gemini")
+    assert listener.audio and not make("openai").audio and not make("anthropic").audio
+    listener.complete(ask(images=False, audio_wav=wav))
+    parts = sent(gemini)["contents"][0]["parts"]
+    assert parts[0] == {"text": USER} and parts[1]["inline_data"]["data"] == base64.b64encode(wav).decode()
+    assert parts[1]["inline_data"]["mime_type"].startswith("audio/")
+    openai = api.post(OPENAI_URL).respond(200, json=reply("openai_chat.json"))
+    make("openai").complete(ask(images=False, audio_wav=wav))
+    assert sent(openai)["messages"][1]["content"] == USER
+
+
 def test_images_dropped_when_vision_is_off(api):
     route = api.post(OPENAI_URL).respond(200, json=reply("openai_chat.json"))
     make("openai", vision=False).complete(ask())

@@ -139,3 +139,26 @@ def test_a_vision_model_is_shown_the_picture_a_text_model_is_not(tmp_path):
     shown = json.loads(seeing.received[0].body)["messages"][1]["content"]
     assert shown[0]["type"] == "text" and shown[1]["image_url"]["url"].startswith("data:image/jpeg;base64,")
     assert isinstance(json.loads(blind.received[0].body)["messages"][1]["content"], str)
+
+
+def test_a_model_that_listens_hears_the_sound_around_the_incident(gunshot, tmp_path):
+    import base64
+    import io
+    import wave
+
+    with LoopbackServer() as listening:
+        listening.replies[CHAT] = chat(judgement("shooting", 5))
+        settings = settings_for(tmp_path, {"listening": listening}, verifier=None)
+        settings.providers["listening"].audio = True
+        Pipeline(settings).analyze(gunshot, use_cache=False)
+    content = json.loads(listening.received[0].body)["messages"][1]["content"]
+    [sound] = [part for part in content if part["type"] == "input_audio"]
+    with wave.open(io.BytesIO(base64.b64decode(sound["input_audio"]["data"]))) as heard:
+        assert (heard.getframerate(), heard.getnchannels()) == (16000, 1)
+        assert heard.getnframes() / 16000 == pytest.approx(load_seconds(gunshot), abs=0.1)  # short: all of it
+
+
+def load_seconds(path: Path) -> float:
+    from watchkeeper.media import load_media
+
+    return load_media(path).duration_s

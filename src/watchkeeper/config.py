@@ -349,6 +349,7 @@ class ProviderSettings(Section):
     detailed_model: str | None = Field(None, description="The careful model (seed 001's 70B): reports, severe cases.")
     base_url: str | None = Field(None, description="The endpoint, for on-premise servers and proxies.")
     vision: bool | None = Field(None, description="Whether the models take images; default: known per provider.")
+    audio: bool | None = Field(None, description="Whether the models take sound; default: known per provider.")
     timeout_s: float = Field(30.0, gt=0)
     max_retries: int = Field(2, ge=0, le=10, description="Retries after a 429, a 5xx or a timeout, with backoff.")
     requests_per_minute: float | None = Field(None, gt=0, description="This provider's rate limit, if any.")

@@ -167,7 +167,8 @@ class Pipeline:
                 if on_progress is not None:
                     on_progress(100.0)
                 return self.reasoner.refine(result, provider=provider,
-                                            pictures=lambda: self._keyframes(source, result, frame_interval_s))
+                                            pictures=lambda: self._keyframes(source, result, frame_interval_s),
+                                            sound=lambda: self._sound(source, result))
 
         run = _Run()
         chunks = iter_media(
@@ -191,7 +192,8 @@ class Pipeline:
             cache.put(result.media.sha256, config_hash, result.model_dump_json())
         t0 = time.perf_counter()
         result = self.reasoner.refine(result, provider=provider,
-                                      pictures=lambda: self._keyframes(source, result, frame_interval_s))
+                                      pictures=lambda: self._keyframes(source, result, frame_interval_s),
+                                      sound=lambda: self._sound(source, result))
         result.timings_ms["reasoning"] = round((time.perf_counter() - t0) * 1000, 2)
         result.timings_ms["total"] = round((time.perf_counter() - started) * 1000, 2)
         return result
@@ -207,6 +209,14 @@ class Pipeline:
         frames = nearest_frames(source, result.media.media_type, wanted, self.settings.media,
                                 frame_interval_s=frame_interval_s)
         return [frame.rgb for frame in frames]
+
+    def _sound(self, source: Source, result: AnalysisResult) -> np.ndarray | None:
+        """The media's sound (a video's track decoded alone), for models that listen."""
+        if result.media.media_type != "audio" and not result.media.has_audio:
+            return None
+        chunks = [m.audio for m in iter_media(source, "audio", self.settings.media, chunk_s=self.settings.media.chunk_s)
+                  if m.audio is not None]
+        return np.concatenate(chunks) if chunks else None
 
     def _content_hash(self, cache: ResultCache, source: Source) -> str | None:
         if isinstance(source, bytes):
@@ -224,7 +234,8 @@ class Pipeline:
         run = _Run()
         run.add_chunk(media, self._run_analyzers(media, run, camera))
         result = self._fuse(run, when=when, camera=camera, zones=zones, thresholds=thresholds)
-        return self.reasoner.refine(result, provider=provider, pictures=lambda: [f.rgb for f in media.frames])
+        return self.reasoner.refine(result, provider=provider, pictures=lambda: [f.rgb for f in media.frames],
+                                    sound=lambda: media.audio)
 
     def _run_analyzers(
         self, media: Media, run: _Run, camera: str | None = None,

@@ -239,8 +239,11 @@ class Monitor:
             with_provider = self.settings.default_provider != "local"
             if (self.tier2 is not self.tier1 or with_provider) and self._is_candidate(result):
                 # Tier 2: the heavier analyzers, then the reasoning provider when one is configured.
-                result = (self.tier2.analyze_media(media, **view) if self.tier2 is not self.tier1 else
-                          self.tier2.reasoner.refine(result, pictures=lambda: [f.rgb for f in media.frames]))
+                if self.tier2 is not self.tier1:
+                    result = self.tier2.analyze_media(media, **view)
+                else:
+                    result = self.tier2.reasoner.refine(result, pictures=lambda: [f.rgb for f in media.frames],
+                                                        sound=lambda: media.audio)
                 self._count("tier2")
         self.last_result = result
         with self._stats_lock:

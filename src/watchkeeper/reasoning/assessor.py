@@ -19,7 +19,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from pydantic import ValidationError
@@ -31,12 +31,13 @@ from ..errors import ProviderError
 from ..taxonomy import Category, confidence_word, threat_severity_index
 from .base import ChatRequest, Provider, build_providers
 from .local import local_assessment, local_verification
-from .prompt import answer_schema, evidence_text, jpeg, system_prompt
+from .prompt import answer_schema, evidence_text, excerpt, jpeg, system_prompt, wav
 
 log = logging.getLogger(__name__)
 
 LOCAL = "local"
 PictureSource = Callable[[], list[np.ndarray]]
+SoundSource = Callable[[], np.ndarray | None]  # the media's sound, 16 kHz mono, or None
 
 
 @dataclass
@@ -67,7 +68,7 @@ class Reasoner:
         return [first, *(name for name in rest if name not in (first, LOCAL))]
 
     def refine(self, result: AnalysisResult, *, provider: str | None = None,
-               pictures: PictureSource | None = None) -> AnalysisResult:
+               pictures: PictureSource | None = None, sound: SoundSource | None = None) -> AnalysisResult:
         local = local_assessment(result)
         result.local_analysis = local
         result.assessment = local
@@ -77,7 +78,8 @@ class Reasoner:
             result.cross_verification = (local_verification(result) if self.settings.reasoning.verifier == LOCAL
                                          else None)
             return result
-        request = self._request(result, local, pictures if any(self.providers[n].vision for n in order) else None)
+        request = self._request(result, local, pictures if any(self.providers[n].vision for n in order) else None,
+                                sound if any(self.providers[n].audio for n in order) else None)
         answered: str | None = None
         for name in order:
             answer = self._ask(name, request, result)
@@ -107,22 +109,24 @@ class Reasoner:
         result.evidence_description = final.evidence_description or result.evidence_description
 
     # -- asking ----------------------------------------------------------------------------------
-    def _request(self, result: AnalysisResult, local: Assessment, pictures: PictureSource | None) -> ChatRequest:
+    def _request(self, result: AnalysisResult, local: Assessment, pictures: PictureSource | None,
+                 sound: SoundSource | None) -> ChatRequest:
         severe = local.crime_detected and local.severity >= self.settings.reasoning.detailed_from_severity
         images = [jpeg(rgb) for rgb in (pictures() if pictures else [])][: self.settings.reasoning.max_frames]
+        samples = sound() if sound else None
         return ChatRequest(
             system=system_prompt(self.settings, self.categories),
             user=evidence_text(result, local, names={c.id: c.name for c in self.categories.values()}),
-            images_jpeg=images, tier="detailed" if severe else "fast",
-            json_schema=answer_schema(self.categories),
+            images_jpeg=images, audio_wav=wav(excerpt(samples, result)) if samples is not None else None,
+            tier="detailed" if severe else "fast", json_schema=answer_schema(self.categories),
         )
 
     def _ask(self, name: str, request: ChatRequest, result: AnalysisResult, role: str = "assessment") -> Answer:
         provider = self.providers[name]
         model = provider.model_for(request.tier)
-        if not provider.vision:
-            request = ChatRequest(request.system, request.user, [], request.tier, request.json_schema,
-                                  request.max_output_tokens)
+        # What this provider cannot take is not sent, nor part of its cache key.
+        request = replace(request, images_jpeg=request.images_jpeg if provider.vision else [],
+                          audio_wav=request.audio_wav if provider.audio else None)
         key = _cache_key(result, name, model, request, role)
         cached = self._cached(result, key)
         if cached is not None:
@@ -139,9 +143,8 @@ class Reasoner:
             usage = reply.usage
             assessment, problem = parse_assessment(reply.text, self.categories, f"{provider.name}:{reply.model}")
             if assessment is None:  # ask again once, saying what was wrong
-                again = ChatRequest(request.system, f"{request.user}\n\nYour previous answer was rejected: {problem}. "
-                                    "Answer again with the JSON object only.", request.images_jpeg, request.tier,
-                                    request.json_schema, request.max_output_tokens)
+                again = replace(request, user=f"{request.user}\n\nYour previous answer was rejected: {problem}. "
+                                              "Answer again with the JSON object only.")
                 reply = provider.complete(again)
                 usage = _add(usage, reply.usage)
                 assessment, problem = parse_assessment(reply.text, self.categories, f"{provider.name}:{reply.model}")
@@ -174,10 +177,9 @@ class Reasoner:
             return None
         if verifier == LOCAL or verifier == answered or verifier not in self.providers:
             return _local_second_opinion(result, first)
-        again = ChatRequest(request.system, request.user + "\n\nA first reviewer concluded (JSON): "
-                            + first.model_dump_json(exclude={"source"})
-                            + "\nRe-judge the evidence independently; you may disagree.",
-                            request.images_jpeg, request.tier, request.json_schema, request.max_output_tokens)
+        again = replace(request, user=request.user + "\n\nA first reviewer concluded (JSON): "
+                        + first.model_dump_json(exclude={"source"})
+                        + "\nRe-judge the evidence independently; you may disagree.")
         answer = self._ask(verifier, again, result, role="verification")
         result.provider_results.append(answer.result)
         second = answer.assessment
@@ -269,7 +271,8 @@ def decide(assessment: Assessment, verification: Verification, rules: DecisionRu
 
 def _cache_key(result: AnalysisResult, provider: str, model: str, request: ChatRequest, role: str) -> str:
     digest = hashlib.sha256()
-    for part in (role, provider, model, request.tier, request.system, request.user, *request.images_jpeg):
+    for part in (role, provider, model, request.tier, request.system, request.user, *request.images_jpeg,
+                 request.audio_wav or b""):
         digest.update(part if isinstance(part, bytes) else part.encode())
         digest.update(b"\0")
     return f"reasoning:{result.config_hash}:{digest.hexdigest()}"

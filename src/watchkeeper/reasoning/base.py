@@ -1,4 +1,4 @@
-"""The provider interface: one chat call that may carry pictures and must answer JSON.
+"""The provider interface: one chat call that may carry pictures and sound and must answer JSON.
 
 A provider type is registered by name (``@provider_type("gemini")``); ``build_providers`` makes one
 client per entry of ``settings.providers``. Each client applies its own rate limit, concurrency cap,
@@ -23,6 +23,7 @@ class ChatRequest:
     system: str
     user: str
     images_jpeg: list[bytes] = field(default_factory=list)  # sent only to vision-capable models
+    audio_wav: bytes | None = None  # sent only to models that take sound
     tier: Tier = "fast"
     json_schema: dict[str, Any] | None = None  # the answer must be a JSON object valid against it
     max_output_tokens: int = 1024
@@ -39,6 +40,7 @@ class Provider(Protocol):
     name: str  # the entry's name in settings.providers
     type: str
     vision: bool
+    audio: bool
 
     def model_for(self, tier: Tier) -> str: ...
 

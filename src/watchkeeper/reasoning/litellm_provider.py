@@ -99,6 +99,8 @@ class LiteLLMProvider:
                                          "detailed": _qualified(self._prefix, detailed, self.type)}
         self.vision = (settings.vision if settings.vision is not None
                        else all(_known(litellm.supports_vision, m) for m in self._models.values()))
+        self.audio = (settings.audio if settings.audio is not None
+                      else all(_known(litellm.supports_audio_input, m) for m in self._models.values()))
         self._schema_ok = {tier: _known(litellm.supports_response_schema, m) for tier, m in self._models.items()}
         self._pacer = RequestPacer(settings.requests_per_minute) if settings.requests_per_minute else None
         self._slots = threading.BoundedSemaphore(settings.max_concurrency)
@@ -134,12 +136,15 @@ class LiteLLMProvider:
         return ChatReply(text=response.choices[0].message.content or "", model=model, usage=usage)
 
     def _call_arguments(self, request: ChatRequest, model: str) -> dict[str, Any]:
-        content: str | list[dict[str, Any]] = request.user
-        if self.vision and request.images_jpeg:
-            content = [{"type": "text", "text": request.user}, *(
-                {"type": "image_url",
-                 "image_url": {"url": "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")}}
-                for jpeg in request.images_jpeg)]
+        parts: list[dict[str, Any]] = []
+        if self.vision:
+            parts += [{"type": "image_url",
+                       "image_url": {"url": "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")}}
+                      for jpeg in request.images_jpeg]
+        if self.audio and request.audio_wav:
+            parts.append({"type": "input_audio",
+                          "input_audio": {"data": base64.b64encode(request.audio_wav).decode("ascii"), "format": "wav"}})
+        content: str | list[dict[str, Any]] = [{"type": "text", "text": request.user}, *parts] if parts else request.user
         messages = [{"role": "system", "content": request.system}] if request.system else []
         messages.append({"role": "user", "content": content})
         if request.json_schema is not None and self._schema_ok[request.tier]:

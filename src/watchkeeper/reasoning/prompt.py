@@ -1,7 +1,8 @@
 """What a provider is told: the site's context, the categories, the local evidence, and the answer's schema.
 
-Audio reaches a text model as its transcript and its timeline of sound
-events; pictures go as JPEG to vision models. Everything the street can say
+Audio reaches every model as its transcript and its timeline of sound
+events, and as sound (WAV) to models that take it; pictures go as JPEG to
+vision models. Everything the street can say
 (transcripts, OCR) is quoted as data, never as instructions.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import wave
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,12 +18,13 @@ import numpy as np
 from PIL import Image
 
 from ..config import Settings
-from ..domain import AnalysisResult, Assessment
+from ..domain import AUDIO_SAMPLE_RATE_HZ, AnalysisResult, Assessment
 from ..taxonomy import Category
 
 MAX_DETECTIONS = 40
 MAX_TRANSCRIPT_CHARS = 3000
 PICTURE_SIDE = 768  # long side of the pictures sent: enough to see a person's hands, cheap in tokens
+MAX_SOUND_S = 30.0  # sound sent to models that take it: the incident and its surroundings
 
 ANSWER_FIELDS = [name for name in Assessment.model_fields if name != "source"]
 
@@ -100,4 +103,24 @@ def jpeg(rgb: np.ndarray, side: int = PICTURE_SIDE) -> bytes:
     image.thumbnail((side, side))
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()
+
+
+def excerpt(samples: np.ndarray, result: AnalysisResult) -> np.ndarray:
+    """At most ``MAX_SOUND_S`` of the sound, around the leading incident (or from the start)."""
+    leading = max(result.incidents, key=lambda i: (i.severity, i.confidence), default=None)
+    middle = (leading.t_start_s + leading.t_end_s) / 2 if leading else MAX_SOUND_S / 2
+    start = max(0.0, min(middle - MAX_SOUND_S / 2, len(samples) / AUDIO_SAMPLE_RATE_HZ - MAX_SOUND_S))
+    first = int(start * AUDIO_SAMPLE_RATE_HZ)
+    return samples[first:first + int(MAX_SOUND_S * AUDIO_SAMPLE_RATE_HZ)]
+
+
+def wav(samples: np.ndarray) -> bytes:
+    """16-bit PCM WAV at 16 kHz mono: the form every audio-taking model reads."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(AUDIO_SAMPLE_RATE_HZ)
+        out.writeframes((np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes())
     return buffer.getvalue()
