@@ -121,13 +121,13 @@ def test_provider_answers_are_repaired_or_rejected_with_the_reason():
 
 def test_template_sections_speak_of_this_incidents_evidence(cry_and_scream):
     incident = cry_and_scream.incidents[0]
-    sections = template_sections(cry_and_scream, incident, RULES.categories)
+    sections = template_sections(cry_and_scream, incident)
     assert "Help me!" in sections.situation_overview and "audio:scream" in sections.situation_overview
     assert f"Severity {incident.severity}" in sections.severity_assessment
     assert sections.immediate_actions and sections.equipment_required and sections.resolution_method
     severe = analysed([det("audio:gunshot", "audio", 0.97, analyzer="audio_events")], media_type="audio")
-    shooting = template_sections(severe, severe.incidents[0], RULES.categories)
-    plain = template_sections(cry_and_scream, incident, RULES.categories)
+    shooting = template_sections(severe, severe.incidents[0])
+    plain = template_sections(cry_and_scream, incident)
     # Severity 4 and up adds the category's escalation steps.
     assert severe.incidents[0].severity >= 4 and len(shooting.immediate_actions) > 4
     assert plain.immediate_actions != shooting.immediate_actions

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -404,6 +405,125 @@ class NotificationSettings(Section):
     notify_threshold: Literal["low", "medium", "high"] = "medium"
 
 
+def _comma_list(value: Any) -> Any:
+    """A list from the environment arrives as one string: ``a@x.org, b@x.org``."""
+    return [item.strip() for item in value.split(",") if item.strip()] if isinstance(value, str) else value
+
+
+class SmtpSettings(Section):
+    """Alert e-mail through an SMTP server (seed 003's ``MAIL_*`` names; seed 000's ``notification`` too)."""
+
+    host: str | None = None
+    port: int = Field(465, gt=0, lt=65536)
+    username: str | None = None
+    password: str | None = None
+    sender: str | None = Field(None, description="The From address (seed 003's ALERT_FROM_EMAIL).")
+    security: Literal["auto", "ssl", "starttls", "none"] = Field(
+        "auto", description="auto: TLS from the first byte on port 465, STARTTLS elsewhere when offered.")
+    timeout_s: float = Field(20.0, gt=0)
+
+
+class TwilioSettings(Section):
+    account_sid: str | None = None
+    auth_token: str | None = None
+    from_number: str | None = Field(None, description="The sending number (seed 003's TWILIO_FROM).")
+    api_base: str = "https://api.twilio.com"
+
+
+class ResendSettings(Section):
+    api_key: str | None = None
+    sender: str | None = Field(None, description="The From address (seed 002's ALERT_EMAIL_FROM).")
+    api_base: str = "https://api.resend.com"
+
+
+class MqttSettings(Section):
+    """An MQTT broker for events, camera state and Home Assistant discovery; set ``host`` to enable."""
+
+    host: str | None = None
+    port: int = Field(1883, gt=0, lt=65536)
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    topic_prefix: str = Field("watchkeeper", pattern=r"^[^#+]+$")
+    discovery: bool = Field(True, description="Publish Home Assistant MQTT discovery configs.")
+    discovery_prefix: str = Field("homeassistant", pattern=r"^[^#+]+$")
+    client_id: str | None = None
+    keepalive_s: int = Field(30, ge=5)
+
+
+class RecipientGroup(Section):
+    """Who hears an alert, on which channels. Lists also take a comma-separated string."""
+
+    emails: list[str] = Field(default_factory=list)
+    phones: list[str] = Field(default_factory=list, description="SMS through Twilio, E.164 numbers.")
+    resend: list[str] = Field(default_factory=list, description="E-mail addresses reached through Resend.")
+    apprise: list[str] = Field(default_factory=list, description="Apprise URLs: slack://, discord://, ntfy://...")
+    webhooks: list[str] = Field(default_factory=list, description="URLs that get the alert as signed JSON.")
+    mqtt: bool = Field(False, description="Publish the alert to the MQTT broker.")
+    hooks: list[str] = Field(default_factory=list, description="Python callables, 'module:function'.")
+
+    _lists = field_validator("emails", "phones", "resend", "apprise", "webhooks", "hooks", mode="before")(
+        _comma_list)
+
+
+class AlertRoute(Section):
+    """Which incidents go to which groups: all conditions must hold (an empty list matches anything)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    groups: list[str] = Field(min_length=1)
+    min_severity: int = Field(1, ge=1, le=5)
+    categories: list[str] = Field(default_factory=list)
+    cameras: list[str] = Field(default_factory=list)
+    zones: list[str] = Field(default_factory=list)
+    between: tuple[str, str] | None = Field(
+        None, description="Local times [start, end) when the route applies, e.g. ['22:00', '06:00'].")
+
+    @field_validator("between")
+    @classmethod
+    def _clock_times(cls, value: tuple[str, str] | None) -> tuple[str, str] | None:
+        for text in value or ():
+            if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", text):
+                raise ValueError(f"'{text}' is not a time of day HH:MM")
+        return value
+
+
+class QuietHours(Section):
+    """Between ``start`` and ``end`` (local time) only incidents of ``min_severity`` and above are sent."""
+
+    start: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    end: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    min_severity: int = Field(4, ge=1, le=5)
+
+
+class EscalationSettings(Section):
+    """Re-notify ``groups`` when an incident this severe is still unacknowledged after ``after_minutes``."""
+
+    after_minutes: float = Field(10.0, gt=0)
+    min_severity: int = Field(4, ge=1, le=5)
+    groups: list[str] = Field(min_length=1)
+
+
+class AlertSettings(Section):
+    groups: dict[str, RecipientGroup] = Field(default_factory=dict)
+    routes: list[AlertRoute] = Field(default_factory=list)
+    quiet_hours: QuietHours | None = None
+    escalation: EscalationSettings | None = None
+    email: SmtpSettings | None = None
+    twilio: TwilioSettings | None = None
+    resend: ResendSettings | None = None
+    hooks: list[str] = Field(default_factory=list, description="'module:function' callables for every alert.")
+    ack_link_ttl_h: float = Field(72.0, gt=0, description="How long the acknowledge link in an alert works.")
+
+    @model_validator(mode="after")
+    def _group_references(self) -> AlertSettings:
+        named = [(f"alerts.routes.{r.name}", g) for r in self.routes for g in r.groups]
+        named += [("alerts.escalation", g) for g in (self.escalation.groups if self.escalation else [])]
+        for key, group in named:
+            if group not in self.groups:
+                raise ValueError(f"{key}: unknown group '{group}'; defined: {sorted(self.groups)}")
+        return self
+
+
 class CategoryDef(Section):
     """A user-defined category (or an override of a built-in one's text)."""
 
@@ -561,6 +681,10 @@ class Settings(Section):
     categories: list[CategoryDef] = Field(default_factory=list)
     server: ServerSettings = Field(default_factory=ServerSettings)
     live: LiveSettings = Field(default_factory=LiveSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    public_url: str | None = Field(
+        None, description="This server's address as people reach it (seed 002's SERVER_NAME): links in alerts.")
 
     @model_validator(mode="before")
     @classmethod
@@ -604,6 +728,15 @@ class Settings(Section):
                 raise ValueError(f"{key}: unknown provider '{name}'; configured: {sorted(known)}")
         return self
 
+    @field_validator("public_url")
+    @classmethod
+    def _absolute_url(cls, value: str | None) -> str | None:
+        """Seed 002's SERVER_NAME is a bare host[:port]: http is assumed, as Flask does."""
+        if value is None:
+            return None
+        value = value.strip().rstrip("/")
+        return value if re.match(r"^https?://", value) else f"http://{value}"
+
     @model_validator(mode="after")
     def _category_references(self) -> Settings:
         known = set(BUILTIN_IDS) | {c.id for c in self.categories}
@@ -611,6 +744,7 @@ class Settings(Section):
         refs += [(f"fusion.weights.{label}", c) for label, cats in self.fusion.weights.items() for c in cats]
         refs += [(f"fusion.zones.{z.name}", c) for z in self.fusion.zones for c in z.categories]
         refs += [("fusion.time_factors", c) for t in self.fusion.time_factors for c in t.categories]
+        refs += [(f"alerts.routes.{r.name}", c) for r in self.alerts.routes for c in r.categories]
         for key, cat in refs:
             if cat not in known:
                 raise ValueError(f"{key}: unknown category '{cat}'; known: {sorted(known)}")
@@ -639,6 +773,20 @@ SEED_ENV_ALIASES: dict[str, tuple[str, ...]] = {
     "SQLALCHEMY_DATABASE_URI": ("database_url",),
     "ANALYSIS_INTERVAL": ("media", "frame_interval_s"),
     "FRAME_QUALITY": ("live", "evidence", "jpeg_quality"),
+    "MAIL_SERVER": ("alerts", "email", "host"),
+    "MAIL_PORT": ("alerts", "email", "port"),
+    "MAIL_USERNAME": ("alerts", "email", "username"),
+    "MAIL_PASSWORD": ("alerts", "email", "password"),
+    "ALERT_FROM_EMAIL": ("alerts", "email", "sender"),
+    "ALERT_TO_EMAIL": ("alerts", "groups", "default", "emails"),
+    "TWILIO_ACCOUNT_SID": ("alerts", "twilio", "account_sid"),
+    "TWILIO_AUTH_TOKEN": ("alerts", "twilio", "auth_token"),
+    "TWILIO_FROM": ("alerts", "twilio", "from_number"),
+    "ALERT_TO_PHONE": ("alerts", "groups", "default", "phones"),
+    "RESEND_API_KEY": ("alerts", "resend", "api_key"),
+    "ALERT_EMAIL_FROM": ("alerts", "resend", "sender"),
+    "ALERT_EMAIL_TO": ("alerts", "groups", "default", "resend"),
+    "SERVER_NAME": ("public_url",),
     "CONFIDENCE_THRESHOLD": ("fusion", "min_confidence"),
     "HIGH_PRIORITY_THRESHOLD": ("fusion", "high_priority_severity"),
     "EVENT_TYPE": ("event", "type"),

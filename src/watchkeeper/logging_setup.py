@@ -24,3 +24,5 @@ def configure(level: int) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # urllib3 (under Apprise) logs request paths at DEBUG, and chat services keep their tokens in the path.
+    logging.getLogger("urllib3").setLevel(max(level, logging.INFO))

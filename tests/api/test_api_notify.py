@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import threading
-from email import message_from_bytes
-from email.message import Message
-
 import pytest
 from apiserver import assert_problem, base_settings, finished_job
-from polling import free_port, wait_until
-
-controller_module = pytest.importorskip("aiosmtpd.controller", reason="aiosmtpd is not installed")
+from polling import wait_until
+from smtp_servers import Inbox, smtp_server
 
 
 # A recipient the test SMTP server refuses, with words about its internals that must not reach API clients.
@@ -18,32 +13,11 @@ REFUSED = "refused@example.com"
 REFUSAL = "550 5.7.1 relay-7.mail.internal refuses this recipient"
 
 
-class Inbox:
-    """An aiosmtpd handler that keeps every message it is given."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], Message]] = []
-        self._lock = threading.Lock()
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:  # noqa: ANN001
-        if address == REFUSED:
-            return REFUSAL
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: ANN001 - aiosmtpd's handler protocol
-        with self._lock:
-            self.messages.append((list(envelope.rcpt_tos), message_from_bytes(envelope.content)))
-        return "250 OK"
-
-
 @pytest.fixture(scope="module")
 def inbox():
-    handler = Inbox()
-    controller = controller_module.Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield handler, controller.port
-    controller.stop()
+    handler = Inbox(refuse={REFUSED: REFUSAL})
+    with smtp_server(handler) as port:
+        yield handler, port
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +44,7 @@ def test_notify_sends_the_seed_000_email(mail_server, inbox, media_root):
     body = response.json()
     assert body["status"] == "sent" and body["recipients"] == ["security@example.com"]
     assert body["crime_type"] == "Vandalism/Property Damage" and body["severity"] == "medium" and body["timestamp"]
-    recipients, message = handler.messages[-1]
+    recipients, message = handler.messages[-1].recipients, handler.messages[-1].message
     assert recipients == ["security@example.com"] and "Vandalism" in message["Subject"]
     assert message["From"] == "alerts@example.com"
     parts = [part.get_filename() for part in message.walk()]
@@ -85,8 +59,8 @@ def test_a_job_with_notify_emails_when_it_finds_a_crime(mail_server, inbox, medi
                                                      "notify": True}).json()
         assert finished_job(client, queued["job_id"])["crime_detected"] is True
     wait_until(lambda: len(handler.messages) > before, "the alert e-mail")
-    _, message = handler.messages[-1]
-    assert "detected" in message["Subject"]
+    message = handler.messages[-1].message
+    assert "Alarm or siren" in message["Subject"] and message.is_multipart()
 
 
 DETECTION = {"crime_detected": True, "crime_type": "Vandalism", "potential_severity": "medium"}
@@ -108,7 +82,7 @@ def test_only_admins_choose_recipients_beyond_the_configured_ones(mail_server, i
         assert len(handler.messages) == before
         sent = admin.post("/notify", json={"detection_result": DETECTION, "recipients": ["anyone@elsewhere.example"]})
         assert sent.status_code == 200, sent.text
-    assert handler.messages[-1][0] == ["anyone@elsewhere.example"]
+    assert handler.messages[-1].recipients == ["anyone@elsewhere.example"]
 
 
 def test_a_refused_message_is_a_502_without_the_mail_servers_words(mail_server):

@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException
 from fastapi_offline import FastAPIOffline
 from fastapi.middleware.cors import CORSMiddleware
+from sqlalchemy.orm import Session
 from starlette.requests import Request
 
 from .. import __version__
@@ -25,17 +26,20 @@ from ..auth.links import load_or_create_secret
 from ..config import Settings
 from ..delivery.dispatcher import Dispatcher
 from ..delivery.webhook import webhook_sender
+from ..domain import AnalysisResult
 from ..jobs.analysis import analysis_handler
 from ..jobs.queue import DatabaseJobQueue
 from ..jobs.worker import WorkerPool
-from ..netguard import UrlPolicy, fetch_url
-from ..store.db import open_database
-from ..uploads import MediaRoots, UploadStore
 from ..live.monitor import tier_pipelines
 from ..live.service import LiveService
-from . import legacy, live, seed001, v1
+from ..netguard import UrlPolicy, fetch_url
+from ..notify.service import AlertService
+from ..store.db import open_database
+from ..store.models import Analysis
+from ..taxonomy import BUILTIN_CATEGORIES
+from ..uploads import MediaRoots, UploadStore
+from . import acknowledge, legacy, live, seed001, v1
 from .job_outcomes import job_finished
-from .mail import alert_threshold, email_sender, mailer_from
 from .problems import install_problem_handlers, problem_response
 from .services import PipelineHolder, Services
 from .submissions import ANALYZE_JOB
@@ -62,15 +66,19 @@ class Runtime:
     workers: WorkerPool
     dispatcher: Dispatcher
     live: LiveService
+    alerts: AlertService
 
     def start(self) -> None:
         self.workers.start()
         self.dispatcher.start()
+        self.alerts.start(cameras={name: c.location for name, c in self.live.cameras.items()},
+                          categories={c.id: c.name for c in BUILTIN_CATEGORIES})
         self.live.start()
 
     def stop(self) -> None:
         self.live.stop()
         self.workers.stop()
+        self.alerts.stop()
         self.dispatcher.stop()
         self.services.db.close()
 
@@ -81,31 +89,36 @@ def build_runtime(settings: Settings) -> Runtime:
     db = open_database(settings)
     uploads_dir = data_dir / "uploads"
     policy = UrlPolicy(server.allowed_private_networks)
-    mailer = mailer_from(settings)
+    link_secret = load_or_create_secret(data_dir / LINK_SECRET_FILE)
+    alerts = AlertService(settings, db, link_secret)
     queue = DatabaseJobQueue(db, lease_s=server.job_lease_s, max_attempts=server.job_max_attempts,
-                             retry_delay_s=server.job_retry_delay_s,
-                             on_finish=job_finished(mailer, alert_threshold(settings)))
+                             retry_delay_s=server.job_retry_delay_s, on_finish=job_finished())
     pipeline = PipelineHolder(settings)
     # Every download the server makes for an analysis goes through the same guard and limits.
     fetch = partial(fetch_url, policy=policy, max_bytes=settings.media.max_bytes,
                     timeout_s=settings.media.url_timeout_s)
-    workers = WorkerPool(queue, {ANALYZE_JOB: analysis_handler(pipeline, fetch_guard=fetch)},
+
+    def alert_if_asked(session: Session, analysis: Analysis, result: AnalysisResult, notify: bool) -> None:
+        if notify:
+            alerts.analysis_stored(session, analysis, result)
+
+    workers = WorkerPool(queue, {ANALYZE_JOB: analysis_handler(pipeline, fetch_guard=fetch, on_stored=alert_if_asked)},
                          threads=server.job_workers, lease_s=server.job_lease_s)
-    senders = {"webhook": webhook_sender(server.webhook_secret, policy, server.webhook_timeout_s)}
-    if mailer is not None:
-        senders["email"] = email_sender(mailer)
+    senders = {"webhook": webhook_sender(server.webhook_secret, policy, server.webhook_timeout_s),
+               **alerts.senders()}
     dispatcher = Dispatcher(db, senders, max_attempts=server.delivery_max_attempts,
                             backoff_s=server.delivery_backoff_s, backoff_max_s=server.delivery_backoff_max_s)
+    alerts.wake = dispatcher.wake
     services = Services(
         settings=settings, db=db, queue=queue,
         uploads=UploadStore(uploads_dir, max_bytes=server.upload_max_bytes),
         media_roots=MediaRoots([uploads_dir, *server.media_roots], base=data_dir),
-        url_policy=policy, fetch=fetch, pipeline=pipeline, mailer=mailer, wake_workers=workers.wake,
-        link_secret=load_or_create_secret(data_dir / LINK_SECRET_FILE),
+        url_policy=policy, fetch=fetch, pipeline=pipeline, alerts=alerts, dispatcher=dispatcher,
+        wake_workers=workers.wake, link_secret=link_secret,
     )
-    live = LiveService(settings, db, evidence_dir=data_dir / "evidence",
+    live = LiveService(settings, db, evidence_dir=data_dir / "evidence", alerts=alerts,
                        pipelines=lambda: tier_pipelines(settings, pipeline()))  # one set of models in the process
-    return Runtime(services, workers, dispatcher, live)
+    return Runtime(services, workers, dispatcher, live, alerts)
 
 
 class BodyLimit:
@@ -173,4 +186,5 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> FastAPI:
     app.include_router(v1.router)
     app.include_router(live.router)
     app.include_router(seed001.router)
+    app.include_router(acknowledge.router)
     return app

@@ -1,8 +1,8 @@
-"""What a finished analysis job sends and shows: seed 000's job body, its webhook and its e-mail.
+"""What a finished analysis job sends and shows: seed 000's job body and its webhook.
 
-The webhook and the e-mail are enqueued in the outbox inside the transaction
-that ends the job (the queue's ``on_finish``), so a job that finishes once
-sends once, and a crash between finishing and sending loses nothing.
+The webhook is enqueued in the outbox inside the transaction that ends the
+job (the queue's ``on_finish``), so a job that finishes once sends once, and
+a crash between finishing and sending loses nothing.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ from sqlalchemy.orm import Session
 
 from ..delivery import outbox
 from ..jobs.queue import JobView, OnFinish
-from ..taxonomy import severity_word
-from .mail import Mailer, detection_email, reaches_threshold
 
 WEBHOOK_EVENT = "job.finished"
 
@@ -58,31 +56,13 @@ def view_body(job: JobView) -> dict[str, Any]:
                            progress=job.progress)
 
 
-def enqueue_alert_email(session: Session, mailer: Mailer | None, threshold: str, result: dict[str, Any], *,
-                        dedupe_key: str) -> bool:
-    """Queue seed 000's alert e-mail when the result found a crime at or above ``threshold``."""
-    if mailer is None or not mailer.default_recipients or not result.get("crime_detected"):
-        return False
-    top = max(result.get("incidents", []), key=lambda i: i["severity"], default=None)
-    word = severity_word(top["severity"]) if top else None
-    if not reaches_threshold(word, threshold):
-        return False
-    subject, text = detection_email({**result, "potential_severity": word},
-                                    media_name=result.get("media", {}).get("source"))
-    outbox.enqueue(session, channel="email", target=",".join(mailer.default_recipients), event="incident.detected",
-                   payload={"subject": subject, "text": text}, dedupe_key=dedupe_key)
-    return True
-
-
-def job_finished(mailer: Mailer | None, threshold: str) -> OnFinish:
-    """The queue's ``on_finish`` hook: in the transaction that ends a job, queue its webhook and its e-mail."""
+def job_finished() -> OnFinish:
+    """The queue's ``on_finish`` hook: in the transaction that ends a job, queue its webhook (its alerts are
+    queued with its analysis: ``AlertService.analysis_stored``)."""
 
     def on_finish(session: Session, job: JobView) -> None:
-        body = view_body(job)
         if job.callback_url:
-            outbox.enqueue(session, channel="webhook", target=job.callback_url, event=WEBHOOK_EVENT, payload=body,
-                           dedupe_key=f"job:{job.id}:webhook")
-        if job.notify and body["status"] == "success":
-            enqueue_alert_email(session, mailer, threshold, body, dedupe_key=f"job:{job.id}:email")
+            outbox.enqueue(session, channel="webhook", target=job.callback_url, event=WEBHOOK_EVENT,
+                           payload=view_body(job), dedupe_key=f"job:{job.id}:webhook")
 
     return on_finish

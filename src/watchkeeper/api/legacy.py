@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import mimetypes
-import smtplib
+import time
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
@@ -20,18 +20,22 @@ from starlette.concurrency import run_in_threadpool
 from .. import __version__
 from ..auth import Principal, role_allows
 from ..auth.audit import record
-from ..errors import ConflictError, DeliveryError, NotFoundError, PermissionDeniedError
-from ..store.models import Job
+from ..delivery import enqueue
+from ..errors import BadRequestError, ConflictError, DeliveryError, NotFoundError, PermissionDeniedError
+from ..notify.compose import manual_message
+from ..store.db import Database
+from ..store.models import Delivery, Job
 from ..store.models import Upload as UploadRow
 from . import schemas
 from .deps import MaybePrincipal, Operator, ServicesDep, Viewer, client_ip, viewer_or_signed_link
 from .job_outcomes import view_body
-from .mail import detection_email
 from .problems import PROBLEM_RESPONSES
 from .services import Services
 from .submissions import AnalysisSpec, check, run_now, submit
 
 log = logging.getLogger(__name__)
+
+NOTIFY_WAIT_S = 10.0  # /notify answers 'sent' when the first attempt succeeds within this; 'queued' after it
 
 router = APIRouter(tags=["seed 000"], responses=PROBLEM_RESPONSES)
 
@@ -47,7 +51,8 @@ async def health(services: ServicesDep, principal: MaybePrincipal, response: Res
     if principal is not None:
         health.version = __version__
         health.providers = services.providers()
-        health.notification_enabled = services.mailer is not None
+        health.notification_enabled = "email" in services.dispatcher.senders
+        health.alert_channels = await run_in_threadpool(services.alerts.channel_health)
         health.database = services.db.dialect
         health.jobs = await run_in_threadpool(_job_counts, services) if healthy else None
     return health
@@ -124,27 +129,49 @@ def analyze_video(request: Request, services: ServicesDep, principal: Operator, 
     return _analyze(request, services, principal, spec, body.run_async)
 
 
-@router.post("/notify", response_model=schemas.NotifySent, summary="E-mail an alert about a detection result")
+@router.post("/notify", response_model=schemas.NotifySent,
+             summary="E-mail an alert about a detection result: 'sent', or 'queued' while delivery is retried")
 def notify(request: Request, services: ServicesDep, principal: Operator,
            body: schemas.NotifyRequest) -> schemas.NotifySent:
-    if services.mailer is None:
-        raise ConflictError("no notifier is configured: set notification.smtp_server and default_recipients")
-    _check_recipients(principal, body.recipients or [], services.mailer.default_recipients)
-    attachment = services.media_roots.resolve(body.media_path) if body.media_path else None
-    subject, message = detection_email(body.detection_result, media_name=body.media_path)
-    try:
-        recipients = services.mailer.send(subject, message, body.recipients, attachment)
-    except (smtplib.SMTPException, OSError) as exc:
-        # The mail server's words may name its hosts and accounts: they go to the log, not to the client.
-        log.warning("notify: the mail server did not take the message", extra={"error": f"{type(exc).__name__}: {exc}"})
-        raise DeliveryError("the mail server did not take the message") from exc
-    severity = body.detection_result.get("potential_severity") or body.detection_result.get("severity")
+    alerts = services.alerts.router.alerts
+    if "email" not in services.dispatcher.senders:
+        raise ConflictError("no e-mail channel is configured: set alerts.email (or notification.smtp_server)")
+    configured = alerts.groups["default"].emails if "default" in alerts.groups else []
+    _check_recipients(principal, body.recipients or [], configured)
+    recipients = list(body.recipients or configured)
+    if not recipients:
+        raise BadRequestError("no recipients: give some, or configure the group 'default' (default_recipients)")
+    media = str(services.media_roots.resolve(body.media_path)) if body.media_path else None
+    message = manual_message(body.detection_result, media_path=media)
     with services.db.session() as session:
-        record(session, principal, "notification.send", details={"recipients": recipients, "subject": subject},
+        delivery = enqueue(session, channel="email", target=",".join(recipients), event="alert.manual",
+                           payload=message.model_dump(mode="json"))
+        record(session, principal, "notification.send", details={"recipients": recipients, "subject": message.title},
                ip=client_ip(request))
-    return schemas.NotifySent(status="sent", recipients=recipients, crime_type=body.detection_result.get("crime_type"),
+        delivery_id = delivery.id
+    services.dispatcher.wake()
+    state, error = wait_for_first_attempt(services.db, delivery_id, NOTIFY_WAIT_S)
+    if state == "dead":
+        # The mail server's words may name its hosts and accounts: they go to the log, not to the client.
+        log.warning("notify: the mail server did not take the message", extra={"error": error})
+        raise DeliveryError("the mail server did not take the message")
+    severity = body.detection_result.get("potential_severity") or body.detection_result.get("severity")
+    return schemas.NotifySent(status="sent" if state == "delivered" else "queued", recipients=recipients,
+                              crime_type=body.detection_result.get("crime_type"),
                               severity=severity if isinstance(severity, str) else None,
                               timestamp=datetime.now(timezone.utc))
+
+
+def wait_for_first_attempt(db: Database, delivery_id: int, timeout_s: float) -> tuple[str, str | None]:
+    """The delivery's state once its first attempt is over (or ``timeout_s`` has passed): state, last error."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with db.session(write=False) as session:
+            row = session.get(Delivery, delivery_id)
+            state, attempts, leased, error = row.state, row.attempts, row.lease_expires_at, row.last_error
+        if state != "pending" or (attempts > 0 and leased is None) or time.monotonic() >= deadline:
+            return state, error
+        time.sleep(0.05)
 
 
 def _check_recipients(principal: Principal, recipients: list[str], configured: list[str]) -> None:
@@ -153,7 +180,7 @@ def _check_recipients(principal: Principal, recipients: list[str], configured: l
         return
     allowed = {address.lower() for address in configured}
     if any(address.lower() not in allowed for address in recipients):
-        raise PermissionDeniedError("only admins may send to addresses outside notification.default_recipients")
+        raise PermissionDeniedError("only admins may send to addresses outside the group 'default'")
 
 
 @router.get("/jobs/{job_id}", response_model=schemas.LegacyJob,

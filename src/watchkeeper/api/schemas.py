@@ -126,6 +126,8 @@ class Health(BaseModel):
     notification_enabled: bool | None = None
     database: str | None = None
     jobs: dict[str, int] | None = None
+    alert_channels: dict[str, dict[str, Any]] | None = Field(
+        None, description="Per alert channel: failing (its last attempts all failed), waiting, last delivery, last error.")
 
 
 class Providers(BaseModel):
@@ -134,7 +136,7 @@ class Providers(BaseModel):
 
 
 class NotifySent(BaseModel):
-    status: Literal["sent"]
+    status: Literal["sent", "queued"] = Field(description="queued: the first attempt failed or is slow; it is retried.")
     recipients: list[str]
     crime_type: str | None
     severity: str | None

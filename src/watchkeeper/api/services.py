@@ -17,10 +17,11 @@ from ..config import Settings
 from ..jobs.analysis import FetchUrl
 from ..jobs.queue import JobQueue
 from ..netguard import UrlPolicy
+from ..delivery.dispatcher import Dispatcher
+from ..notify.service import AlertService
 from ..pipeline import Pipeline
 from ..store.db import Database
 from ..uploads import MediaRoots, UploadStore
-from .mail import Mailer
 
 
 class PipelineHolder:
@@ -72,7 +73,8 @@ class Services:
     url_policy: UrlPolicy
     fetch: FetchUrl
     pipeline: PipelineHolder
-    mailer: Mailer | None
+    alerts: AlertService
+    dispatcher: Dispatcher
     link_secret: bytes  # signs links that work without signing in (auth.links)
     wake_workers: Callable[[], None]  # a submit wakes idle job workers instead of waiting for their next poll
     request_limiter: TokenBucketLimiter = field(init=False)

@@ -19,8 +19,7 @@ from ..jobs.queue import new_job_id
 from ..media.loader import detect_media_type
 from ..store.analyses import save_analysis
 from ..uploads import named_as_requested
-from .job_outcomes import enqueue_alert_email, legacy_media_word, legacy_result
-from .mail import alert_threshold
+from .job_outcomes import legacy_media_word, legacy_result
 from .services import Services
 
 ANALYZE_JOB = "analyze"
@@ -112,7 +111,7 @@ def run_now(services: Services, principal: Principal, checked: Checked, *, ip: s
         record(session, principal, "analysis.create", target_type="analysis", target_id=analysis.id,
                details={"source": checked.spec.source, "crime_detected": result.crime_detected}, ip=ip)
         if checked.spec.notify:
-            enqueue_alert_email(session, services.mailer, alert_threshold(services.settings), result_json,
-                                dedupe_key=f"analysis:{analysis.id}:email")
+            services.alerts.analysis_stored(session, analysis, result)
         analysis_id = analysis.id
+    services.alerts.wake()
     return {**legacy_result(result_json, checked.spec.echo), "analysis_id": analysis_id}

@@ -16,7 +16,7 @@ from ..store.models import ROLES
 ROLE_RANK = {"viewer": 0, "operator": 1, "admin": 2}
 assert set(ROLE_RANK) == set(ROLES)
 
-Via = Literal["api_key", "session", "cli", "system"]
+Via = Literal["api_key", "session", "cli", "system", "link"]
 
 
 def role_allows(role: str, needed: str) -> bool:

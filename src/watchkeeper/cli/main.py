@@ -22,6 +22,7 @@ from ..logging_setup import configure as configure_logging
 from . import render
 from .diagnostics import doctor_checks, model_rows
 from .live import register as register_live_commands
+from .notify import register as register_notify_commands
 from .reports import register as register_report_commands
 from .service import register as register_service_commands
 
@@ -398,6 +399,7 @@ def feedback(
 register_service_commands(app, _settings)
 register_live_commands(app, _settings)
 register_report_commands(app, _settings)
+register_notify_commands(app, _settings)
 
 
 def main() -> None:

@@ -11,14 +11,21 @@ from sqlalchemy.orm import Session
 from ..media.sources import is_url
 from ..uploads import named_as_requested
 from ..pipeline import Pipeline
+from ..domain import AnalysisResult
 from ..store.analyses import save_analysis
+from ..store.models import Analysis
 from .worker import JobContext, JobHandler
 
 # Downloads a URL under the server's SSRF policy: (body, Content-Type), as ``netguard.fetch_url`` bound to a policy.
 FetchUrl = Callable[[str], tuple[bytes, str | None]]
 
 
-def analysis_handler(pipeline_for: Callable[[], Pipeline], *, fetch_guard: FetchUrl | None = None) -> JobHandler:
+# Called in the transaction that stores a job's analysis: (session, the stored row, the result, the job's notify).
+OnStored = Callable[[Session, Analysis, AnalysisResult, bool], None]
+
+
+def analysis_handler(pipeline_for: Callable[[], Pipeline], *, fetch_guard: FetchUrl | None = None,
+                     on_stored: OnStored | None = None) -> JobHandler:
     """A handler for ``analyze`` jobs.
 
     ``job.params``: ``source`` (a server path, already checked against the
@@ -27,8 +34,9 @@ def analysis_handler(pipeline_for: Callable[[], Pipeline], *, fetch_guard: Fetch
     provider to refine the finding, checked by the API). URLs go through
     ``fetch_guard`` when one is given. The analysis row is written in the
     transaction that completes the job, so an analysis exists exactly when
-    its job succeeded, once. The job's result is the ``AnalysisResult`` JSON
-    plus ``analysis_id``.
+    its job succeeded, once; ``on_stored`` runs in that transaction too (the
+    alerts of a job submitted with ``notify``). The job's result is the
+    ``AnalysisResult`` JSON plus ``analysis_id``.
     """
 
     def handle(ctx: JobContext) -> dict[str, Any]:
@@ -46,9 +54,11 @@ def analysis_handler(pipeline_for: Callable[[], Pipeline], *, fetch_guard: Fetch
         analysis_id = str(uuid4())
 
         def store(session: Session) -> None:
-            save_analysis(session, result, source=result.media.source, media_path=None if is_url(source) else source,
-                          job_id=ctx.job.id, user_id=ctx.job.created_by, camera=params.get("camera"),
-                          analysis_id=analysis_id)
+            analysis = save_analysis(session, result, source=result.media.source,
+                                     media_path=None if is_url(source) else source, job_id=ctx.job.id,
+                                     user_id=ctx.job.created_by, camera=params.get("camera"), analysis_id=analysis_id)
+            if on_stored is not None:
+                on_stored(session, analysis, result, ctx.job.notify)
 
         ctx.analysis_id = analysis_id
         ctx.on_commit = store

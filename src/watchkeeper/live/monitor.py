@@ -75,13 +75,15 @@ class Monitor:
     and session report under ``reports_dir`` (default ``<data_dir>/reports/<camera>``), continuous
     recordings (when the camera records) under ``<data_dir>/recordings/<camera>``, kept within their
     limits by ``retention`` (a server shares one among its cameras; by default the monitor runs its own).
+    ``on_state`` hears the camera's health when its connection state changes.
     """
 
     def __init__(self, source: str | Path | CameraSettings, *, name: str | None = None,
                  settings: Settings | None = None, pipelines: tuple[Pipeline, Pipeline] | None = None,
                  fps: float | None = None, evidence_dir: Path | None = None,
                  reports_dir: Path | None = None, retention: Retention | None = None,
-                 slots: AnalysisSlots | None = None) -> None:
+                 slots: AnalysisSlots | None = None,
+                 on_state: Callable[[CameraHealth], None] | None = None) -> None:
         self.settings = settings or load_settings()
         camera = source if isinstance(source, CameraSettings) else camera_from_source(source, name)
         if fps is not None:
@@ -91,7 +93,7 @@ class Monitor:
         self.tier1, self.tier2 = pipelines or tier_pipelines(self.settings)
         self.gate = AlertGate(camera.gate or self.settings.live.gate)
         self.slots = slots or AnalysisSlots(capacity=1)  # the cameras of a server share one
-        self.capture = CaptureLoop(camera, self.settings.live, self.settings.media)
+        self.capture = CaptureLoop(camera, self.settings.live, self.settings.media, on_state=on_state)
         recording = self.settings.live.recording
         evidence_root = evidence_dir or Path(self.settings.data_dir) / "evidence"
         self._own_retention = retention is None

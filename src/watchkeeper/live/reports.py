@@ -18,19 +18,19 @@ from typing import Any
 from ..domain import AnalysisResult
 from ..reasoning.render import render
 from ..reasoning.reports import ReportWriter, SessionIncident, incident_only_result, template_sections
-from ..taxonomy import SEVERITY_COLORS, SEVERITY_LABELS, Category
+from ..taxonomy import SEVERITY_COLORS, SEVERITY_LABELS
 from .events import IncidentEvent
 
 LATEST_ALERTS = 50
 ALERTS_FILE = "anomaly_alerts.json"
 
 
-def alert_json(event: IncidentEvent, location: str, categories: dict[str, Category]) -> dict[str, Any]:
+def alert_json(event: IncidentEvent, location: str) -> dict[str, Any]:
     """Seed 004's alert: category name and id, severity level/label/colour, confidence as a percentage, and
     the seven report sections written from the incident's evidence."""
     incident = event.incident
     window = event.window if event.window is not None and incident in event.window.incidents else None
-    sections = template_sections(window or incident_only_result(incident), incident, categories)
+    sections = template_sections(window or incident_only_result(incident), incident)
     return {
         "id": event.incident_id,
         "timestamp": event.at.isoformat(timespec="seconds"),
@@ -68,7 +68,7 @@ class SessionReports:
         self.parts: dict[str, SessionIncident] = {}
 
     def add(self, event: IncidentEvent) -> None:
-        alert = alert_json(event, self.location, self.writer.categories)
+        alert = alert_json(event, self.location)
         self.incidents[event.incident_id] = alert
         known = self.parts.get(event.incident_id)
         self.parts[event.incident_id] = SessionIncident(

@@ -19,7 +19,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import delete, select, update
@@ -31,11 +31,15 @@ from ..pipeline import Pipeline
 from ..store.db import Database
 from ..store.live import open_live_incident, update_live_incident
 from ..store.models import CameraRecord, utcnow
+from .capture import CameraHealth
 from .evidence import Evidence
 from .events import IncidentEvent
 from .monitor import Monitor, tier_pipelines
 from .recording import Retention
 from .slots import AnalysisSlots
+
+if TYPE_CHECKING:
+    from ..notify.service import AlertService
 
 log = logging.getLogger(__name__)
 
@@ -122,9 +126,11 @@ class CameraStatus:
 
 class LiveService:
     def __init__(self, settings: Settings, db: Database, *, evidence_dir: Path | None = None,
-                 pipelines: Callable[[], tuple[Pipeline, Pipeline]] | None = None) -> None:
+                 pipelines: Callable[[], tuple[Pipeline, Pipeline]] | None = None,
+                 alerts: AlertService | None = None) -> None:
         self.settings = settings
         self.db = db
+        self.alerts = alerts  # routes the incidents to people, in the transaction that stores them
         self.evidence_dir = evidence_dir or Path(settings.data_dir) / "evidence"
         self.hub = EventHub()
         self.slots = AnalysisSlots()  # the cameras share the analysis time by weight
@@ -213,7 +219,8 @@ class LiveService:
             if self._pipelines is None:
                 self._pipelines = self._make_pipelines()
             monitor = Monitor(camera, settings=self.settings, pipelines=self._pipelines,
-                              evidence_dir=self.evidence_dir, retention=self.retention, slots=self.slots)
+                              evidence_dir=self.evidence_dir, retention=self.retention, slots=self.slots,
+                              on_state=lambda health: self._camera_state(name, health))
             monitor.on_incident(self._incident)
             monitor.on_evidence(self._evidence)
             self.monitors[name] = monitor
@@ -228,6 +235,10 @@ class LiveService:
             monitor.stop()
             self.hub.publish({"type": "camera", "camera": name, "state": "stopped",
                               "statistics": monitor.statistics()})
+
+    def _camera_state(self, name: str, health: CameraHealth) -> None:
+        if self.alerts is not None:
+            self.alerts.camera_state(name, health.state, asdict(health))
 
     def monitor(self, name: str) -> Monitor | None:
         self.camera(name)
@@ -279,6 +290,11 @@ class LiveService:
                         self._done.pop(self._rows.popitem(last=False)[0], None)
             elif row_id is not None:
                 update_live_incident(session, row_id, event.incident, **live)
+            alerted = row_id is not None and self.alerts is not None and self.alerts.incident_stored(
+                session, event.incident, incident_id=row_id, event=event.kind,
+                location=camera.location if camera else None, window=event.window, evidence=_paths(event.evidence))
+        if alerted:
+            self.alerts.wake()
         return row_id
 
     def _settle(self, incident_id: str, *happened: str | None) -> None:

@@ -99,7 +99,7 @@ class ReportWriter:
         parts = []
         for item in incidents:
             window = item.window or incident_only_result(item.incident)
-            sections = template_sections(window, item.incident, self.categories)
+            sections = template_sections(window, item.incident)
             pictures = ([picture(f"{item.incident.category_name}: snapshot", item.snapshot.read_bytes())]
                         if item.snapshot is not None and item.snapshot.is_file() else [])
             parts.append(self._part(window, item.incident, sections, pictures, item.links, item.incident_id))
@@ -120,14 +120,14 @@ class ReportWriter:
             written = self._provider_sections(result, incident)
             if written is not None:
                 return written
-        return template_sections(result, incident, self.categories), "templates"
+        return template_sections(result, incident), "templates"
 
     def _provider_sections(self, result: AnalysisResult, incident: Incident) -> tuple[Sections, str] | None:
         try:
             order = self.reasoner.order(result.provider if result.provider != "local" else None)
         except ProviderError:
             return None
-        draft = template_sections(result, incident, self.categories)
+        draft = template_sections(result, incident)
         names = {c.id: c.name for c in self.categories.values()}
         for name in order:
             provider = self.reasoner.providers[name]
@@ -191,7 +191,7 @@ def incident_only_result(incident: Incident) -> AnalysisResult:
         evidence_description=incident.summary)
 
 
-def template_sections(result: AnalysisResult, incident: Incident, categories: dict[str, Category]) -> Sections:
+def template_sections(result: AnalysisResult, incident: Incident) -> Sections:
     """The seven sections from the category's template and this incident's evidence."""
     template = templates().get(incident.category) or templates()["suspicious"]
     place = ", ".join(p for p in (incident.zone and f"zone {incident.zone}",

@@ -1,0 +1,75 @@
+"""The alert every channel formats in its own way: one JSON document, stored as a delivery's payload.
+
+A delivery of an alert has ``channel`` (email, sms, resend, apprise, webhook, mqtt, hook), ``target`` (an
+address, a phone number, an Apprise URL, a webhook URL, a topic, a hook name) and this message as its
+``payload``. Channels read nothing else, so an alert in the outbox is complete on its own and can be sent
+after a restart.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+CHANNELS = ("email", "sms", "resend", "apprise", "webhook", "mqtt", "hook")
+AlertKind = Literal["incident", "escalation", "manual", "test"]
+
+
+class AlertMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: AlertKind
+    event: Literal["opened", "updated", "closed"] | None = None
+    incident_id: str | None = None
+    title: str = Field(description="One line: what, where, how bad. The e-mail subject, the SMS's first line.")
+    category: str | None = None
+    category_name: str | None = None
+    severity: int = Field(ge=1, le=5)
+    severity_label: str
+    severity_color: str
+    severity_word: Literal["low", "medium", "high"] = Field(description="Seed 000's potential_severity.")
+    confidence: float = Field(ge=0.0, le=1.0)
+    camera: str | None = None
+    location: str | None = None
+    zone: str | None = None
+    summary: str
+    occurred_at: datetime
+    requires_immediate_action: bool = False
+    immediate_actions: list[str] = Field(default_factory=list, description="The report's first steps.")
+    links: dict[str, str] = Field(
+        default_factory=dict, description="incident, report, snapshot, clip, acknowledge: absolute with public_url.")
+    snapshot_path: str | None = Field(None, description="The snapshot on this server's disk, for inline images.")
+    route: str | None = None
+    group: str | None = None
+
+
+def facts(message: AlertMessage) -> list[tuple[str, str]]:
+    """The alert's facts worth a line each, in the order every channel shows them."""
+    found = [("Severity", f"{message.severity} {message.severity_label}"),
+             ("Confidence", f"{message.confidence:.0%}"), ("Camera", message.camera), ("Location", message.location),
+             ("Zone", message.zone), ("Time", message.occurred_at.isoformat(timespec="seconds"))]
+    return [(name, value) for name, value in found if value]
+
+
+def plain_text(message: AlertMessage) -> str:
+    """The alert as plain text: an e-mail's text part, a chat message."""
+    lines = [message.title, "", message.summary, ""]
+    lines += [f"{name}: {value}" for name, value in facts(message)]
+    if message.immediate_actions:
+        lines += ["", "Immediate actions:", *(f"{n}. {step}" for n, step in enumerate(message.immediate_actions, 1))]
+    if message.links:
+        lines += ["", *(f"{name.capitalize()}: {url}" for name, url in message.links.items())]
+    return "\n".join(lines).strip() + "\n"
+
+
+def short_text(message: AlertMessage, limit: int = 320) -> str:
+    """The alert in two SMS segments at most: the title, then where to look and how to acknowledge."""
+    parts = [message.title]
+    if message.links.get("incident"):
+        parts.append(message.links["incident"])
+    if message.links.get("acknowledge"):
+        parts.append(f"Ack: {message.links['acknowledge']}")
+    text = "\n".join(parts)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

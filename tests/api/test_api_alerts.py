@@ -1,0 +1,96 @@
+"""Alerts from a live camera on a real server: the e-mail (a real SMTP server), the signed webhook, the
+acknowledge link, and /health naming a channel that keeps failing."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import yaml
+from apiserver import WEBHOOK_SECRET, ApiServer, base_settings
+from loopback_http import LoopbackServer, Reply
+from mediagen import noise, still_room, write_video
+from polling import free_port, wait_until
+from smtp_servers import Inbox, smtp_server
+
+from watchkeeper.delivery import verify
+from watchkeeper.samples import siren
+
+FPS = 15
+
+
+@pytest.fixture(scope="module")
+def alerting(media_root: Path, tmp_path_factory):
+    """A server watching a room where a siren sounds, routing every incident to e-mail, a webhook and a dead
+    chat service."""
+    audio = np.concatenate([noise(1.0), siren(5.0), noise(6.0)])
+    hall = write_video(tmp_path_factory.mktemp("cams") / "hall.mp4",
+                       (still_room(seed=i % 3) for i in range(12 * FPS)), fps=FPS, audio=audio)
+    inbox = Inbox()
+    with smtp_server(inbox) as smtp_port, LoopbackServer() as receiver:
+        receiver.replies["/alerts"] = Reply(204)
+        settings = base_settings(media_root, allowed_private_networks=["127.0.0.1/32"])
+        settings["live"] = {"cameras": [{"name": "hall", "source": str(hall), "location": "Main hall", "loop": True}],
+                            "evidence": {"pre_event_s": 1.0, "post_event_s": 2.0}, "gate": {"cooldown_s": 3.0}}
+        settings["alerts"] = {
+            "email": {"host": "127.0.0.1", "port": smtp_port, "sender": "alerts@example.org", "security": "none"},
+            "groups": {"desk": {"emails": ["desk@example.org"], "webhooks": [f"{receiver.url}/alerts"],
+                                "apprise": [f"json://127.0.0.1:{free_port()}/nobody-listens"]}},
+            "routes": [{"name": "all", "groups": ["desk"]}],
+        }
+        server = ApiServer(tmp_path_factory.mktemp("alerts"), settings)
+        settings["public_url"] = server.url  # links in alerts are absolute: this server as people reach it
+        server.config.write_text(yaml.safe_dump(settings))
+        server.bootstrap_admin()
+        server.start()
+        try:
+            yield server, inbox, receiver
+        finally:
+            server.stop()
+
+
+def test_a_live_incident_is_emailed_with_its_snapshot_and_acknowledged_through_the_link(alerting):
+    server, inbox, _ = alerting
+    received = wait_until(lambda: inbox.messages and inbox.messages[0], "the alert e-mail", 90)
+    message = received.message
+    assert received.recipients == ["desk@example.org"] and "Alarm or siren at Main hall" in message["Subject"]
+    html = message.get_body(("html",)).get_content()
+    assert any(part.get_content_type() == "image/jpeg" for part in message.walk())  # the snapshot, inline
+    ack = re.search(r'href="(http://127\.0\.0\.1:\d+/ack/(\d+)\?[^"]+)"', html)
+    link, incident_id = ack.group(1).replace("&amp;", "&"), ack.group(2)
+    page = httpx.get(link)
+    assert page.status_code == 200 and "Acknowledge this incident?" in page.text  # a mail scanner changes nothing
+    with server.client(server.admin_key) as admin:
+        assert admin.get(f"/api/v1/incidents/{incident_id}").json()["status"] == "open"
+        done = httpx.post(link)
+        assert done.status_code == 200 and "Acknowledged" in done.text
+        assert admin.get(f"/api/v1/incidents/{incident_id}").json()["status"] == "acknowledged"
+        audit = admin.get("/api/v1/audit", params={"action": "incident.status", "target_id": incident_id}).json()
+        assert audit["items"][0]["via"] == "link" and audit["items"][0]["actor_name"] == "acknowledge link"
+    forged = link.replace("signature=", "signature=0.x")
+    assert httpx.post(forged).status_code == 401
+    # One incident, one e-mail: the siren's updates did not mail again.
+    assert sum(1 for r in inbox.messages if f"/ack/{incident_id}?" in r.message.get_body(("html",)).get_content()) == 1
+
+
+def test_the_webhook_gets_the_alert_signed(alerting):
+    _, _, receiver = alerting
+    [first, *_] = receiver.wait_for(1, 90)
+    body = json.loads(first.body)
+    assert verify(WEBHOOK_SECRET, first.body, first.headers["x-watchkeeper-signature"])
+    assert body["kind"] == "incident" and body["category"] == "alarm" and body["camera"] == "hall"
+    assert first.headers["x-watchkeeper-event"] == "alert.incident"
+
+
+def test_health_names_the_channel_that_keeps_failing(alerting):
+    server, _, _ = alerting
+    with server.client(server.admin_key) as admin:
+        channels = wait_until(lambda: (c := admin.get("/health").json()["alert_channels"])["apprise"]["failing"] and c,
+                              "three failed chat attempts", 60)
+    assert channels["email"]["failing"] is False and channels["email"]["last_delivered_at"]
+    assert "nobody-listens" not in json.dumps(channels)  # the chat URL (a secret) is not shown
+    assert httpx.get(f"{server.url}/health").json().get("alert_channels") is None  # strangers see none of it
