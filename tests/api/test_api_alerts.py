@@ -94,3 +94,30 @@ def test_health_names_the_channel_that_keeps_failing(alerting):
     assert channels["email"]["failing"] is False and channels["email"]["last_delivered_at"]
     assert "nobody-listens" not in json.dumps(channels)  # the chat URL (a secret) is not shown
     assert httpx.get(f"{server.url}/health").json().get("alert_channels") is None  # strangers see none of it
+
+
+def test_alerts_queued_when_the_server_dies_are_sent_once_after_the_restart(media_root, tmp_path):
+    smtp_port = free_port()  # nothing listens there yet: the first attempts fail and are retried
+    settings = base_settings(media_root)
+    settings["alerts"] = {"email": {"host": "127.0.0.1", "port": smtp_port, "sender": "alerts@example.org",
+                                    "security": "none"},
+                          "groups": {"default": {"emails": ["desk@example.org"]}}}
+    server = ApiServer(tmp_path, settings)
+    server.bootstrap_admin()
+    server.start()
+    try:
+        with server.client(server.admin_key) as admin:
+            answer = admin.post("/notify", json={"detection_result": {"crime_type": "Theft", "confidence": "high",
+                                                                      "potential_severity": "high"}})
+            assert answer.status_code == 200 and answer.json()["status"] == "queued"
+        server.kill()  # with the alert still in the outbox
+        inbox = Inbox()
+        with smtp_server(inbox, port=smtp_port):
+            server.start()
+            wait_until(lambda: inbox.messages, "the queued alert after the restart", 60)
+            with server.client(server.admin_key) as admin:
+                wait_until(lambda: admin.get("/health").json()["alert_channels"]["email"]["last_delivered_at"],
+                           "the delivery recorded")
+    finally:
+        server.stop()
+    assert len(inbox.messages) == 1 and "Theft" in inbox.messages[0].message["Subject"]
