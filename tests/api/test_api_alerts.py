@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from pathlib import Path
 
 import httpx
+import paho.mqtt.client as mqtt
 import numpy as np
 import pytest
 import yaml
@@ -42,6 +44,8 @@ def alerting(media_root: Path, tmp_path_factory):
                                 "apprise": [f"json://127.0.0.1:{free_port()}/nobody-listens"]}},
             "routes": [{"name": "all", "groups": ["desk"]}],
         }
+        prefix = f"wk-test-{uuid.uuid4().hex[:8]}"
+        settings["mqtt"] = {"host": "127.0.0.1", "topic_prefix": prefix, "discovery_prefix": f"{prefix}-ha"}
         server = ApiServer(tmp_path_factory.mktemp("alerts"), settings)
         settings["public_url"] = server.url  # links in alerts are absolute: this server as people reach it
         server.config.write_text(yaml.safe_dump(settings))
@@ -84,6 +88,32 @@ def test_the_webhook_gets_the_alert_signed(alerting):
     assert verify(WEBHOOK_SECRET, first.body, first.headers["x-watchkeeper-signature"])
     assert body["kind"] == "incident" and body["category"] == "alarm" and body["camera"] == "hall"
     assert first.headers["x-watchkeeper-event"] == "alert.incident"
+
+
+def test_the_broker_hears_the_alerts_and_home_assistant_finds_the_camera(alerting):
+    server, _, _ = alerting
+    settings = yaml.safe_load(server.config.read_text())["mqtt"]
+    prefix, discovery = settings["topic_prefix"], settings["discovery_prefix"]
+    heard: dict[str, list[bytes]] = {}
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.on_message = lambda c, u, message: heard.setdefault(message.topic, []).append(message.payload)
+    client.connect("127.0.0.1", 1883)
+    client.subscribe([(f"{prefix}/#", 1), (f"{discovery}/#", 1)])
+    client.loop_start()
+    try:
+        wait_until(lambda: f"{prefix}/events" in heard, "an alert on the events topic", 60)
+    finally:
+        for topic in heard:  # leave no retained messages behind on the shared broker
+            client.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
+        client.loop_stop()
+        client.disconnect()
+    alert = json.loads(heard[f"{prefix}/events"][0])
+    assert alert["camera"] == "hall" and alert["category"] == "alarm" and "snapshot_path" not in alert
+    assert heard[f"{prefix}/status"][-1] == b"online"
+    configs = {topic: json.loads(payloads[-1]) for topic, payloads in heard.items()
+               if topic.startswith(discovery) and payloads[-1]}
+    alarm = next(c for t, c in configs.items() if t.startswith(f"{discovery}/binary_sensor/") and "__alarm/" in t)
+    assert alarm["availability_topic"] == f"{prefix}/status" and alarm["device"]["name"] == "hall"
 
 
 def test_health_names_the_channel_that_keeps_failing(alerting):
