@@ -31,7 +31,6 @@ from aiosmtpd.controller import Controller
 from watchkeeper.auth.links import load_or_create_secret
 from watchkeeper.config import Settings
 from watchkeeper.delivery.dispatcher import Dispatcher
-from watchkeeper.live import IncidentEvent
 from watchkeeper.live.service import LiveService
 from watchkeeper.notify.service import AlertService
 from watchkeeper.samples import noise, siren, still_room, write_video

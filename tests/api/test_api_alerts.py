@@ -102,15 +102,16 @@ def test_the_broker_hears_the_alerts_and_home_assistant_finds_the_camera(alertin
     client.loop_start()
     try:
         wait_until(lambda: f"{prefix}/events" in heard, "an alert on the events topic", 60)
+        seen = {topic: list(payloads) for topic, payloads in heard.items()}  # before the clean-up below is heard
     finally:
-        for topic in heard:  # leave no retained messages behind on the shared broker
+        for topic in list(heard):  # leave no retained messages behind on the shared broker
             client.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
         client.loop_stop()
         client.disconnect()
-    alert = json.loads(heard[f"{prefix}/events"][0])
+    alert = json.loads(seen[f"{prefix}/events"][0])
     assert alert["camera"] == "hall" and alert["category"] == "alarm" and "snapshot_path" not in alert
-    assert heard[f"{prefix}/status"][-1] == b"online"
-    configs = {topic: json.loads(payloads[-1]) for topic, payloads in heard.items()
+    assert seen[f"{prefix}/status"][-1] == b"online"
+    configs = {topic: json.loads(payloads[-1]) for topic, payloads in seen.items()
                if topic.startswith(discovery) and payloads[-1]}
     alarm = next(c for t, c in configs.items() if t.startswith(f"{discovery}/binary_sensor/") and "__alarm/" in t)
     assert alarm["availability_topic"] == f"{prefix}/status" and alarm["device"]["name"] == "hall"
