@@ -299,3 +299,42 @@ def test_the_thread_delivers_when_woken(db: Database, receiver: LoopbackServer) 
             time.sleep(0.02)
     finally:
         dispatcher.stop()
+
+
+def test_a_channel_stuck_in_a_send_holds_up_no_other_channel(db: Database) -> None:
+    stuck, released = threading.Event(), threading.Event()
+    sent: list[str] = []
+
+    def hanging(delivery: Delivery) -> SendOutcome:
+        stuck.set()
+        released.wait(20)  # an SMTP server that does not answer
+        return SendOutcome(ok=True)
+
+    def quick(delivery: Delivery) -> SendOutcome:
+        sent.append(delivery.target)
+        return SendOutcome(ok=True)
+
+    with db.session() as session:
+        enqueue(session, channel="email", target="guards@example.org", event="alert.incident", payload={})
+        enqueue(session, channel="sms", target="+15550001111", event="alert.incident", payload={})
+        enqueue(session, channel="pager", target="nobody", event="alert.incident", payload={})  # no sender
+    dispatcher = Dispatcher(db, {"email": hanging, "sms": quick}, max_attempts=3, backoff_s=0.05, backoff_max_s=0.2,
+                            poll_s=0.05)
+    dispatcher.start()
+    try:
+        assert stuck.wait(10)
+        deadline = time.monotonic() + 10
+        while not sent and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert sent == ["+15550001111"]  # delivered while the e-mail is still hanging
+        def pager() -> Delivery:  # a new session each time: an open one keeps reading its first snapshot
+            with db.session(write=False) as session:
+                return session.scalar(select(Delivery).where(Delivery.channel == "pager"))
+
+        deadline = time.monotonic() + 10
+        while pager().state == "pending" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert pager().state == "dead" and "no sender" in pager().last_error
+    finally:
+        released.set()
+        dispatcher.stop()

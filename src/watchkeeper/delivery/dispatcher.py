@@ -7,6 +7,10 @@ send whose lease was lost (and re-claimed by another) changes nothing but
 the log. A dispatcher that dies mid-send leaves the lease to expire, and the
 delivery is sent again. Failures are retried with exponential backoff and
 jitter until ``max_attempts``; a sender says when retrying is pointless.
+
+Each channel has a thread of its own, so a channel whose server is slow or
+down (an SMTP server timing out) holds up none of the others; one more thread
+takes what no sender can send, to record why.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from ..store.db import Database
@@ -64,44 +69,53 @@ class Dispatcher:
         self.backoff_max_s = backoff_max_s
         self.poll_s = poll_s
         self.lease_s = lease_s
-        self._wakeup = threading.Event()
+        self._wakeups: list[threading.Event] = []
         self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     # -- running ---------------------------------------------------------------------------------
     def start(self) -> None:
-        if self._thread is not None:
+        if self._threads:
             return
         self._stopping.clear()
-        self._thread = threading.Thread(target=self._loop, name="watchkeeper-dispatcher", daemon=True)
-        self._thread.start()
+        lanes: list[tuple[str, ...] | None] = [(channel,) for channel in self.senders] + [None]
+        for lane in lanes:
+            wakeup = threading.Event()
+            thread = threading.Thread(target=self._loop, args=(lane, wakeup), daemon=True,
+                                      name=f"watchkeeper-dispatcher-{lane[0] if lane else 'unsendable'}")
+            self._wakeups.append(wakeup)
+            self._threads.append(thread)
+            thread.start()
 
     def stop(self, timeout: float = 10) -> None:
-        """Finish the send in progress (up to ``timeout``), then stop; unsent deliveries wait in the outbox."""
+        """Finish the sends in progress (up to ``timeout``), then stop; unsent deliveries wait in the outbox."""
         self._stopping.set()
-        self._wakeup.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self.wake()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._threads, self._wakeups = [], []
 
     def wake(self) -> None:
         """Look at the outbox now rather than at the next poll (call after committing an enqueue)."""
-        self._wakeup.set()
+        for wakeup in self._wakeups:
+            wakeup.set()
 
-    def _loop(self) -> None:
+    def _loop(self, lane: tuple[str, ...] | None, wakeup: threading.Event) -> None:
         while not self._stopping.is_set():
-            self._wakeup.clear()  # before the pass: a wake() during it triggers the next one at once
+            wakeup.clear()  # before the pass: a wake() during it triggers the next one at once
             try:
-                self.run_once()
+                self.run_once(lane)
             except Exception:  # the database away for a moment must not end the thread
                 log.exception("delivery pass failed; retrying after the poll interval")
-            self._wakeup.wait(self.poll_s)
+            wakeup.wait(self.poll_s)
 
-    def run_once(self) -> int:
-        """Send every delivery due now, one claim at a time; returns how many were attempted."""
+    def run_once(self, lane: tuple[str, ...] | None | Literal["all"] = "all") -> int:
+        """Send every delivery due now on ``lane`` (some channels; None: the channels without a sender;
+        "all": every one), one claim at a time; returns how many were attempted."""
         attempted = 0
         while not self._stopping.is_set():
-            delivery = self._claim()
+            delivery = self._claim(lane)
             if delivery is None:
                 break
             attempted_at = utcnow()
@@ -112,13 +126,15 @@ class Dispatcher:
         return attempted
 
     # -- steps -----------------------------------------------------------------------------------
-    def _claim(self) -> Delivery | None:
+    def _claim(self, lane: tuple[str, ...] | None | Literal["all"]) -> Delivery | None:
         now = utcnow()
+        on_lane = (true() if lane == "all" else Delivery.channel.in_(lane) if lane is not None
+                   else Delivery.channel.not_in(list(self.senders)))
         with self.db.session() as session:
             self._bury_abandoned(session, now)
             candidates = session.execute(
                 select(Delivery.id, Delivery.attempts)
-                .where(_due(now), Delivery.attempts < self.max_attempts)
+                .where(_due(now), Delivery.attempts < self.max_attempts, on_lane)
                 .order_by(Delivery.next_attempt_at)
                 .limit(_CLAIM_CANDIDATES)
             ).all()
