@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 # Due deliveries looked at per claim: enough to get past ones another dispatcher takes first.
 _CLAIM_CANDIDATES = 8
+# From this attempt on, a failure is a warning: the channel is not having a passing hiccup.
+_LOUD_AFTER = 3
 # Backoff stops growing long before this; it keeps 2**n a float.
 _MAX_DOUBLINGS = 30
 
@@ -186,6 +188,8 @@ class Dispatcher:
             log.info("delivered", extra=fields)
         elif changes.get("state") == "dead":
             log.warning("delivery dead: %s", outcome.error, extra=fields)
+        elif attempt >= _LOUD_AFTER:
+            log.warning("delivery keeps failing, will retry: %s", outcome.error, extra=fields)
         else:
             log.info("delivery failed, will retry: %s", outcome.error, extra=fields)
 
