@@ -68,6 +68,8 @@ class User(Base):
     email: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
+    # The dashboard's settings for this user: theme, camera layout, saved filters.
+    preferences: Mapped[dict[str, Any] | None] = mapped_column(default=dict)
 
     # Names are unique regardless of case ("Admin" cannot pose as "admin"), also between concurrent inserts.
     __table_args__ = (Index("uq_users_name_lower", func.lower(name), unique=True),)

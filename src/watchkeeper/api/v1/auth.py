@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from sqlalchemy import select
@@ -11,7 +12,7 @@ from ...auth import Principal
 from ...auth.audit import record
 from ...auth.sessions import CSRF_COOKIE, SESSION_COOKIE, end_session, get_session, start_session
 from ...auth.users import authenticate, create_user, get_user
-from ...errors import AuthError, NotFoundError, PermissionDeniedError
+from ...errors import AuthError, BadRequestError, NotFoundError, PermissionDeniedError
 from ...store.models import LoginSession
 from .. import schemas
 from ..deps import IdPath, PageDep, ServicesDep, client_ip, current_principal
@@ -80,6 +81,29 @@ def me(services: ServicesDep, principal: Anyone) -> schemas.Me:
         user = schemas.UserOut.model_validate(get_user(session, principal.user_id)) if principal.user_id else None
     return schemas.Me(user=user, role=principal.role, via=principal.via, key_id=principal.key_id,
                       session_id=principal.session_id)
+
+
+PREFERENCES_MAX_BYTES = 16 * 1024
+
+
+@router.get("/me/preferences", response_model=dict[str, Any], summary="Your dashboard settings")
+def get_preferences(services: ServicesDep, principal: Anyone) -> dict[str, Any]:
+    if principal.user_id is None:
+        return {}
+    with services.db.session(write=False) as session:
+        return dict(get_user(session, principal.user_id).preferences or {})
+
+
+@router.put("/me/preferences", response_model=dict[str, Any],
+            summary="Replace your dashboard settings (theme, layout, saved filters): any JSON object up to 16 KiB")
+def put_preferences(services: ServicesDep, principal: Anyone, body: dict[str, Any]) -> dict[str, Any]:
+    if principal.user_id is None:
+        raise BadRequestError("settings belong to a user; this key has none")
+    if len(json.dumps(body)) > PREFERENCES_MAX_BYTES:
+        raise BadRequestError(f"settings are limited to {PREFERENCES_MAX_BYTES} bytes of JSON")
+    with services.db.session() as session:
+        get_user(session, principal.user_id).preferences = body
+    return body
 
 
 @router.get("/sessions", response_model=schemas.Page[schemas.SessionOut],
