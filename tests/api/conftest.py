@@ -15,6 +15,7 @@ import pytest
 from apiserver import CONSOLE_ORIGIN, ApiServer, base_settings
 from PIL import Image
 
+from browser import browser  # noqa: F401  (the headless Chromium fixture, for the dashboard's tests)
 from mediagen import noise, still_room, write_audio, write_video
 from watchkeeper.samples import siren
 

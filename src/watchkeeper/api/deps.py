@@ -35,7 +35,7 @@ TOUCH_INTERVAL = timedelta(minutes=1)
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer KEY`.")
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key.")
-_session_cookie = APIKeyCookie(
+session_cookie = APIKeyCookie(
     name=SESSION_COOKIE, auto_error=False,
     description="The session from POST /api/v1/auth/login; changes also need the X-CSRF-Token header.",
 )
@@ -52,7 +52,7 @@ def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def _authenticate(
+def authenticate_request(
     request: HTTPConnection, services: Services, bearer: HTTPAuthorizationCredentials | None,
     api_key: str | None, session_token: str | None,
 ) -> Principal | None:
@@ -102,7 +102,7 @@ async def optional_principal(
     services: ServicesDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     api_key: Annotated[str | None, Depends(_api_key_header)],
-    session_token: Annotated[str | None, Depends(_session_cookie)],
+    session_token: Annotated[str | None, Depends(session_cookie)],
 ) -> Principal | None:
     """For /health: the caller when the credentials are good, else anonymous (never an error).
 
@@ -111,7 +111,7 @@ async def optional_principal(
     if bearer is None and api_key is None and session_token is None:
         return None
     try:
-        return await run_in_threadpool(_authenticate, request, services, bearer, api_key, session_token)
+        return await run_in_threadpool(authenticate_request, request, services, bearer, api_key, session_token)
     except (AuthError, CsrfError):
         return None
 
@@ -124,9 +124,9 @@ def current_principal(
     services: ServicesDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     api_key: Annotated[str | None, Depends(_api_key_header)],
-    session_token: Annotated[str | None, Depends(_session_cookie)],
+    session_token: Annotated[str | None, Depends(session_cookie)],
 ) -> Principal:
-    principal = _authenticate(request, services, bearer, api_key, session_token)
+    principal = authenticate_request(request, services, bearer, api_key, session_token)
     if principal is None:
         raise AuthError("sign in, or send an API key as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'")
     services.request_limiter.check(principal.rate_key, "requests for this key or session")
@@ -154,7 +154,7 @@ def viewer_or_signed_link(
     services: ServicesDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     api_key: Annotated[str | None, Depends(_api_key_header)],
-    session_token: Annotated[str | None, Depends(_session_cookie)],
+    session_token: Annotated[str | None, Depends(session_cookie)],
     expires: Annotated[int | None, Query(ge=0, le=2**40, description="Signed link: expiry (Unix s).")] = None,
     signature: Annotated[str | None, Query(max_length=100, description="Signed link: signature.")] = None,
 ) -> Principal | None:
@@ -178,7 +178,7 @@ def websocket_principal(websocket: WebSocket, services: Services) -> Principal:
         own = f"{'https' if websocket.url.scheme == 'wss' else 'http'}://{websocket.headers.get('host', '')}"
         if origin is not None and origin != own and origin not in services.settings.server.cors_origins:
             raise CsrfError(f"a signed-in WebSocket from {origin} is not allowed (server.cors_origins)")
-    principal = _authenticate(websocket, services, None, secret, session_token)
+    principal = authenticate_request(websocket, services, None, secret, session_token)
     if principal is None:
         raise AuthError("sign in, or send an API key ('X-API-Key' header or '?api_key=')")
     services.request_limiter.check(principal.rate_key, "requests for this key or session")

@@ -273,6 +273,7 @@ class LiveService:
         described = {k: v for k, v in event.to_json().items() if k != "snapshot"}  # no server paths on the feed
         self.hub.publish({"type": "incident", "event": event.kind, "incident": row_id, **described,
                           "location": camera.location if camera else "",
+                          "category_name": event.incident.category_name,
                           "severity_label": event.incident.severity_label,
                           "requires_immediate_action": event.incident.requires_immediate_action})
 

@@ -1,0 +1,134 @@
+// What every page shares: the API client, the user's settings, the theme, signing out, and the live alerts
+// (a toast and a sound for every new incident; a modal that must be acknowledged for severity 4 and up).
+"use strict";
+
+const wk = (() => {
+  const csrf = () => (document.cookie.match(/(?:^|; )wk_csrf=([^;]*)/) || [])[1] || "";
+
+  async function api(method, path, body) {
+    const headers = {"Accept": "application/json"};
+    if (method !== "GET") headers["X-CSRF-Token"] = decodeURIComponent(csrf());
+    if (body !== undefined && !(body instanceof FormData)) headers["Content-Type"] = "application/json";
+    const response = await fetch(path, {method, headers, credentials: "same-origin",
+      body: body === undefined ? undefined : body instanceof FormData ? body : JSON.stringify(body)});
+    if (response.status === 401) { location.assign("/login?next=" + encodeURIComponent(location.pathname)); }
+    const text = await response.text();
+    const data = text && (response.headers.get("content-type") || "").includes("json") ? JSON.parse(text) : text;
+    if (!response.ok) throw new Error((data && data.detail) || response.statusText);
+    return data;
+  }
+
+  // The user's settings live on the server (GET/PUT /api/v1/auth/me/preferences); one copy per page.
+  let settings = null;
+  const prefs = {
+    async load() { settings = settings || await api("GET", "/api/v1/auth/me/preferences").catch(() => ({})); return settings; },
+    get(key, fallback) { return settings && key in settings ? settings[key] : fallback; },
+    async set(key, value) { await prefs.load(); settings[key] = value; await api("PUT", "/api/v1/auth/me/preferences", settings); },
+  };
+
+  const listeners = [];
+  const onEvent = (listener) => listeners.push(listener);
+  const text = (value) => document.createTextNode(value == null ? "" : String(value));
+
+  return {api, prefs, onEvent, listeners, text};
+})();
+
+// -- theme ---------------------------------------------------------------------------------------------
+(async () => {
+  const toggle = document.getElementById("theme-toggle");
+  const apply = (theme) => {
+    document.documentElement.dataset.theme = theme;
+    toggle.setAttribute("aria-pressed", String(theme === "dark"));
+    try { localStorage.setItem("wk-theme", theme); } catch (e) { /* storage blocked */ }
+  };
+  toggle.addEventListener("click", async () => {
+    const theme = document.documentElement.dataset.theme === "dark" ? "light" : "dark";
+    apply(theme);
+    await wk.prefs.set("theme", theme);
+  });
+  await wk.prefs.load();
+  apply(wk.prefs.get("theme", document.documentElement.dataset.theme));
+})();
+
+// -- signing out ---------------------------------------------------------------------------------------
+document.getElementById("sign-out").addEventListener("click", async () => {
+  await wk.api("POST", "/api/v1/auth/logout").catch(() => null);
+  location.assign("/login");
+});
+
+// -- live alerts ---------------------------------------------------------------------------------------
+(() => {
+  const toasts = document.getElementById("toasts");
+  const modal = document.getElementById("emergency");
+  let audio = null;
+
+  function chime(urgent) {  // synthesised: no sound file to fetch
+    try {
+      audio = audio || new AudioContext();
+      const tone = audio.createOscillator(), gain = audio.createGain();
+      tone.frequency.value = urgent ? 880 : 660;
+      gain.gain.setValueAtTime(0.15, audio.currentTime);
+      gain.gain.exponentialRampToValueAtTime(0.001, audio.currentTime + (urgent ? 1.2 : 0.5));
+      tone.connect(gain).connect(audio.destination);
+      tone.start(); tone.stop(audio.currentTime + (urgent ? 1.2 : 0.5));
+    } catch (e) { /* no audio device, or autoplay blocked until the user interacts */ }
+  }
+
+  function toast(event) {
+    const item = document.createElement("div");
+    item.className = "toast";
+    item.style.borderLeftColor = `var(--sev${event.severity})`;
+    const link = document.createElement("a");
+    link.href = `/incidents/${event.incident}`;
+    link.append(wk.text(`${event.category_name || event.category}`));
+    item.append(link, wk.text(` · severity ${event.severity} ${event.severity_label || ""} · ${event.camera}`));
+    toasts.prepend(item);
+    setTimeout(() => item.remove(), 15000);
+  }
+
+  // Emergencies wait their turn: the modal shows the oldest unacknowledged one, and how many follow it.
+  const emergencies = [];
+  function emergency(event) {
+    emergencies.push(event);
+    if (!modal.open) showEmergency();
+  }
+  function showEmergency() {
+    const event = emergencies[0];
+    if (!event) { modal.close(); return; }
+    const more = emergencies.length > 1 ? ` (1 of ${emergencies.length})` : "";
+    document.getElementById("emergency-title").textContent =
+      `${event.severity_label || "Emergency"}: ${event.category_name || event.category}${more}`;
+    document.getElementById("emergency-text").textContent = event.summary || "";
+    document.getElementById("emergency-where").textContent =
+      `${event.camera}${event.location ? " · " + event.location : ""} · ${new Date(event.at).toLocaleTimeString()}`;
+    document.getElementById("emergency-open").href = `/incidents/${event.incident}`;
+    const ack = document.getElementById("emergency-ack");
+    ack.disabled = !event.incident;
+    ack.onclick = async () => {
+      await wk.api("PATCH", `/api/v1/incidents/${event.incident}`,
+                   {status: "acknowledged", note: "acknowledged from the dashboard"});
+      emergencies.shift();
+      showEmergency();
+    };
+    if (!modal.open) modal.showModal();
+  }
+  // An emergency stays until someone acknowledges it: Escape does not dismiss it.
+  modal.addEventListener("cancel", (e) => e.preventDefault());
+
+  let delay = 1000;
+  function connect() {
+    const socket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/events`);
+    socket.onopen = () => { delay = 1000; };
+    socket.onmessage = (message) => {
+      const event = JSON.parse(message.data);
+      wk.listeners.forEach((listener) => listener(event));
+      if (event.type === "incident" && event.event === "opened") {
+        toast(event);
+        chime(event.severity >= 4);
+        if (event.severity >= 4) emergency(event);
+      }
+    };
+    socket.onclose = () => { setTimeout(connect, delay); delay = Math.min(delay * 2, 30000); };
+  }
+  connect();
+})();

@@ -1,0 +1,87 @@
+"""The dashboard in headless Chromium: sign in, watch a camera fed by a generated video, get its gunshots as a
+toast and an emergency that must be acknowledged, and keep the theme across pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from apiserver import ApiServer, base_settings
+from browser import screenshot, signed_in
+from mediagen import doom_sound, noise, still_room, write_video
+from polling import wait_until
+
+FPS = 15
+
+
+@pytest.fixture(scope="module")
+def gate_server(start_server, media_root: Path, tmp_path_factory) -> ApiServer:
+    """A server watching a gate where two pistol shots ring out 3 s into every 14 s."""
+    shot = doom_sound("DSPISTOL")
+    audio = np.concatenate([noise(3.0), shot, noise(0.4), shot, noise(14.0 - 3.4 - 2 * len(shot) / 16000)])
+    gate = write_video(tmp_path_factory.mktemp("cams") / "gate.mp4",
+                       (still_room(seed=i % 3) for i in range(14 * FPS)), fps=FPS, audio=audio)
+    settings = base_settings(media_root, rate_limit_per_minute=6000, rate_limit_burst=1000)
+    settings["live"] = {"cameras": [{"name": "gate", "source": str(gate), "location": "North gate", "loop": True}],
+                        "evidence": {"pre_event_s": 1.0, "post_event_s": 2.0}, "gate": {"cooldown_s": 3.0}}
+    return start_server("web-live", settings)
+
+
+def test_a_page_without_a_session_goes_to_sign_in_and_back(browser, gate_server):
+    page = browser.new_page(base_url=gate_server.url)
+    page.goto("/")
+    assert page.url.endswith("/login?next=/")
+    page.get_by_label("User name").fill("admin")
+    page.get_by_label("Password").fill("wrong password")
+    page.get_by_role("button", name="Sign in").click()
+    assert page.get_by_role("alert").inner_text()
+    screenshot(page, "login")
+    page.close()
+    assert page.context.browser is browser
+    seed = browser.new_page(base_url=gate_server.url)
+    seed.goto("/dashboard.html")  # seed 001's path
+    assert "/login" in seed.url
+    seed.close()
+
+
+def test_the_live_view_streams_and_an_emergency_must_be_acknowledged(browser, gate_server):
+    page = signed_in(browser, gate_server)
+    tile = page.locator(".tile", has_text="gate")
+    tile.wait_for()
+    wait_until(lambda: page.evaluate(
+        "() => { const i = document.querySelector('.tile img'); return i && i.naturalWidth > 0; }"),
+        "the camera's picture in the page", 60)
+    assert "connected" in tile.locator(".health").inner_text()
+    page.locator(".toast").first.wait_for(timeout=60_000)
+    dialog = page.locator("dialog#emergency")
+    dialog.wait_for(state="visible", timeout=30_000)
+    assert "North gate" in dialog.inner_text()
+    screenshot(page, "live-emergency")
+    page.keyboard.press("Escape")
+    assert dialog.is_visible()  # an emergency is not dismissed, it is acknowledged
+    acknowledged, seen = [], []
+    while dialog.is_visible() and len(seen) < 4:  # one at a time: gunfire, and the blast a shot also sounds like
+        seen.append(page.locator("#emergency-title").inner_text())
+        acknowledged.append(page.locator("#emergency-open").get_attribute("href").rsplit("/", 1)[1])
+        page.get_by_role("button", name="Acknowledge").click()
+        page.wait_for_timeout(300)
+    with gate_server.client(gate_server.admin_key) as admin:
+        assert all(admin.get(f"/api/v1/incidents/{i}").json()["status"] == "acknowledged" for i in acknowledged)
+    assert any("Gunfire" in title for title in seen)
+    screenshot(page, "live")
+    page.context.close()
+
+
+def test_the_theme_is_remembered_for_the_user(browser, gate_server):
+    page = signed_in(browser, gate_server)
+    before = page.evaluate("document.documentElement.dataset.theme")
+    page.get_by_role("button", name="Dark theme").click()
+    after = page.evaluate("document.documentElement.dataset.theme")
+    assert after != before
+    wait_until(lambda: gate_server.client(gate_server.admin_key).get("/api/v1/auth/me").status_code == 200, "")
+    page.context.close()
+    again = signed_in(browser, gate_server)  # a new browser profile: only the server remembers
+    again.wait_for_function(f"document.documentElement.dataset.theme === '{after}'")
+    screenshot(again, f"live-{after}")
+    again.context.close()
