@@ -118,8 +118,13 @@ def test_the_provider_writes_the_report_sections_and_the_templates_stand_in_when
         report = writer.for_analysis(result)
         assert report.written_by == "site:openai/site-7b"
         assert report.incidents[0].sections.situation_overview == "Two pistol shots near the gate."
+        asked = len(site.received)
+        again = writer.for_analysis(result)  # opened again: the sections come from the cache
+        assert again.incidents[0].sections == report.incidents[0].sections and len(site.received) == asked
         site.replies[CHAT] = Reply(400, b'{"error": "context too long"}', {"Content-Type": "application/json"})
-        fallback = writer.for_analysis(result)
+        uncached = settings.model_copy(update={"cache": settings.cache.model_copy(update={"enabled": False})})
+        fresh = Pipeline(uncached)
+        fallback = ReportWriter(uncached, fresh.fusion.rules.categories, fresh.reasoner).for_analysis(result)
     assert fallback.written_by == "templates" and "audio:gunshot" in fallback.incidents[0].sections.situation_overview
 
 

@@ -9,6 +9,7 @@ import hashlib
 import importlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -73,24 +74,28 @@ class Pipeline:
         self._analyzers: list[Analyzer] | None = None
         self._cache: ResultCache | None = None
         self._reasoner: Reasoner | None = None
+        self._setting_up = threading.Lock()  # the server's threads share one pipeline: one cache, one reasoner
 
     # -- set-up ----------------------------------------------------------------------------------
     @property
     def cache(self) -> ResultCache | None:
-        if self._cache is None and self.settings.cache.enabled:
-            self._cache = ResultCache(
-                Path(self.settings.data_dir) / "cache.sqlite3",
-                max_entries=self.settings.cache.max_entries,
-                max_bytes=self.settings.cache.max_bytes,
-            )
-        return self._cache
+        with self._setting_up:
+            if self._cache is None and self.settings.cache.enabled:
+                self._cache = ResultCache(
+                    Path(self.settings.data_dir) / "cache.sqlite3",
+                    max_entries=self.settings.cache.max_entries,
+                    max_bytes=self.settings.cache.max_bytes,
+                )
+            return self._cache
 
     @property
     def reasoner(self) -> Reasoner:
         """The reasoning stage: local always, the configured providers when asked for."""
-        if self._reasoner is None:
-            self._reasoner = Reasoner(self.settings, self.fusion.rules.categories, cache=self.cache)
-        return self._reasoner
+        cache = self.cache
+        with self._setting_up:
+            if self._reasoner is None:
+                self._reasoner = Reasoner(self.settings, self.fusion.rules.categories, cache=cache)
+            return self._reasoner
 
     def enabled_analyzer_names(self) -> list[str]:
         names = []

@@ -280,20 +280,23 @@ class LiveService:
     def _store(self, event: IncidentEvent, camera: CameraSettings | None, live: dict[str, Any],
                row_id: int | None) -> int | None:
         """Write the event to the incident's row (a new one when it opens); returns the row's id."""
+        opened = False
         with self.db.session() as session:
             if event.kind == "opened" and event.window is not None:
                 source = redact_url(camera.source) if camera else event.camera
                 row_id = open_live_incident(session, event.window, event.incident, camera=event.camera,
                                             source=source, live={**live, "evidence": _paths(event.evidence)})
-                with self._lock:
-                    self._rows[event.incident_id] = row_id
-                    while len(self._rows) > TRACKED_INCIDENTS:
-                        self._done.pop(self._rows.popitem(last=False)[0], None)
+                opened = True
             elif row_id is not None:
                 update_live_incident(session, row_id, event.incident, **live)
             alerted = row_id is not None and self.alerts is not None and self.alerts.incident_stored(
                 session, event.incident, incident_id=row_id, event=event.kind,
                 location=camera.location if camera else None, window=event.window, evidence=_paths(event.evidence))
+        if opened:  # only once committed: a rolled-back row's id may be handed out again
+            with self._lock:
+                self._rows[event.incident_id] = row_id
+                while len(self._rows) > TRACKED_INCIDENTS:
+                    self._done.pop(self._rows.popitem(last=False)[0], None)
         if alerted:
             self.alerts.wake()
         return row_id

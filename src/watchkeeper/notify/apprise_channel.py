@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from apprise import Apprise, AppriseAsset, AppriseResultStatus, NotifyFormat, NotifyType
 from pydantic import ValidationError
@@ -26,7 +27,6 @@ from .message import AlertMessage, plain_text
 
 _SCHEMA = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,31}")
 # Runs of URL characters this long may be a token or a password.
-_SECRET_CANDIDATE = re.compile(r"[A-Za-z0-9_~-]{6,}")
 _MAX_REASON_CHARS = 500
 
 
@@ -75,11 +75,15 @@ def _schema_hint(target: str) -> str:
 
 
 def _scrub(text: str, target: str) -> str:
-    """``text`` without the URL's tokens and passwords, should a plugin's log quote a server that echoed one."""
-    _, _, rest = target.partition("://")
-    host_port = re.split(r"[/?#]", rest, maxsplit=1)[0].rpartition("@")[2]
-    if "." in host_port:  # a host name or an address, worth keeping; elsewhere (slack://A/B/C) a token
-        rest = rest.replace(host_port, "", 1)
-    for candidate in sorted(set(_SECRET_CANDIDATE.findall(rest)), key=len, reverse=True):
-        text = text.replace(candidate, "***")
+    """``text`` without any part of the URL that may be secret (user, password, path segments, query values),
+    as written and as decoded, should a plugin's log quote a server that echoed one. Host names stay."""
+    parts = urlsplit(target)
+    host = parts.hostname or ""
+    pieces = [parts.username, parts.password, *parts.path.split("/"), *(v for _, v in parse_qsl(parts.query))]
+    if "." not in host:  # slack://TOKEN/...: the "host" is a token too
+        pieces.append(parts.netloc.rpartition("@")[2])
+    # Pieces of one or two characters would blank out half the message and hide nothing worth hiding.
+    secrets = {form for piece in pieces if piece for form in (piece, unquote(piece)) if len(form) >= 3}
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
     return text

@@ -112,9 +112,8 @@ class AlertRouter:
             if recipient.channel != "mqtt" and message.event in ("updated", "closed") and message.kind == "incident":
                 if message.event == "closed" or self._told_at_least(session, message, recipient):
                     continue
-            routed = message.model_copy(update={"route": recipient.route, "group": recipient.group})
             delivery = enqueue(session, channel=recipient.channel, target=recipient.target,
-                               event=f"alert.{message.kind}", payload=routed.model_dump(mode="json"),
+                               event=f"alert.{message.kind}", payload=payload_for(message, recipient),
                                dedupe_key=dedupe_key(message, recipient))
             if delivery is not None:
                 queued.append(delivery)
@@ -122,10 +121,28 @@ class AlertRouter:
 
     @staticmethod
     def _told_at_least(session: Session, message: AlertMessage, recipient: Recipient) -> bool:
-        """Whether this recipient already had this incident at this severity or higher."""
+        """Whether this recipient already had this incident at this severity or higher (exact keys: the
+        unique index answers, where a prefix LIKE would scan the outbox)."""
         prefix = _key_prefix(message, recipient)
-        keys = session.scalars(select(Delivery.dedupe_key).where(Delivery.dedupe_key.startswith(prefix))).all()
-        return any(int(key.rsplit(":s", 1)[1]) >= message.severity for key in keys if ":s" in key)
+        keys = [f"{prefix}s{severity}" for severity in range(message.severity, 6)]
+        return session.scalar(select(Delivery.id).where(Delivery.dedupe_key.in_(keys)).limit(1)) is not None
+
+    def already_sent(self, session: Session, message: AlertMessage, groups: list[str]) -> bool:
+        """Whether ``message`` went to any recipient of ``groups`` already (an escalation, say)."""
+        keys = [dedupe_key(message, Recipient(message.kind, name, channel, target))
+                for name in groups for channel, target in channel_targets(self.alerts.groups[name])]
+        return session.scalar(select(Delivery.id).where(Delivery.dedupe_key.in_(keys)).limit(1)) is not None
+
+
+def payload_for(message: AlertMessage, recipient: Recipient) -> dict[str, object]:
+    """The message as this recipient gets it: a path on this server only for e-mail (its inline picture), and
+    no acknowledge link for the broker, whose every reader would otherwise be able to acknowledge."""
+    routed = message.model_copy(update={"route": recipient.route, "group": recipient.group})
+    if recipient.channel != "email":
+        routed.snapshot_path = None
+    if recipient.channel == "mqtt":
+        routed.links = {k: v for k, v in routed.links.items() if k != "acknowledge"}
+    return routed.model_dump(mode="json")
 
 
 def channel_targets(group: RecipientGroup) -> list[tuple[str, str]]:

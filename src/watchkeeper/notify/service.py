@@ -29,6 +29,7 @@ from .router import AlertRouter
 log = logging.getLogger(__name__)
 
 ESCALATION_CHECK_S = 15.0
+ESCALATION_WINDOW = timedelta(hours=1)
 FAILING_AFTER = 3  # a channel whose last attempts all failed is reported failing
 
 
@@ -134,42 +135,55 @@ class AlertService:
                 log.exception("escalation pass failed; trying again later")
 
     def escalate(self, now: datetime | None = None) -> int:
-        """Re-notify the escalation groups about alerted incidents still open past the delay; returns how many."""
+        """Re-notify the escalation groups about incidents that people were alerted to and that are still
+        unacknowledged past the delay; returns how many deliveries that queued. Only incidents that crossed
+        the delay within the last ``ESCALATION_WINDOW`` are looked at: the pass stays small however many old
+        incidents nobody closed."""
         rule = self.router.alerts.escalation
         if rule is None:
             return 0
         now = now or utcnow()
+        due = now - timedelta(minutes=rule.after_minutes)
+        with self.db.session(write=False) as session:
+            overdue = session.scalars(select(IncidentRecord).where(
+                IncidentRecord.status == "open", IncidentRecord.severity >= rule.min_severity,
+                IncidentRecord.created_at <= due, IncidentRecord.created_at > due - ESCALATION_WINDOW)).all()
+            candidates = [record for record in overdue if self._people_were_alerted(session, record.id)]
         queued = 0
-        with self.db.session() as session:
-            overdue = session.scalars(
-                select(IncidentRecord).where(IncidentRecord.status == "open",
-                                             IncidentRecord.severity >= rule.min_severity,
-                                             IncidentRecord.created_at <= now - timedelta(minutes=rule.after_minutes)))
-            for record in overdue:
-                alerted = session.scalar(select(Delivery.id).where(
-                    Delivery.dedupe_key.startswith(f"incident:{record.id}:")).limit(1))
-                escalated = session.scalar(select(Delivery.id).where(
-                    Delivery.dedupe_key.startswith(f"escalation:{record.id}:")).limit(1))
-                if alerted is None or escalated is not None:
-                    continue
-                data = {k: v for k, v in record.data.items() if k != "live"}
-                waited = (now - record.created_at.replace(tzinfo=record.created_at.tzinfo or timezone.utc)
-                          ).total_seconds() / 60
-                message = incident_message(
-                    Incident.model_validate(data), incident_id=record.id, event="opened", occurred_at=record.created_at,
-                    links_for=self.links, evidence=(record.data.get("live") or {}).get("evidence"), kind="escalation",
-                    waited_minutes=waited)
-                queued += len(self.router.enqueue(session, message, groups=rule.groups))
+        for record in candidates:
+            try:
+                queued += self._escalate_one(record, now, rule.groups)
+            except Exception:  # one odd record must not stop the others' escalation
+                log.exception("could not escalate an incident", extra={"incident_id": record.id})
         if queued:
             log.warning("escalated unacknowledged incidents", extra={"deliveries": queued})
         return queued
 
+    @staticmethod
+    def _people_were_alerted(session: Session, incident_id: int) -> bool:
+        """Whether a person was told (the broker and site hooks hear everything, so they do not count)."""
+        keys = session.scalars(select(Delivery.dedupe_key).where(
+            Delivery.dedupe_key.startswith(f"incident:{incident_id}:", autoescape=True))).all()
+        return any(key.split(":")[3] not in ("mqtt", "hook") for key in keys)
+
+    def _escalate_one(self, record: IncidentRecord, now: datetime, groups: list[str]) -> int:
+        data = {k: v for k, v in record.data.items() if k != "live"}
+        created = record.created_at if record.created_at.tzinfo else record.created_at.replace(tzinfo=timezone.utc)
+        message = incident_message(
+            Incident.model_validate(data), incident_id=record.id, event="opened", occurred_at=created,
+            links_for=self.links, evidence=(record.data.get("live") or {}).get("evidence"), kind="escalation",
+            waited_minutes=(now - created).total_seconds() / 60)
+        with self.db.session() as session:
+            if self.router.already_sent(session, message, groups):
+                return 0
+            return len(self.router.enqueue(session, message, groups=groups))
+
     # -- health ----------------------------------------------------------------------------------
-    def channel_health(self) -> dict[str, dict[str, Any]]:
-        """Per channel: pending and dead deliveries, the last success and error, and whether it keeps failing."""
+    def channel_health(self, channels: list[str]) -> dict[str, dict[str, Any]]:
+        """Per channel: whether it keeps failing, has deliveries waiting, its last success and last error."""
         report: dict[str, dict[str, Any]] = {}
         with self.db.session(write=False) as session:
-            for channel in self.senders():
+            for channel in channels:
                 recent = session.execute(
                     select(DeliveryAttempt.ok, DeliveryAttempt.error, DeliveryAttempt.attempted_at)
                     .join(Delivery).where(Delivery.channel == channel)

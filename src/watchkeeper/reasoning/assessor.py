@@ -20,6 +20,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
@@ -132,7 +133,7 @@ class Reasoner:
         if cached is not None:
             return Answer(cached.assessment, cached)
         answer = self._ask_uncached(provider, model, request, role)
-        if answer.result.ok and self.cache is not None:
+        if answer.result.ok and self.cache is not None and result.media.sha256:  # live windows have no hash
             self.cache.put(result.media.sha256, key, answer.result.model_dump_json())
         return answer
 
@@ -209,8 +210,8 @@ def on_premise_models(settings: Settings) -> Settings:
         "reasoning": reasoning.model_copy(update={"verifier": verifier})})
 
 
-def parse_assessment(text: str, categories: dict[str, Category], source: str) -> tuple[Assessment | None, str]:
-    """The answer as an Assessment, after the usual repairs (code fences, prose around the object); or why not."""
+def json_object(text: str) -> tuple[dict[str, Any] | None, str]:
+    """The JSON object in a model's answer, after the usual repairs (code fences, prose around it); or why not."""
     body = re.sub(r"^\s*```(?:json)?|```\s*$", "", text.strip(), flags=re.IGNORECASE)
     start, end = body.find("{"), body.rfind("}")
     if start < 0 or end <= start:
@@ -219,8 +220,14 @@ def parse_assessment(text: str, categories: dict[str, Category], source: str) ->
         data = json.loads(body[start:end + 1])
     except json.JSONDecodeError as exc:
         return None, f"invalid JSON ({exc.msg} at character {exc.pos})"
-    if not isinstance(data, dict):
-        return None, "the JSON is not an object"
+    return (data, "") if isinstance(data, dict) else (None, "the JSON is not an object")
+
+
+def parse_assessment(text: str, categories: dict[str, Category], source: str) -> tuple[Assessment | None, str]:
+    """The answer as an Assessment, repaired as ``json_object`` does; or why not."""
+    data, problem = json_object(text)
+    if data is None:
+        return None, problem
     data["source"] = source
     if data.get("category") is not None and data["category"] not in categories:
         return None, f"unknown category '{data['category']}'"

@@ -127,13 +127,18 @@ class LiteLLMProvider:
                     raise ProviderError(self._failure(model, exc, attempts), provider=self.name,
                                         retryable=retryable) from exc
                 time.sleep(self._wait_s(attempts, retry_after_s))
-        tokens = getattr(response, "usage", None)
-        input_tokens = getattr(tokens, "prompt_tokens", 0) or 0
-        output_tokens = getattr(tokens, "completion_tokens", 0) or 0
+        try:  # an answer of an unexpected shape is the provider's failure, never the analysis's
+            text = response.choices[0].message.content or ""
+            tokens = getattr(response, "usage", None)
+            input_tokens = int(getattr(tokens, "prompt_tokens", 0) or 0)
+            output_tokens = int(getattr(tokens, "completion_tokens", 0) or 0)
+        except (AttributeError, IndexError, TypeError, ValueError) as exc:
+            raise ProviderError(f"{self.name} ({model}) answered in an unexpected shape: {type(exc).__name__}",
+                                provider=self.name) from exc
         usage = ProviderUsage(input_tokens=input_tokens, output_tokens=output_tokens,
                               cost_usd=self._cost(response, model, input_tokens, output_tokens),
                               latency_ms=(time.monotonic() - started) * 1000.0, attempts=attempts)
-        return ChatReply(text=response.choices[0].message.content or "", model=model, usage=usage)
+        return ChatReply(text=text, model=model, usage=usage)
 
     def _call_arguments(self, request: ChatRequest, model: str) -> dict[str, Any]:
         parts: list[dict[str, Any]] = []
@@ -191,9 +196,12 @@ class LiteLLMProvider:
 
     def _failure(self, model: str, exc: Exception, attempts: int) -> str:
         status = getattr(exc, "status_code", None)
-        detail = " ".join(str(exc).split())[:300]
-        if self.settings.api_key:
-            detail = detail.replace(self.settings.api_key, "***")
+        detail = " ".join(str(exc).split())
+        # Before cutting, or a key straddling the cut keeps its start; keys from the environment count too.
+        keys = {self.settings.api_key, *(os.environ.get(n) for n in os.environ if n.endswith(("_API_KEY", "_TOKEN")))}
+        for key in sorted((k for k in keys if k and len(k) >= 8), key=len, reverse=True):
+            detail = detail.replace(key, "***")
+        detail = detail[:300]
         return (f"{self.name} ({model}) failed after {attempts} attempt{'s' if attempts > 1 else ''}: "
                 f"{type(exc).__name__}{f' {status}' if status else ''}: {detail}")
 

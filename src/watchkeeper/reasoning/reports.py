@@ -8,6 +8,7 @@ severity assessment are written from the evidence itself, the other five from th
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 from collections import Counter
@@ -27,7 +28,7 @@ from ..errors import ProviderError
 from ..media import nearest_frames
 from ..media.sources import MediaSource
 from ..taxonomy import SEVERITY_COLORS, Category, confidence_word
-from .assessor import Reasoner
+from .assessor import Reasoner, json_object
 from .base import ChatRequest
 from .pictures import incident_jpeg
 from .local import MODALITY_WORDS, modalities_present, where_in_frame
@@ -37,6 +38,7 @@ from .report_model import EvidenceLine, IncidentPart, Picture, Report, Sections,
 log = logging.getLogger(__name__)
 
 TEMPLATES_FILE = "report_templates.yaml"
+SECTIONS_CACHE = "report-sections"  # the result cache's media key for provider-written sections
 MAX_EVIDENCE_LINES = 12
 
 
@@ -127,6 +129,15 @@ class ReportWriter:
             order = self.reasoner.order(result.provider if result.provider != "local" else None)
         except ProviderError:
             return None
+        context = site_context(self.settings)
+        # One provider call per incident version and site context, however often its report is opened.
+        key = "sections:" + hashlib.sha256(json.dumps(
+            [incident.model_dump(mode="json"), order, context], sort_keys=True).encode()).hexdigest()
+        cache = self.reasoner.cache
+        stored = cache.get(SECTIONS_CACHE, key) if cache is not None else None
+        if stored is not None:
+            kept = json.loads(stored)
+            return Sections.model_validate(kept["sections"]), kept["by"]
         draft = template_sections(result, incident)
         names = {c.id: c.name for c in self.categories.values()}
         for name in order:
@@ -137,19 +148,24 @@ class ReportWriter:
                         "object with exactly these keys: " + ", ".join(Sections.model_fields) + "."),
                 user=(f"Incident: {incident.category_name}, severity {incident.severity}, confidence "
                       f"{incident.confidence:.2f}, {incident.t_start_s:.1f}-{incident.t_end_s:.1f} s, "
-                      f"at {where_in_frame(incident) or 'an unknown place'}.\nSite: {json.dumps(site_context(self.settings))}\n"
+                      f"at {where_in_frame(incident) or 'an unknown place'}.\nSite: {json.dumps(context)}\n"
                       f"{evidence_text(result, result.local_analysis or result.assessment, names=names)}\n"
                       f"A template draft to improve on (JSON): {draft.model_dump_json()}"),
                 tier="detailed", json_schema=Sections.model_json_schema(), max_output_tokens=1500)
             try:
                 reply = provider.complete(request)
-                body = reply.text.strip().strip("`")
-                sections = Sections.model_validate_json(body[body.find("{"): body.rfind("}") + 1])
-            except (ProviderError, ValidationError, ValueError) as exc:
+                data, problem = json_object(reply.text)
+                sections = Sections.model_validate(data) if data is not None else None
+            except (ProviderError, ValidationError) as exc:
+                sections, problem = None, str(exc)[:200]
+            if sections is None:
                 log.warning("the provider could not write the report; trying the next",
-                            extra={"provider": name, "error": str(exc)[:200]})
+                            extra={"provider": name, "error": problem})
                 continue
-            return sections, f"{name}:{reply.model}"
+            by = f"{name}:{reply.model}"
+            if cache is not None:
+                cache.put(SECTIONS_CACHE, key, json.dumps({"by": by, "sections": sections.model_dump()}))
+            return sections, by
         return None
 
     def _part(self, result: AnalysisResult, incident: Incident, sections: Sections, pictures: list[Picture],
