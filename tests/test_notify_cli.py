@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
+import pytest
 import yaml
 from polling import free_port
 from smtp_servers import Inbox, smtp_server
@@ -43,3 +47,26 @@ def test_a_failing_or_missing_channel_says_why(tmp_path):
     assert missing.returncode == 1 and "the sms channel is not configured" in missing.stderr
     unknown = notify(tmp_path, {}, "pigeon")
     assert unknown.returncode == 1 and "unknown channel 'pigeon'" in unknown.stderr
+
+
+def test_a_test_alert_reaches_the_broker(tmp_path):
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", 1883)) != 0:
+            pytest.skip("no MQTT broker on 127.0.0.1:1883")
+    heard: list[bytes] = []
+    listener = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    listener.on_message = lambda client, userdata, message: heard.append(message.payload)
+    listener.connect("127.0.0.1", 1883)
+    listener.subscribe("wk-cli-test/events", qos=1)
+    listener.loop_start()
+    try:
+        done = notify(tmp_path, {"mqtt": {"host": "127.0.0.1", "topic_prefix": "wk-cli-test", "discovery": False}},
+                      "mqtt")
+        assert done.returncode == 0, done.stderr
+        deadline = time.monotonic() + 10
+        while not heard and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        listener.loop_stop()
+        listener.disconnect()
+    assert heard and b"Test alert" in heard[0]

@@ -55,7 +55,7 @@ def acknowledge_page(incident_id: int, request: Request, services: ServicesDep, 
         return _page("Already handled", f"<p>{html.escape(what)}: {html.escape(status)}.</p>")
     query = html.escape(f"expires={expires}&signature={signature}", quote=True)
     return _page("Acknowledge this incident?", f"<p>{html.escape(what)}.</p>"
-                 f'<form method="post" action="/ack/{incident_id}?{query}"><button>Acknowledge</button></form>')
+                 f'<form method="post" action="?{query}"><button>Acknowledge</button></form>')  # behind any prefix
 
 
 @router.post("/ack/{incident_id}", response_class=HTMLResponse, summary="Acknowledge through the alert's link")

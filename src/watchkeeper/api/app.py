@@ -37,7 +37,6 @@ from ..netguard import UrlPolicy, fetch_url
 from ..notify.service import AlertService
 from ..store.db import open_database
 from ..store.models import Analysis
-from ..taxonomy import BUILTIN_CATEGORIES
 from ..uploads import MediaRoots, UploadStore
 from ..web import pages, routes
 from . import acknowledge, legacy, live, seed001, v1
@@ -73,15 +72,14 @@ class Runtime:
     def start(self) -> None:
         self.workers.start()
         self.dispatcher.start()
-        self.alerts.start(cameras={name: c.location for name, c in self.live.cameras.items()},
-                          categories={c.id: c.name for c in BUILTIN_CATEGORIES})
+        self.alerts.start(cameras={name: c.location for name, c in self.live.cameras.items()})
         self.live.start()
 
     def stop(self) -> None:
         self.live.stop()
         self.workers.stop()
+        self.dispatcher.stop()  # before the broker goes: its MQTT sends in progress finish
         self.alerts.stop()
-        self.dispatcher.stop()
         self.services.db.close()
 
 

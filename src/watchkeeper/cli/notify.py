@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Annotated, Optional
@@ -14,6 +15,7 @@ from ..config import Settings
 from ..notify.message import CHANNELS, AlertMessage
 
 EXIT_FAILED = 2
+MQTT_CONNECT_S = 5.0
 
 
 def test_message() -> AlertMessage:
@@ -55,12 +57,16 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings]) -> None:
             if channel not in senders:
                 raise typer.BadParameter(f"the {channel} channel is not configured")
             targets = [t for group in service.router.alerts.groups.values() for c, t in channel_targets(group)
-                       if c == channel] + (["events"] if channel == "mqtt" else service.router.alerts.hooks)
+                       if c == channel]
+            targets += {"mqtt": ["events"], "hook": service.router.alerts.hooks}.get(channel, [])
             target = to or next(iter(targets), None)
             if target is None:
                 raise typer.BadParameter(f"no {channel} target in the alert groups: give one with --to")
             if service.mqtt is not None and channel == "mqtt":
                 service.mqtt.start()
+                deadline = time.monotonic() + MQTT_CONNECT_S  # it connects in the background
+                while not service.mqtt.connected and time.monotonic() < deadline:
+                    time.sleep(0.05)
             try:
                 outcome = senders[channel](Delivery(id=0, channel=channel, target=target, event="alert.test",
                                                     payload=test_message().model_dump(mode="json")))

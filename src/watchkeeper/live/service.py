@@ -184,6 +184,8 @@ class LiveService:
                 if on_commit is not None:
                     on_commit(session)
             self.cameras[camera.name] = camera
+        if self.alerts is not None:
+            self.alerts.announce_camera(camera.name, camera.location)
         if camera.enabled:
             self.start_camera(camera.name)
 
@@ -198,6 +200,8 @@ class LiveService:
                 if on_commit is not None:
                     on_commit(session)
             del self.cameras[name]
+        if self.alerts is not None:
+            self.alerts.forget_camera(name)
 
     def set_running(self, name: str, running: bool, *, on_commit: OnCommit | None = None) -> None:
         """Start or stop a camera; an API camera remembers it for the next start of the server."""

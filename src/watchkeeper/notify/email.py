@@ -18,6 +18,8 @@ from email.utils import formatdate, make_msgid, parseaddr
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from pydantic import ValidationError
+
 from ..config import SmtpSettings
 from ..delivery.dispatcher import Sender, SendOutcome
 from ..reasoning.render import severity_color, text_color_on
@@ -183,7 +185,9 @@ def email_sender(settings: SmtpSettings) -> Sender:
             if not recipients:
                 raise ValueError("no recipients")
             mail = compose(AlertMessage.model_validate(delivery.payload), sender, recipients)
-        except ValueError as exc:  # pydantic's ValidationError too: a malformed delivery fails every time
+        except ValidationError as exc:  # counted, not quoted: the payload's values (its links) stay out of logs
+            return SendOutcome(ok=False, error=f"not an alert message ({exc.error_count()} errors)", retry=False)
+        except ValueError as exc:  # a malformed delivery fails every time
             return SendOutcome(ok=False, error=f"cannot compose the e-mail: {exc}", retry=False)
         try:
             send(settings, mail)
@@ -208,7 +212,9 @@ def _failure(exc: smtplib.SMTPException | OSError, password: str | None) -> Send
     error = f"{type(exc).__name__}: {detail}"
     if password:  # a server may echo what it was sent
         error = error.replace(password, "[password]")
-    return SendOutcome(ok=False, status_code=code, error=error, retry=code is None or not 500 <= code < 600)
+    # No STARTTLS (or SMTPUTF8) where it is needed will not change on the next try either.
+    final = isinstance(exc, smtplib.SMTPNotSupportedError) or (code is not None and 500 <= code < 600)
+    return SendOutcome(ok=False, status_code=code, error=error, retry=not final)
 
 
 def _refusals(refused: dict[str, tuple[int, bytes]]) -> str:

@@ -13,6 +13,8 @@ import threading
 from collections.abc import Callable
 from importlib.metadata import entry_points
 
+from pydantic import ValidationError
+
 from ..delivery.dispatcher import Sender, SendOutcome
 from ..store.models import Delivery
 from .message import AlertMessage
@@ -55,10 +57,13 @@ def hook_sender() -> Sender:
     def send(delivery: Delivery) -> SendOutcome:
         try:
             hook = resolve(delivery.target)
-        except (LookupError, ImportError, AttributeError) as exc:
+            message = AlertMessage.model_validate(delivery.payload)
+        except ValidationError as exc:
+            return SendOutcome(ok=False, error=f"not an alert message ({exc.error_count()} errors)", retry=False)
+        except Exception as exc:  # a hook that cannot be found or imported will not be found next time either
             return SendOutcome(ok=False, error=f"{type(exc).__name__}: {exc}", retry=False)
         try:
-            hook(AlertMessage.model_validate(delivery.payload))
+            hook(message)
         except Exception as exc:  # the site's code failing is its delivery failing, retried later
             return SendOutcome(ok=False, error=f"the hook raised {type(exc).__name__}: {exc}", retry=True)
         return SendOutcome(ok=True)

@@ -64,12 +64,12 @@ def plain_text(message: AlertMessage) -> str:
     return "\n".join(lines).strip() + "\n"
 
 
-def short_text(message: AlertMessage, limit: int = 320) -> str:
-    """The alert in two SMS segments at most: the title, then where to look and how to acknowledge."""
-    parts = [message.title]
-    if message.links.get("incident"):
-        parts.append(message.links["incident"])
+def short_text(message: AlertMessage, limit: int = 306) -> str:
+    """The alert in two SMS segments at most (306 GSM-7 characters): the links whole, the title shortened to
+    fit them (with "...", which stays GSM-7 where an ellipsis character would not)."""
+    links = [message.links["incident"]] if message.links.get("incident") else []
     if message.links.get("acknowledge"):
-        parts.append(f"Ack: {message.links['acknowledge']}")
-    text = "\n".join(parts)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+        links.append(f"Ack: {message.links['acknowledge']}")
+    room = limit - sum(len(link) + 1 for link in links)
+    title = message.title if len(message.title) <= room else message.title[: max(0, room - 3)] + "..."
+    return "\n".join([title, *links])

@@ -147,15 +147,23 @@ class MqttPublisher:
         self._publish_many([(topic, payload)], retain=retain, qos=qos, timeout_s=timeout_s)
 
     def _publish_many(self, messages: Iterable[tuple[str, str]], *, retain: bool, qos: int = 1,
-                      timeout_s: float = 10) -> None:
-        """Send all, then wait for all: one round trip for a batch rather than one per message."""
+                      timeout_s: float = 10, wait: bool = True) -> None:
+        """Send all, then wait for all: one round trip for a batch rather than one per message.
+
+        Retained state (camera state, discovery) is remembered and published again on every connect, so a
+        broker that is away is no error for it; ``wait=False`` also spares the caller (a camera's capture
+        thread) the round trip."""
         messages = list(messages)
         if retain:
             with self._lock:
                 self._retained.update(messages)
         if not self.connected:
+            if retain:
+                return
             raise MqttError(f"not connected to the MQTT broker {self._where}")
         sent = [(topic, self._client.publish(topic, payload, qos=qos, retain=retain)) for topic, payload in messages]
+        if not wait:
+            return
         deadline = time.monotonic() + timeout_s
         for topic, info in sent:
             try:
@@ -200,7 +208,7 @@ class MqttPublisher:
         """The capture state (connected, reconnecting...) and its details, retained."""
         base = f"{self.prefix}/{slugify(name)}"
         self._publish_many([(f"{base}/state", state), (f"{base}/health", json.dumps(health, default=str))],
-                           retain=True)
+                           retain=True, wait=False)
 
     def announce_camera(self, name: str, location: str, categories: dict[str, str]) -> None:
         """Home Assistant discovery for one camera device; configs of categories dropped since are removed."""
@@ -270,7 +278,7 @@ def mqtt_sender(publisher: MqttPublisher) -> Sender:
         try:
             message = AlertMessage.model_validate(delivery.payload)
         except ValidationError as exc:
-            return SendOutcome(ok=False, error=f"not an alert message: {exc}", retry=False)
+            return SendOutcome(ok=False, error=f"not an alert message ({exc.error_count()} errors)", retry=False)
         try:
             publisher.publish_alert(message)
         except MqttError as exc:

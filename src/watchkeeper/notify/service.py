@@ -21,6 +21,7 @@ from ..config import Settings
 from ..delivery.dispatcher import Sender
 from ..domain import AnalysisResult, Incident
 from ..store.db import Database
+from ..taxonomy import BUILTIN_CATEGORIES
 from ..store.models import Analysis, Delivery, DeliveryAttempt, IncidentRecord, utcnow
 from .compose import AlertLinks, incident_message
 from .hooks import hook_sender
@@ -44,6 +45,7 @@ class AlertService:
 
             self.mqtt = MqttPublisher(settings.mqtt)
         self.router = AlertRouter(settings, mqtt_enabled=self.mqtt is not None)
+        self.categories = {c.id: c.name for c in BUILTIN_CATEGORIES} | {c.id: c.name for c in settings.categories}
         self.wake: Callable[[], None] = lambda: None  # the dispatcher's, once it exists
         self._stop = threading.Event()
         self._escalator: threading.Thread | None = None
@@ -76,12 +78,12 @@ class AlertService:
         return senders
 
     # -- running ---------------------------------------------------------------------------------
-    def start(self, cameras: dict[str, str] | None = None, categories: dict[str, str] | None = None) -> None:
+    def start(self, cameras: dict[str, str] | None = None) -> None:
         """Connect to the broker (announcing ``cameras``, name -> location) and start escalating."""
         if self.mqtt is not None:
             self.mqtt.start()
             for name, location in (cameras or {}).items():
-                self.announce_camera(name, location, categories or {})
+                self.announce_camera(name, location)
         if self.router.alerts.escalation is not None:
             self._stop.clear()
             self._escalator = threading.Thread(target=self._escalate_loop, name="watchkeeper-escalation", daemon=True)
@@ -95,19 +97,18 @@ class AlertService:
         if self.mqtt is not None:
             self.mqtt.stop()
 
-    def announce_camera(self, name: str, location: str, categories: dict[str, str]) -> None:
-        if self.mqtt is not None and self.settings.mqtt.discovery:
-            try:
-                self.mqtt.announce_camera(name, location, categories)
-            except Exception:  # the broker away must not stop a camera
-                log.warning("camera not announced to the MQTT broker", extra={"camera": name}, exc_info=True)
+    def announce_camera(self, name: str, location: str) -> None:
+        """Home Assistant discovery for a camera, with every category (built-in and the site's own)."""
+        if self.mqtt is not None:
+            self.mqtt.announce_camera(name, location, self.categories)
+
+    def forget_camera(self, name: str) -> None:
+        if self.mqtt is not None:
+            self.mqtt.forget_camera(name)
 
     def camera_state(self, name: str, state: str, health: dict[str, Any]) -> None:
         if self.mqtt is not None:
-            try:
-                self.mqtt.camera_state(name, state, health)
-            except Exception:
-                log.warning("camera state not published", extra={"camera": name}, exc_info=True)
+            self.mqtt.camera_state(name, state, health)
 
     # -- incidents -------------------------------------------------------------------------------
     def incident_stored(self, session: Session, incident: Incident, *, incident_id: int, event: str,

@@ -20,6 +20,7 @@ from PIL import Image
 from ..config import Settings
 from ..domain import AUDIO_SAMPLE_RATE_HZ, AnalysisResult, Assessment
 from ..taxonomy import Category
+from .local import top_incident
 
 MAX_DETECTIONS = 40
 MAX_TRANSCRIPT_CHARS = 3000
@@ -108,7 +109,7 @@ def jpeg(rgb: np.ndarray, side: int = PICTURE_SIDE) -> bytes:
 
 def excerpt(samples: np.ndarray, result: AnalysisResult) -> np.ndarray:
     """At most ``MAX_SOUND_S`` of the sound, around the leading incident (or from the start)."""
-    leading = max(result.incidents, key=lambda i: (i.severity, i.confidence), default=None)
+    leading = top_incident(result)
     middle = (leading.t_start_s + leading.t_end_s) / 2 if leading else MAX_SOUND_S / 2
     start = max(0.0, min(middle - MAX_SOUND_S / 2, len(samples) / AUDIO_SAMPLE_RATE_HZ - MAX_SOUND_S))
     first = int(start * AUDIO_SAMPLE_RATE_HZ)

@@ -171,8 +171,7 @@ class ReportWriter:
     def _part(self, result: AnalysisResult, incident: Incident, sections: Sections, pictures: list[Picture],
               links: dict[str, str], incident_id: str | None) -> IncidentPart:
         strongest = sorted(incident.evidence, key=lambda e: e.contribution, reverse=True)[:MAX_EVIDENCE_LINES]
-        spoken = [s.text.strip() for s in result.transcript
-                  if s.t_end_s >= incident.t_start_s - 1 and s.t_start_s <= incident.t_end_s + 1]
+        spoken = spoken_during(result, incident)
         verification = result.cross_verification if _leads(result, incident) else None
         return IncidentPart(
             incident_id=incident_id, category=incident.category, category_name=incident.category_name,
@@ -216,8 +215,7 @@ def template_sections(result: AnalysisResult, incident: Incident) -> Sections:
     strongest = sorted(incident.evidence, key=lambda e: e.contribution, reverse=True)[:3]
     found = "; ".join(f"{e.detection.label} in the {MODALITY_WORDS[e.detection.modality]} "
                       f"({e.detection.score:.0%}, {e.detection.t_start_s:.1f} s)" for e in strongest)
-    spoken = " ".join(s.text.strip() for s in result.transcript
-                      if s.t_end_s >= incident.t_start_s - 1 and s.t_start_s <= incident.t_end_s + 1)
+    spoken = " ".join(spoken_during(result, incident))
     where = where_in_frame(incident)
     overview = (f"{incident.category_name} {f'at {where}' if where else 'in the recording'}, from "
                 f"{incident.t_start_s:.1f} s to {incident.t_end_s:.1f} s. {incident.summary} Evidence: {found}.")
@@ -242,6 +240,12 @@ def template_sections(result: AnalysisResult, incident: Incident) -> Sections:
         de_escalation_strategy=template["de_escalation_strategy"].format(**fill),
         resolution_method=template["resolution_method"].format(**fill),
     )
+
+
+def spoken_during(result: AnalysisResult, incident: Incident, margin_s: float = 1.0) -> list[str]:
+    """What the transcript says from just before the incident to just after it."""
+    return [s.text.strip() for s in result.transcript
+            if s.t_end_s >= incident.t_start_s - margin_s and s.t_start_s <= incident.t_end_s + margin_s]
 
 
 def picture(caption: str, jpeg_bytes: bytes) -> Picture:
