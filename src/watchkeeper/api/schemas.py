@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, computed_field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, computed_field, model_validator
 
 from ..store.models import INCIDENT_STATES, ROLES, USER_STATES
 
@@ -294,17 +294,43 @@ class IncidentOut(Out):
     modalities: list[str]
     status_note: str | None
     status_changed_by: int | None
+    assigned_to: int | None = Field(description="The user who follows the incident up.")
     created_at: datetime
     updated_at: datetime
 
 
 class IncidentDetail(IncidentOut):
     data: dict[str, Any] = Field(description="The whole incident: evidence per modality, boxes, report fields.")
+    assigned_to_name: str | None = None
+    evidence_files: list[Literal["snapshot", "clip", "audio"]] = Field(
+        default_factory=list, description="The live evidence kept for it (GET .../evidence/{kind}).")
 
 
 class IncidentUpdate(Strict):
-    status: IncidentState
-    note: str | None = Field(None, max_length=4000)
+    status: IncidentState | None = None
+    note: str | None = Field(None, max_length=4000, description="Kept with the status, and in the audit log.")
+    assigned_to: RowId | None = Field(None, description="An active operator or admin; null unassigns.")
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> IncidentUpdate:
+        if self.status is None and "assigned_to" not in self.model_fields_set:
+            raise ValueError("give a status, an assignee (assigned_to), or both")
+        return self
+
+
+class IncidentHistoryEntry(Out):
+    """A change to an incident, from the audit log."""
+
+    at: datetime
+    actor_name: str
+    action: str
+    details: dict[str, Any]
+
+
+class AssignableUser(Out):
+    id: int
+    name: str
+    role: Role
 
 
 class Stats(BaseModel):
@@ -317,6 +343,8 @@ class Stats(BaseModel):
     incidents_by_status: dict[str, int]
     incidents_by_severity: dict[str, int]
     incidents_by_day: dict[str, int] = Field(description="UTC day (YYYY-MM-DD) -> incidents created.")
+    incidents_by_camera: dict[str, int] = Field(
+        description="Camera name -> incidents; those of uploaded files (no camera) under the empty string.")
     jobs_by_state: dict[str, int]
 
 
@@ -349,3 +377,21 @@ class ProviderList(BaseModel):
     verifier: str | None = Field(description="Who re-judges findings: a provider, local (the evidence) or null.")
     local_llm_size: str | None
 
+
+
+class PasswordChange(Strict):
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=8, max_length=1024)
+
+
+class ModelOut(BaseModel):
+    name: str
+    description: str
+    optional: bool = Field(description="Whether the pipeline runs without it (an extra the site may install).")
+    installed: bool = Field(description="Whether its weights are in place (hashes checked); not loaded to find out.")
+    source: str | None = Field(None, description="Where its weights come from; admins only (it may name a folder).")
+    status: str | None = Field(None, description="'ok', or why it is not usable; admins only (it may name a folder).")
+
+
+class ModelList(BaseModel):
+    models: list[ModelOut]

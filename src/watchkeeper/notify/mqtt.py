@@ -17,6 +17,7 @@ Home Assistant discovery configs are retained at ``<discovery_prefix>/<component
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 import logging
 import re
 import ssl
@@ -42,6 +43,9 @@ log = logging.getLogger(__name__)
 NO_CAMERA = "analysis"  # the camera slug of alerts from uploaded media
 # Categories about things rather than people: Home Assistant shows them as problems, the rest as safety.
 _PROBLEM_CATEGORIES = frozenset({"equipment"})
+
+
+CLOSED_REMEMBERED = 10_000
 
 
 class MqttError(Exception):
@@ -72,6 +76,7 @@ class MqttPublisher:
         self._retained: dict[str, str] = {}
         self._announced: dict[str, dict[str, str]] = {}  # camera slug -> categories in its discovery configs
         self._open: dict[str, dict[str, tuple[str | None, int]]] = {}  # camera -> incident -> (category, severity)
+        self._closed: OrderedDict[str, None] = OrderedDict()  # incidents closed lately, oldest first
         self._alerts_lock = threading.Lock()  # one alert's retained states at a time, so they stay consistent
         self._started = False
         self._warned = False
@@ -193,11 +198,19 @@ class MqttPublisher:
                        for category in touched]
             self._publish_many(states, retain=True)
 
-    @staticmethod
-    def _track(incidents: dict[str, tuple[str | None, int]], message: AlertMessage) -> set[str]:
-        """Follow a camera's open incidents (several may share a category); returns the categories this changes."""
-        if not (message.incident_id and message.event):
-            return set()  # a test or manual alert opens nothing
+    def _track(self, incidents: dict[str, tuple[str | None, int]], message: AlertMessage) -> set[str]:
+        """Follow a camera's open incidents (several may share a category); returns the categories this changes.
+
+        Only the incident's own events count (an escalation re-sends an old one), and a retried event that
+        arrives after the incident closed changes nothing: the sensor must not stay on for good."""
+        if message.kind != "incident" or not (message.incident_id and message.event):
+            return set()
+        if message.incident_id in self._closed:
+            return set()
+        if message.event == "closed":
+            self._closed[message.incident_id] = None
+            while len(self._closed) > CLOSED_REMEMBERED:
+                self._closed.popitem(last=False)
         previous = incidents.pop(message.incident_id, None)
         if message.event != "closed":
             incidents[message.incident_id] = (message.category, message.severity)

@@ -202,6 +202,9 @@ class IncidentRecord(Base):
     data: Mapped[dict[str, Any]]  # the whole Incident as JSON
     status_note: Mapped[str | None] = mapped_column(Text)
     status_changed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # Who follows the incident up. No ON DELETE action: SQLite reflects none on a column added later (0006),
+    # and users are disabled, never deleted.
+    assigned_to: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -1,18 +1,20 @@
-"""Stored analyses: list with filters, one with its full result, and submitting a new one as a job."""
+"""Stored analyses: list with filters, one with its full result or its report, and submitting a new one as a job."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, Request, Response, status
 from sqlalchemy import select
 
+from ...domain import AnalysisResult
 from ...errors import NotFoundError
 from ...jobs.queue import JobView
 from ...store.models import Analysis
 from .. import schemas
 from ..deps import Operator, PageDep, ServicesDep, Viewer, client_ip
+from ..reports import REPORT_RESPONSES, ReportFormatQuery, media_pictures, report_response, report_writer
 from ..submissions import AnalysisSpec, check, is_url, submit
 from .common import page_of, within
 from .jobs import get_job
@@ -56,3 +58,20 @@ def submit_analysis(request: Request, services: ServicesDep, principal: Operator
                         provider=body.provider, camera=body.camera, callback_url=body.callback_url, notify=body.notify)
     job_id, _ = submit(services, principal, check(services, spec), ip=client_ip(request))
     return get_job(services, principal, job_id)
+
+
+@router.get("/{analysis_id}/report", summary="The analysis's report: seven sections per incident, evidence, "
+            "timeline, charts", response_class=Response, responses=REPORT_RESPONSES)
+def analysis_report(analysis_id: str, services: ServicesDep, _: Viewer,
+                    report_format: ReportFormatQuery = "pdf") -> Response:
+    with services.db.session(write=False) as session:
+        row = session.get(Analysis, analysis_id)
+        if row is None:
+            raise NotFoundError(f"no analysis '{analysis_id}'")
+        result = AnalysisResult.model_validate(row.result)
+        media_path, camera = row.media_path, row.camera
+    # The same subject as `watchkeeper report ANALYSIS_ID` writes.
+    report = report_writer(services).for_analysis(
+        result, subject={"analysis_id": analysis_id, **({"camera": camera} if camera else {})},
+        pictures=media_pictures(services, media_path, result))
+    return report_response(report, report_format, f"analysis-{analysis_id}")

@@ -11,9 +11,10 @@ from sqlalchemy import select
 from ...auth import Principal
 from ...auth.audit import record
 from ...auth.sessions import CSRF_COOKIE, SESSION_COOKIE, end_session, get_session, start_session
+from ...auth.passwords import hash_password, verify_password
 from ...auth.users import authenticate, create_user, get_user
 from ...errors import AuthError, BadRequestError, NotFoundError, PermissionDeniedError
-from ...store.models import LoginSession
+from ...store.models import LoginSession, utcnow
 from .. import schemas
 from ..deps import IdPath, PageDep, ServicesDep, client_ip, current_principal
 from .common import page_of
@@ -104,6 +105,45 @@ def put_preferences(services: ServicesDep, principal: Anyone, body: dict[str, An
     with services.db.session() as session:
         get_user(session, principal.user_id).preferences = body
     return body
+
+
+def _signed_in(principal: Anyone) -> Principal:
+    # A password belongs to the person signed in: an API key, even the user's own, cannot change it.
+    if principal.via != "session" or principal.user_id is None:
+        raise PermissionDeniedError("sign in to change your password; API keys cannot")
+    return principal
+
+
+@router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT,
+             summary="Change your password (signed in, giving the current one); ends your other sessions")
+def change_password(request: Request, services: ServicesDep, principal: Annotated[Principal, Depends(_signed_in)],
+                    body: schemas.PasswordChange) -> Response:
+    ip = client_ip(request)
+    # Wrong current passwords count like failed sign-ins: a stolen session must not guess its way in.
+    bucket = {f"password|{principal.user_id}": 1}
+    services.login_limiter.check_all(bucket, "wrong current passwords")
+    with services.db.session() as session:
+        user = get_user(session, principal.user_id)  # type: ignore[arg-type]
+        if verify_password(user.password_hash, body.current_password):
+            user.password_hash = hash_password(body.new_password)
+            others = session.scalars(select(LoginSession).where(
+                LoginSession.user_id == user.id, LoginSession.revoked_at.is_(None),
+                LoginSession.id != principal.session_id)).all()
+            now = utcnow()
+            for other in others:
+                other.revoked_at = now
+            record(session, principal, "auth.password_change", target_type="user", target_id=user.id,
+                   details={"sessions_ended": len(others)}, ip=ip)
+            changed = True
+        else:
+            changed = False
+    if not changed:
+        with services.db.session() as session:
+            record(session, principal, "auth.password_change_failed", target_type="user",
+                   target_id=principal.user_id, ip=ip)
+        raise BadRequestError("the current password is wrong")
+    services.login_limiter.give_back(bucket)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/sessions", response_model=schemas.Page[schemas.SessionOut],

@@ -80,6 +80,26 @@ def evidence(incident_id: IdPath, kind: EvidenceKind, request: Request, services
     return evidence_file(services, get_live(request), incident_id, kind)
 
 
+@router.delete("/incidents/{incident_id}/evidence/snapshot", status_code=status.HTTP_204_NO_CONTENT,
+               summary="Delete a live incident's snapshot (its clip and sound stay)")
+def delete_snapshot(incident_id: IdPath, request: Request, services: ServicesDep, principal: Operator) -> None:
+    root = get_live(request).evidence_dir.resolve()
+    with services.db.session() as session:
+        row = session.get(IncidentRecord, incident_id, with_for_update=True)
+        if row is None:
+            raise NotFoundError(f"no incident with id {incident_id}")
+        live = dict((row.data or {}).get("live") or {})
+        stored = (live.get("evidence") or {}).get("snapshot")
+        path = Path(stored).resolve() if stored else None
+        # Only a file under the evidence folder is ever deleted, whatever a row says.
+        if path is None or not path.is_relative_to(root) or not path.is_file():
+            raise NotFoundError(f"incident {incident_id} has no snapshot")
+        row.data = {**row.data, "live": {**live, "evidence": {**live["evidence"], "snapshot": None}}}
+        record(session, principal, "incident.evidence.delete", target_type="incident", target_id=incident_id,
+               details={"kind": "snapshot", "file": path.name}, ip=client_ip(request))
+        path.unlink()  # inside the transaction: a file that cannot be deleted leaves the row as it was
+
+
 def evidence_file(services: Services, live: LiveService, incident_id: int, kind: EvidenceKind) -> FileResponse:
     with services.db.session(write=False) as session:
         row = session.get(IncidentRecord, incident_id)

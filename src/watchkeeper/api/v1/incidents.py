@@ -10,13 +10,14 @@ from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ...auth import role_allows
 from ...auth.audit import record
 from ...domain import AnalysisResult, Incident
-from ...errors import NotFoundError, WatchkeeperError
+from ...errors import BadRequestError, NotFoundError, WatchkeeperError
 from ...reasoning.render import render
 from ...reasoning.reports import ReportWriter, incident_pictures, picture
 from ...store.analyses import set_incident_status
-from ...store.models import IncidentRecord, utcnow
+from ...store.models import AuditEntry, IncidentRecord, User, utcnow
 from .. import schemas
 from ..deps import IdPath, Operator, PageDep, ServicesDep, Viewer, client_ip
 from .common import page_of, within
@@ -58,24 +59,62 @@ def _get(session: Session, incident_id: int, *, for_update: bool = False) -> Inc
 
 
 @router.get("/{incident_id}", response_model=schemas.IncidentDetail, summary="One incident with its evidence")
-def one_incident(incident_id: IdPath, services: ServicesDep, _: Viewer) -> schemas.IncidentDetail:
+def one_incident(incident_id: IdPath, request: Request, services: ServicesDep, _: Viewer) -> schemas.IncidentDetail:
     with services.db.session(write=False) as session:
-        return schemas.IncidentDetail.model_validate(_get(session, incident_id))
+        row = _get(session, incident_id)
+        assignee = session.get(User, row.assigned_to) if row.assigned_to is not None else None
+        stored = (row.data.get("live") or {}).get("evidence", {})
+        return schemas.IncidentDetail.model_validate(row).model_copy(update={
+            "assigned_to_name": assignee.name if assignee else None,
+            "evidence_files": [kind for kind in ("snapshot", "clip", "audio")
+                               if _evidence_path(request, stored.get(kind)) is not None]})
 
 
-@router.patch("/{incident_id}", response_model=schemas.IncidentOut, summary="Change an incident's status, with a note")
+@router.get("/{incident_id}/history", response_model=list[schemas.IncidentHistoryEntry],
+            summary="The incident's changes (status, assignment, evidence), oldest first")
+def incident_history(incident_id: IdPath, services: ServicesDep, _: Viewer) -> list[schemas.IncidentHistoryEntry]:
+    # The audit log is for admins; this is only what it says about one incident, which its viewers may know.
+    with services.db.session(write=False) as session:
+        _get(session, incident_id)
+        entries = session.scalars(select(AuditEntry).where(
+            AuditEntry.target_type == "incident", AuditEntry.target_id == str(incident_id),
+            AuditEntry.action.startswith("incident.")).order_by(AuditEntry.at, AuditEntry.id))
+        return [schemas.IncidentHistoryEntry.model_validate(e) for e in entries]
+
+
+@router.patch("/{incident_id}", response_model=schemas.IncidentOut,
+              summary="Change an incident's status (with a note), its assignee, or both")
 def update_incident(incident_id: IdPath, request: Request, services: ServicesDep, principal: Operator,
                     body: schemas.IncidentUpdate) -> schemas.IncidentOut:
     with services.db.session() as session:
         row = _get(session, incident_id, for_update=True)
-        previous = row.status
-        set_incident_status(session, row, body.status)
-        row.status_note = body.note
-        row.status_changed_by = principal.user_id
+        if body.status is not None:
+            previous = row.status
+            set_incident_status(session, row, body.status)
+            row.status_note = body.note
+            row.status_changed_by = principal.user_id
+            record(session, principal, "incident.status", target_type="incident", target_id=incident_id,
+                   details={"from": previous, "to": body.status, "note": body.note}, ip=client_ip(request))
+        if "assigned_to" in body.model_fields_set:
+            assignee = _assignee(session, body.assigned_to)
+            details = {"from": row.assigned_to, "to": body.assigned_to, "name": assignee.name if assignee else None}
+            if body.status is None:  # a note without a status change goes with the assignment
+                details["note"] = body.note
+            row.assigned_to = body.assigned_to
+            record(session, principal, "incident.assign", target_type="incident", target_id=incident_id,
+                   details=details, ip=client_ip(request))
         row.updated_at = utcnow()
-        record(session, principal, "incident.status", target_type="incident", target_id=incident_id,
-               details={"from": previous, "to": body.status, "note": body.note}, ip=client_ip(request))
         return schemas.IncidentOut.model_validate(row)
+
+
+def _assignee(session: Session, user_id: int | None) -> User | None:
+    """The user to assign an incident to: an active one who may act on incidents, or None to unassign."""
+    if user_id is None:
+        return None
+    user = session.get(User, user_id)
+    if user is None or user.state != "active" or not role_allows(user.role, "operator"):
+        raise BadRequestError(f"user {user_id} is not an active operator or admin")
+    return user
 
 
 REPORT_MEDIA = {"pdf": "application/pdf", "html": "text/html; charset=utf-8",
@@ -88,7 +127,9 @@ REPORT_SUFFIX = {"pdf": "pdf", "html": "html", "markdown": "md", "json": "json"}
             responses={200: {"content": {media: {} for media in REPORT_MEDIA.values()}}})
 def incident_report(incident_id: IdPath, request: Request, services: ServicesDep, _: Viewer,
                     report_format: Annotated[Literal["pdf", "html", "markdown", "json"],
-                                             Query(alias="format")] = "pdf") -> Response:
+                                             Query(alias="format")] = "pdf",
+                    download: Annotated[bool, Query(description="false: shown in the browser, not saved")] = True,
+                    ) -> Response:
     with services.db.session(write=False) as session:
         row = _get(session, incident_id)
         data = dict(row.data)
@@ -114,8 +155,11 @@ def incident_report(incident_id: IdPath, request: Request, services: ServicesDep
     writer = ReportWriter(services.settings, pipeline.fusion.rules.categories, pipeline.reasoner)
     report = writer.for_incident(result, incident, incident_id=str(incident_id), pictures=pictures, links=links,
                                  subject={"incident_id": str(incident_id), **({"camera": camera} if camera else {})})
-    return Response(render(report, report_format), media_type=REPORT_MEDIA[report_format], headers={
-        "Content-Disposition": f'attachment; filename="incident-{incident_id}.{REPORT_SUFFIX[report_format]}"'})
+    filename = f"incident-{incident_id}.{REPORT_SUFFIX[report_format]}"
+    headers = {"Content-Disposition": f'{"attachment" if download else "inline"}; filename="{filename}"'}
+    if not download:  # shown from our own origin: the report may carry no script, only its inline styles and pictures
+        headers["Content-Security-Policy"] = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+    return Response(render(report, report_format), media_type=REPORT_MEDIA[report_format], headers=headers)
 
 
 def _evidence_path(request: Request, stored: str | None) -> Path | None:

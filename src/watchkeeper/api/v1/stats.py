@@ -1,4 +1,4 @@
-"""Counts for dashboards: analyses, incidents by category, status, severity and day, jobs by state."""
+"""Counts for dashboards: analyses, incidents by category, status, severity, camera and day, jobs by state."""
 
 from __future__ import annotations
 
@@ -46,5 +46,7 @@ def stats(services: ServicesDep, _: Viewer, since: datetime | None = None,
             incidents_by_status=_counts(session, IncidentRecord.status, incidents),
             incidents_by_severity=_counts(session, IncidentRecord.severity, incidents),
             incidents_by_day=_counts(session, _utc_day(session, IncidentRecord.created_at), incidents),
+            # Incidents of uploaded files have no camera: they count under "".
+            incidents_by_camera=_counts(session, func.coalesce(IncidentRecord.camera, ""), incidents),
             jobs_by_state=_counts(session, Job.state, jobs),
         )

@@ -1,4 +1,4 @@
-"""User accounts (admins only): list, create, approve, disable, change role."""
+"""User accounts (admins only): list, create, approve, disable, change role; who incidents can be assigned to."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from ...auth.audit import record
 from ...auth.users import create_user, get_user, update_user
 from ...store.models import User
 from .. import schemas
-from ..deps import Admin, IdPath, PageDep, ServicesDep, client_ip
+from ..deps import Admin, IdPath, Operator, PageDep, ServicesDep, client_ip
 from ..services import Services
 from .common import page_of
 
@@ -30,6 +30,15 @@ def list_users(services: ServicesDep, _: Admin, pagination: PageDep,
         query = query.where(User.role == role)
     with services.db.session(write=False) as session:
         return page_of(session, query, (User.name,), schemas.UserOut, pagination)
+
+
+@router.get("/assignable", response_model=list[schemas.AssignableUser],
+            summary="The active operators and admins, who incidents can be assigned to (for operators)")
+def assignable_users(services: ServicesDep, _: Operator) -> list[schemas.AssignableUser]:
+    with services.db.session(write=False) as session:
+        users = session.scalars(select(User).where(User.state == "active", User.role.in_(("operator", "admin")))
+                                .order_by(User.name))
+        return [schemas.AssignableUser.model_validate(u) for u in users]
 
 
 @router.post("", response_model=schemas.UserOut, status_code=status.HTTP_201_CREATED, summary="Create a user")
