@@ -122,6 +122,36 @@ def test_incidents_filter_page_and_change_status_with_an_audited_note(operator, 
     assert entry["details"] == {"from": "open", "to": "acknowledged", "note": "guard on the way"}
 
 
+def test_an_incident_is_assigned_to_an_active_operator_or_admin_and_audited(operator, viewer, admin,
+                                                                             siren_analysis):
+    incident_id = operator.get("/api/v1/incidents", params={"analysis_id": siren_analysis["analysis_id"]}).json()[
+        "items"][0]["id"]
+    oscar = operator.get("/api/v1/auth/me").json()["user"]
+    vera = viewer.get("/api/v1/auth/me").json()["user"]
+    assignable = operator.get("/api/v1/users/assignable").json()
+    assert {"id": oscar["id"], "name": "oscar", "role": "operator"} in assignable
+    assert all(u["role"] in ("operator", "admin") for u in assignable) and vera["id"] not in {u["id"] for u in assignable}
+    assert_problem(viewer.get("/api/v1/users/assignable"), 403)
+
+    changed = operator.patch(f"/api/v1/incidents/{incident_id}", json={"assigned_to": oscar["id"], "note": "mine"})
+    assert changed.status_code == 200 and changed.json()["assigned_to"] == oscar["id"]
+    detail = viewer.get(f"/api/v1/incidents/{incident_id}").json()
+    assert detail["assigned_to_name"] == "oscar" and detail["evidence_files"] == []  # a file's incident: no files
+    assert_problem(operator.patch(f"/api/v1/incidents/{incident_id}", json={"assigned_to": vera["id"]}), 400)
+    assert_problem(operator.patch(f"/api/v1/incidents/{incident_id}", json={"assigned_to": 999999}), 400)
+    assert_problem(operator.patch(f"/api/v1/incidents/{incident_id}", json={"note": "nothing to change"}), 422)
+    assert_problem(viewer.patch(f"/api/v1/incidents/{incident_id}", json={"assigned_to": None}), 403)
+    assert operator.patch(f"/api/v1/incidents/{incident_id}", json={"assigned_to": None}).json()["assigned_to"] is None
+
+    audit = admin.get("/api/v1/audit", params={"action": "incident.assign", "target_id": str(incident_id)}).json()
+    assert [e["details"] for e in reversed(audit["items"])] == [
+        {"from": None, "to": oscar["id"], "name": "oscar", "note": "mine"},
+        {"from": oscar["id"], "to": None, "name": None, "note": None}]
+    history = viewer.get(f"/api/v1/incidents/{incident_id}/history").json()  # what the audit log says of it
+    assert [e["action"] for e in history if e["action"] == "incident.assign"] == ["incident.assign"] * 2
+    assert_problem(viewer.get("/api/v1/incidents/999999/history"), 404)
+
+
 def test_an_incidents_report_comes_in_every_format(operator, api_server, siren_analysis):
     incident = operator.get("/api/v1/incidents", params={"analysis_id": siren_analysis["analysis_id"]}).json()
     incident_id = incident["items"][0]["id"]
