@@ -32,13 +32,6 @@ from .report_model import SECTION_TITLES, EvidenceLine, IncidentPart, Report, Ti
 
 Format = Literal["json", "markdown", "html", "pdf"]
 FORMATS: tuple[str, ...] = ("json", "markdown", "html", "pdf")
-MEDIA_TYPES: dict[str, str] = {
-    "json": "application/json",
-    "markdown": "text/markdown; charset=utf-8",
-    "html": "text/html; charset=utf-8",
-    "pdf": "application/pdf",
-}
-FILE_EXTENSIONS: dict[str, str] = {"json": "json", "markdown": "md", "html": "html", "pdf": "pdf"}
 
 # Seed 001's overall scores, in the order the report shows them.
 ASSESSMENT_SCORES: dict[str, str] = {

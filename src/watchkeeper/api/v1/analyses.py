@@ -14,7 +14,8 @@ from ...jobs.queue import JobView
 from ...store.models import Analysis
 from .. import schemas
 from ..deps import Operator, PageDep, ServicesDep, Viewer, client_ip
-from ..reports import REPORT_RESPONSES, ReportFormatQuery, media_pictures, report_response, report_writer
+from ..reports import (REPORT_RESPONSES, DownloadQuery, ReportFormatQuery, media_pictures, report_response,
+                       report_writer)
 from ..submissions import AnalysisSpec, check, is_url, submit
 from .common import page_of, within
 from .jobs import get_job
@@ -63,7 +64,7 @@ def submit_analysis(request: Request, services: ServicesDep, principal: Operator
 @router.get("/{analysis_id}/report", summary="The analysis's report: seven sections per incident, evidence, "
             "timeline, charts", response_class=Response, responses=REPORT_RESPONSES)
 def analysis_report(analysis_id: str, services: ServicesDep, _: Viewer,
-                    report_format: ReportFormatQuery = "pdf") -> Response:
+                    report_format: ReportFormatQuery = "pdf", download: DownloadQuery = True) -> Response:
     with services.db.session(write=False) as session:
         row = session.get(Analysis, analysis_id)
         if row is None:
@@ -74,4 +75,4 @@ def analysis_report(analysis_id: str, services: ServicesDep, _: Viewer,
     report = report_writer(services).for_analysis(
         result, subject={"analysis_id": analysis_id, **({"camera": camera} if camera else {})},
         pictures=media_pictures(services, media_path, result))
-    return report_response(report, report_format, f"analysis-{analysis_id}")
+    return report_response(report, report_format, f"analysis-{analysis_id}", download=download)

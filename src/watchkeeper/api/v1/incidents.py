@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import select
@@ -13,13 +13,14 @@ from sqlalchemy.orm import Session
 from ...auth import role_allows
 from ...auth.audit import record
 from ...domain import AnalysisResult, Incident
-from ...errors import BadRequestError, NotFoundError, WatchkeeperError
-from ...reasoning.render import render
-from ...reasoning.reports import ReportWriter, incident_pictures, picture
+from ...errors import BadRequestError, NotFoundError
+from ...reasoning.reports import picture
 from ...store.analyses import set_incident_status
 from ...store.models import AuditEntry, IncidentRecord, User, utcnow
 from .. import schemas
 from ..deps import IdPath, Operator, PageDep, ServicesDep, Viewer, client_ip
+from ..reports import (REPORT_RESPONSES, DownloadQuery, ReportFormatQuery, media_pictures, report_response,
+                       report_writer)
 from .common import page_of, within
 
 router = APIRouter(prefix="/incidents", tags=["incidents"])
@@ -117,19 +118,10 @@ def _assignee(session: Session, user_id: int | None) -> User | None:
     return user
 
 
-REPORT_MEDIA = {"pdf": "application/pdf", "html": "text/html; charset=utf-8",
-                "markdown": "text/markdown; charset=utf-8", "json": "application/json"}
-REPORT_SUFFIX = {"pdf": "pdf", "html": "html", "markdown": "md", "json": "json"}
-
-
 @router.get("/{incident_id}/report", summary="The incident's report: seven sections, evidence, timeline, charts",
-            response_class=Response,
-            responses={200: {"content": {media: {} for media in REPORT_MEDIA.values()}}})
+            response_class=Response, responses=REPORT_RESPONSES)
 def incident_report(incident_id: IdPath, request: Request, services: ServicesDep, _: Viewer,
-                    report_format: Annotated[Literal["pdf", "html", "markdown", "json"],
-                                             Query(alias="format")] = "pdf",
-                    download: Annotated[bool, Query(description="false: shown in the browser, not saved")] = True,
-                    ) -> Response:
+                    report_format: ReportFormatQuery = "pdf", download: DownloadQuery = True) -> Response:
     with services.db.session(write=False) as session:
         row = _get(session, incident_id)
         data = dict(row.data)
@@ -137,29 +129,18 @@ def incident_report(incident_id: IdPath, request: Request, services: ServicesDep
         result = AnalysisResult.model_validate(row.analysis.result)
         media_path, camera = row.analysis.media_path, row.camera
     incident = Incident.model_validate(data).model_copy(update={"status": row.status})
-    pipeline = services.pipeline()
-    pictures, links = [], {}
+    links = {kind: request.url_for("evidence", incident_id=incident_id, kind=kind).path
+             for kind in ("snapshot", "clip", "audio")
+             if _evidence_path(request, live.get("evidence", {}).get(kind)) is not None}
     snapshot = _evidence_path(request, live.get("evidence", {}).get("snapshot"))
     if snapshot is not None:
         pictures = [picture(f"{incident.category_name}: snapshot", snapshot.read_bytes())]
-    elif media_path:
-        only = result.model_copy(update={"incidents": [incident]})
-        try:  # the analysed file's frame, while the file is still in a media root and readable
-            pictures = incident_pictures(services.media_roots.resolve(media_path), only,
-                                         services.settings.media).get(0, [])
-        except WatchkeeperError:
-            pictures = []
-    for kind in ("snapshot", "clip", "audio"):
-        if _evidence_path(request, live.get("evidence", {}).get(kind)) is not None:
-            links[kind] = f"{request.url_for('evidence', incident_id=incident_id, kind=kind).path}"
-    writer = ReportWriter(services.settings, pipeline.fusion.rules.categories, pipeline.reasoner)
-    report = writer.for_incident(result, incident, incident_id=str(incident_id), pictures=pictures, links=links,
-                                 subject={"incident_id": str(incident_id), **({"camera": camera} if camera else {})})
-    filename = f"incident-{incident_id}.{REPORT_SUFFIX[report_format]}"
-    headers = {"Content-Disposition": f'{"attachment" if download else "inline"}; filename="{filename}"'}
-    if not download:  # shown from our own origin: the report may carry no script, only its inline styles and pictures
-        headers["Content-Security-Policy"] = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
-    return Response(render(report, report_format), media_type=REPORT_MEDIA[report_format], headers=headers)
+    else:  # the analysed file's frame, while the file is still there
+        pictures = media_pictures(services, media_path, result.model_copy(update={"incidents": [incident]})).get(0, [])
+    report = report_writer(services).for_incident(
+        result, incident, incident_id=str(incident_id), pictures=pictures, links=links,
+        subject={"incident_id": str(incident_id), **({"camera": camera} if camera else {})})
+    return report_response(report, report_format, f"incident-{incident_id}", download=download)
 
 
 def _evidence_path(request: Request, stored: str | None) -> Path | None:
