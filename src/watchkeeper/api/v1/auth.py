@@ -124,7 +124,8 @@ def change_password(request: Request, services: ServicesDep, principal: Annotate
     services.login_limiter.check_all(bucket, "wrong current passwords")
     with services.db.session() as session:
         user = get_user(session, principal.user_id)  # type: ignore[arg-type]
-        if verify_password(user.password_hash, body.current_password):
+        changed = verify_password(user.password_hash, body.current_password)
+        if changed:
             user.password_hash = hash_password(body.new_password)
             others = session.scalars(select(LoginSession).where(
                 LoginSession.user_id == user.id, LoginSession.revoked_at.is_(None),
@@ -134,13 +135,9 @@ def change_password(request: Request, services: ServicesDep, principal: Annotate
                 other.revoked_at = now
             record(session, principal, "auth.password_change", target_type="user", target_id=user.id,
                    details={"sessions_ended": len(others)}, ip=ip)
-            changed = True
         else:
-            changed = False
+            record(session, principal, "auth.password_change_failed", target_type="user", target_id=user.id, ip=ip)
     if not changed:
-        with services.db.session() as session:
-            record(session, principal, "auth.password_change_failed", target_type="user",
-                   target_id=principal.user_id, ip=ip)
         raise BadRequestError("the current password is wrong")
     services.login_limiter.give_back(bucket)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -143,7 +143,8 @@
     $("health-database").textContent = body.database || "–";
     const jobs = Object.entries(body.jobs || {});
     $("health-jobs").replaceChildren(...(jobs.length
-      ? jobs.flatMap(([name, n]) => [node("dt", "", name), node("dd", "", String(n))]) : [node("dt", "", "None yet")]));
+      ? jobs.flatMap(([name, n]) => [node("dt", "", name), node("dd", "", String(n))])
+      : [node("dt", "", "Jobs"), node("dd", "", "none yet")]));  // a term always has its description
     const channels = Object.entries(body.alert_channels || {});
     $("no-channels").hidden = channels.length > 0;
     $("channels").hidden = channels.length === 0;
