@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -21,7 +22,7 @@ FPS = 15
 
 
 @pytest.fixture(scope="module")
-def live_server(start_server, media_root: Path, tmp_path_factory) -> ApiServer:
+def live_server(start_server, media_root: Path, tmp_path_factory) -> Iterator[ApiServer]:
     """A server watching one looping file camera: a room where a siren sounds from 1 s to 6 s of every 12 s."""
     audio = np.concatenate([noise(1.0), siren(5.0), noise(6.0)])
     hall = write_video(tmp_path_factory.mktemp("cams") / "hall.mp4",
@@ -32,7 +33,9 @@ def live_server(start_server, media_root: Path, tmp_path_factory) -> ApiServer:
         "evidence": {"pre_event_s": 1.0, "post_event_s": 2.0},
         "gate": {"cooldown_s": 3.0},
     }
-    return start_server("live", settings)
+    server = start_server("live", settings)
+    yield server
+    server.stop()  # its cameras and workers would otherwise run on through the other modules' tests
 
 
 def test_configured_cameras_start_with_the_server_and_report_health(live_server):

@@ -26,7 +26,9 @@ def mail_server(start_server, media_root, inbox):
     settings = base_settings(media_root)
     settings["notification"] = {"smtp_server": "127.0.0.1", "port": port, "sender_email": "alerts@example.com",
                                 "default_recipients": ["security@example.com"], "notify_threshold": "low"}
-    return start_server("mail", settings)
+    server = start_server("mail", settings)
+    yield server
+    server.stop()  # its cameras and workers would otherwise run on through the other modules' tests
 
 
 def test_notify_sends_the_seed_000_email(mail_server, inbox, media_root):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -9,9 +10,11 @@ from apiserver import ApiServer, base_settings, finished_job, upload
 
 
 @pytest.fixture(scope="module")
-def pg_server(start_server, media_root, postgres) -> ApiServer:
+def pg_server(start_server, media_root, postgres) -> Iterator[ApiServer]:
     url = postgres.create_database()
-    return start_server("pg", base_settings(media_root), env={"WATCHKEEPER_DATABASE_URL": url})
+    server = start_server("pg", base_settings(media_root), env={"WATCHKEEPER_DATABASE_URL": url})
+    yield server
+    server.stop()  # its cameras and workers would otherwise run on through the other modules' tests
 
 
 def test_seed_flow_and_v1_on_postgresql(pg_server, media_root):

@@ -31,7 +31,9 @@ def provider_server(start_server, media_root, site_llm):
     settings = base_settings(media_root)
     settings["providers"] = {"site": {"type": "openai_compatible", "base_url": f"{site_llm.url}/v1",
                                       "model": "qwen2.5-7b-instruct"}}
-    return start_server("providers", settings)
+    server = start_server("providers", settings)
+    yield server
+    server.stop()  # its cameras and workers would otherwise run on through the other modules' tests
 
 
 def test_providers_are_listed_with_their_models(provider_server):

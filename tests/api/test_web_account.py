@@ -4,6 +4,7 @@ what a viewer may not do; one camera's stream, its raw tier-1 JSON and its incid
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -22,7 +23,7 @@ RITA_NEW_PASSWORD = "rita-password-2"
 
 
 @pytest.fixture(scope="module")
-def hall_server(start_server, media_root: Path, tmp_path_factory) -> ApiServer:
+def hall_server(start_server, media_root: Path, tmp_path_factory) -> Iterator[ApiServer]:
     """Self-registration on, and a hall camera where a siren sounds from 1 s to 6 s of every 12 s (an alarm:
     incidents, but no emergency dialog in the way of the other pages)."""
     audio = np.concatenate([noise(1.0), siren(5.0), noise(6.0)])
@@ -31,7 +32,9 @@ def hall_server(start_server, media_root: Path, tmp_path_factory) -> ApiServer:
     settings = base_settings(media_root, self_registration=True, rate_limit_per_minute=6000, rate_limit_burst=1000)
     settings["live"] = {"cameras": [{"name": "hall", "source": str(hall), "location": "Main hall", "loop": True}],
                         "evidence": {"pre_event_s": 1.0, "post_event_s": 2.0}, "gate": {"cooldown_s": 3.0}}
-    return start_server("web-account", settings)
+    server = start_server("web-account", settings)
+    yield server
+    server.stop()  # its cameras and workers would otherwise run on through the other modules' tests
 
 
 def _user_row(page, name: str):

@@ -5,6 +5,7 @@ totals against /api/v1/stats, and its health panel; /api/v1/models, incidents by
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,12 +19,14 @@ FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")
 
 
 @pytest.fixture(scope="module")
-def lab(start_server, media_root: Path) -> ApiServer:
+def lab(start_server, media_root: Path) -> Iterator[ApiServer]:
     """A server of its own, so that its counts are only this module's; it reads text in pictures, which gives
     the analyse page boxes to draw."""
     settings = base_settings(media_root, rate_limit_per_minute=6000, rate_limit_burst=1000)
     settings["analyzers"] = {"ocr": {"enabled": True}}
-    return start_server("web-analyze", settings)
+    server = start_server("web-analyze", settings)
+    yield server
+    server.stop()  # its cameras and workers would otherwise run on through the other modules' tests
 
 
 @pytest.fixture(scope="module")

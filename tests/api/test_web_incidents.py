@@ -4,6 +4,7 @@ confirming and deleting the snapshot, and a viewer who sees it all but may chang
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -18,7 +19,7 @@ FPS = 15
 
 
 @pytest.fixture(scope="module")
-def gate(start_server, media_root: Path, tmp_path_factory) -> ApiServer:
+def gate(start_server, media_root: Path, tmp_path_factory) -> Iterator[ApiServer]:
     """A server watching a gate where two pistol shots ring out 3 s into every 14 s (as in test_web_live)."""
     shot = doom_sound("DSPISTOL")
     audio = np.concatenate([noise(3.0), shot, noise(0.4), shot, noise(14.0 - 3.4 - 2 * len(shot) / 16000)])
@@ -27,7 +28,9 @@ def gate(start_server, media_root: Path, tmp_path_factory) -> ApiServer:
     settings = base_settings(media_root, rate_limit_per_minute=6000, rate_limit_burst=1000)
     settings["live"] = {"cameras": [{"name": "gate", "source": str(video), "location": "North gate", "loop": True}],
                         "evidence": {"pre_event_s": 1.0, "post_event_s": 2.0}, "gate": {"cooldown_s": 3.0}}
-    return start_server("web-incidents", settings)
+    server = start_server("web-incidents", settings)
+    yield server
+    server.stop()  # its cameras and workers would otherwise run on through the other modules' tests
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@ toast and an emergency that must be acknowledged, and keep the theme across page
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ FPS = 15
 
 
 @pytest.fixture(scope="module")
-def gate_server(start_server, media_root: Path, tmp_path_factory) -> ApiServer:
+def gate_server(start_server, media_root: Path, tmp_path_factory) -> Iterator[ApiServer]:
     """A server watching a gate where two pistol shots ring out 3 s into every 14 s."""
     shot = doom_sound("DSPISTOL")
     audio = np.concatenate([noise(3.0), shot, noise(0.4), shot, noise(14.0 - 3.4 - 2 * len(shot) / 16000)])
@@ -25,7 +26,9 @@ def gate_server(start_server, media_root: Path, tmp_path_factory) -> ApiServer:
     settings = base_settings(media_root, rate_limit_per_minute=6000, rate_limit_burst=1000)
     settings["live"] = {"cameras": [{"name": "gate", "source": str(gate), "location": "North gate", "loop": True}],
                         "evidence": {"pre_event_s": 1.0, "post_event_s": 2.0}, "gate": {"cooldown_s": 3.0}}
-    return start_server("web-live", settings)
+    server = start_server("web-live", settings)
+    yield server
+    server.stop()  # its cameras and workers would otherwise run on through the other modules' tests
 
 
 def test_a_page_without_a_session_goes_to_sign_in_and_back(browser, gate_server):

@@ -19,11 +19,10 @@ import re
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from apprise import Apprise, AppriseAsset, AppriseResultStatus, NotifyFormat, NotifyType
-from pydantic import ValidationError
 
 from ..delivery.dispatcher import Sender, SendOutcome
 from ..store.models import Delivery
-from .message import AlertMessage, plain_text
+from .message import AlertMessage, alert_sender, plain_text
 
 _SCHEMA = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,31}")
 # Runs of URL characters this long may be a token or a password.
@@ -36,12 +35,8 @@ def apprise_sender(*, timeout_s: float = 15) -> Sender:
     apprise_log.setLevel(logging.WARNING)  # what each send captures, whatever the application's level
     apprise_log.propagate = False
 
-    def send(delivery: Delivery) -> SendOutcome:
-        try:
-            message = AlertMessage.model_validate(delivery.payload)
-        except ValidationError as exc:
-            return SendOutcome(ok=False, error=f"payload is not an alert message ({exc.error_count()} errors)",
-                               retry=False)
+    @alert_sender
+    def send(delivery: Delivery, message: AlertMessage) -> SendOutcome:
         asset = AppriseAsset(service_timeout=timeout_s)
         service = Apprise.instantiate(delivery.target, asset=asset)
         if service is None:

@@ -13,11 +13,9 @@ import threading
 from collections.abc import Callable
 from importlib.metadata import entry_points
 
-from pydantic import ValidationError
-
 from ..delivery.dispatcher import Sender, SendOutcome
 from ..store.models import Delivery
-from .message import AlertMessage
+from .message import AlertMessage, alert_sender
 
 AlertHook = Callable[[AlertMessage], object]
 ENTRY_POINT_GROUP = "watchkeeper.alert_hooks"
@@ -54,12 +52,10 @@ def resolve(name: str) -> AlertHook:
 def hook_sender() -> Sender:
     """The dispatcher's ``hook`` channel: ``delivery.target`` names the hook."""
 
-    def send(delivery: Delivery) -> SendOutcome:
+    @alert_sender
+    def send(delivery: Delivery, message: AlertMessage) -> SendOutcome:
         try:
             hook = resolve(delivery.target)
-            message = AlertMessage.model_validate(delivery.payload)
-        except ValidationError as exc:
-            return SendOutcome(ok=False, error=f"not an alert message ({exc.error_count()} errors)", retry=False)
         except Exception as exc:  # a hook that cannot be found or imported will not be found next time either
             return SendOutcome(ok=False, error=f"{type(exc).__name__}: {exc}", retry=False)
         try:

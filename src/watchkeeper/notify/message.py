@@ -8,10 +8,15 @@ after a restart.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+if TYPE_CHECKING:
+    from ..delivery.dispatcher import Sender, SendOutcome
+    from ..store.models import Delivery
 
 CHANNELS = ("email", "sms", "resend", "apprise", "webhook", "mqtt", "hook")
 AlertKind = Literal["incident", "escalation", "manual", "test"]
@@ -73,3 +78,19 @@ def short_text(message: AlertMessage, limit: int = 306) -> str:
     room = limit - sum(len(link) + 1 for link in links)
     title = message.title if len(message.title) <= room else message.title[: max(0, room - 3)] + "..."
     return "\n".join([title, *links])
+
+
+def alert_sender(send: Callable[[Delivery, AlertMessage], SendOutcome]) -> Sender:
+    """A channel's sender from a function of the delivery and its alert: a payload that is no alert fails for
+    good, its errors counted rather than quoted (the payload's values, its links, stay out of the logs)."""
+    from ..delivery.dispatcher import SendOutcome
+
+    def sender(delivery: Delivery) -> SendOutcome:
+        try:
+            message = AlertMessage.model_validate(delivery.payload)
+        except ValidationError as exc:
+            return SendOutcome(ok=False, error=f"payload is not an alert message ({exc.error_count()} errors)",
+                               retry=False)
+        return send(delivery, message)
+
+    return sender

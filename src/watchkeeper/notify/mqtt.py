@@ -29,14 +29,13 @@ from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
-from pydantic import ValidationError
 
 from .. import __version__
 from ..config import MqttSettings
 from ..delivery.dispatcher import Sender, SendOutcome
 from ..store.models import Delivery
 from ..taxonomy import BUILTIN_CATEGORIES
-from .message import AlertMessage
+from .message import AlertMessage, alert_sender
 
 log = logging.getLogger(__name__)
 
@@ -287,11 +286,8 @@ class MqttPublisher:
 def mqtt_sender(publisher: MqttPublisher) -> Sender:
     """The dispatcher's ``mqtt`` channel: a broker that is away is retried, a payload that is no alert is not."""
 
-    def send(delivery: Delivery) -> SendOutcome:
-        try:
-            message = AlertMessage.model_validate(delivery.payload)
-        except ValidationError as exc:
-            return SendOutcome(ok=False, error=f"not an alert message ({exc.error_count()} errors)", retry=False)
+    @alert_sender
+    def send(delivery: Delivery, message: AlertMessage) -> SendOutcome:
         try:
             publisher.publish_alert(message)
         except MqttError as exc:

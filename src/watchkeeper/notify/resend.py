@@ -12,14 +12,13 @@ import hashlib
 import json
 
 import httpx
-from pydantic import ValidationError
 
 from ..config import ResendSettings
 from ..delivery.dispatcher import Sender, SendOutcome
 from ..netguard import USER_AGENT
 from ..store.models import Delivery
 from .email import html_body
-from .message import AlertMessage, plain_text
+from .message import AlertMessage, alert_sender, plain_text
 
 # Besides 5xx: Resend timed out or asks us to slow down, so a later try may succeed.
 _RETRIED_4XX = frozenset({408, 429})
@@ -35,12 +34,8 @@ def resend_sender(settings: ResendSettings, *, timeout_s: float = 15) -> Sender:
         raise ValueError("Resend needs resend.api_key and resend.sender")
     url = f"{settings.api_base.rstrip('/')}/emails"
 
-    def send(delivery: Delivery) -> SendOutcome:
-        try:
-            message = AlertMessage.model_validate(delivery.payload)
-        except ValidationError as exc:
-            return SendOutcome(ok=False, error=f"payload is not an alert message ({exc.error_count()} errors)",
-                               retry=False)
+    @alert_sender
+    def send(delivery: Delivery, message: AlertMessage) -> SendOutcome:
         email = {"from": sender, "to": [delivery.target], "subject": message.title,
                  "text": plain_text(message), "html": html_body(message)}
         headers = {"Authorization": f"Bearer {api_key}", "Idempotency-Key": idempotency_key(delivery),

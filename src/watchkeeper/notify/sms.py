@@ -9,13 +9,12 @@ the error text, which is all an operator needs to look it up.
 from __future__ import annotations
 
 import httpx
-from pydantic import ValidationError
 
 from ..config import TwilioSettings
 from ..delivery.dispatcher import Sender, SendOutcome
 from ..netguard import USER_AGENT
 from ..store.models import Delivery
-from .message import AlertMessage, short_text
+from .message import AlertMessage, alert_sender, short_text
 
 # Besides 5xx: Twilio timed out or asks us to slow down, so a later try may succeed.
 _RETRIED_4XX = frozenset({408, 429})
@@ -29,12 +28,8 @@ def sms_sender(settings: TwilioSettings, *, timeout_s: float = 15) -> Sender:
         raise ValueError("SMS needs twilio.account_sid, twilio.auth_token and twilio.from_number")
     url = f"{settings.api_base.rstrip('/')}/2010-04-01/Accounts/{sid}/Messages.json"
 
-    def send(delivery: Delivery) -> SendOutcome:
-        try:
-            message = AlertMessage.model_validate(delivery.payload)
-        except ValidationError as exc:
-            return SendOutcome(ok=False, error=f"payload is not an alert message ({exc.error_count()} errors)",
-                               retry=False)
+    @alert_sender
+    def send(delivery: Delivery, message: AlertMessage) -> SendOutcome:
         form = {"To": delivery.target, "From": sender_number, "Body": short_text(message)}
         try:
             response = httpx.post(url, data=form, auth=(sid, token), timeout=timeout_s,

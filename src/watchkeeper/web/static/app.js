@@ -29,8 +29,23 @@ const wk = (() => {
   const listeners = [];
   const onEvent = (listener) => listeners.push(listener);
   const text = (value) => document.createTextNode(value == null ? "" : String(value));
+  // Elements built from data: children that are strings become text nodes, never markup.
+  const fill = (element, children) => {
+    element.append(...children.map((c) => (typeof c === "string" ? text(c) : c)));
+    return element;
+  };
+  function node(tag, className, ...children) {
+    const element = document.createElement(tag);
+    if (className) element.className = className;
+    return fill(element, children);
+  }
+  function svg(tag, attributes, ...children) {
+    const element = document.createElementNS("http://www.w3.org/2000/svg", tag);
+    for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, value);
+    return fill(element, children);
+  }
 
-  return {api, prefs, onEvent, listeners, text};
+  return {api, prefs, onEvent, listeners, text, node, svg};
 })();
 
 // -- theme ---------------------------------------------------------------------------------------------

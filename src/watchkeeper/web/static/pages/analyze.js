@@ -5,23 +5,11 @@
 (() => {
   const $ = (id) => document.getElementById(id);
   const input = $("media-file"), zone = $("drop-zone"), status = $("status"), cancel = $("cancel");
-  const SVG = "http://www.w3.org/2000/svg";
   const MAX_FRAMES = 24;  // a long video has hundreds of sampled frames: a page of canvases is enough
   const MAX_CANVAS_PX = 960;
   let current = null;  // the analysis under way: its upload request, then its job id
 
-  function node(tag, className, ...children) {
-    const element = document.createElement(tag);
-    if (className) element.className = className;
-    element.append(...children.map((c) => (typeof c === "string" ? wk.text(c) : c)));
-    return element;
-  }
-  function svg(tag, attributes, ...children) {
-    const element = document.createElementNS(SVG, tag);
-    for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, value);
-    element.append(...children.map((c) => (typeof c === "string" ? wk.text(c) : c)));
-    return element;
-  }
+  const {node, svg} = wk;
   const seconds = (t) => `${Number(t).toFixed(1)} s`;
   const percent = (x) => `${Math.round(x * 100)}%`;
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));

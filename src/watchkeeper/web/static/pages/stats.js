@@ -3,24 +3,12 @@
 // camera and status, drawn as SVG with a hidden table each for screen readers; and the server's health.
 (async () => {
   const $ = (id) => document.getElementById(id);
-  const SVG = "http://www.w3.org/2000/svg";
   const HOURS = {"24h": 24, "7d": 24 * 7, "30d": 24 * 30};
   const CATEGORY_NAMES = JSON.parse($("category-names").textContent);
   const range = $("range");
   let stats = null, since = null;
 
-  function node(tag, className, ...children) {
-    const element = document.createElement(tag);
-    if (className) element.className = className;
-    element.append(...children.map((c) => (typeof c === "string" ? wk.text(c) : c)));
-    return element;
-  }
-  function svg(tag, attributes, ...children) {
-    const element = document.createElementNS(SVG, tag);
-    for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, value);
-    element.append(...children.map((c) => (typeof c === "string" ? wk.text(c) : c)));
-    return element;
-  }
+  const {node, svg} = wk;
   const when = (iso) => (iso ? new Date(iso).toLocaleString() : "never");
   function niceStep(max, ticks) {
     const raw = Math.max(1, max) / ticks, power = 10 ** Math.floor(Math.log10(raw));
