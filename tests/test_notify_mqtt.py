@@ -217,7 +217,10 @@ def test_no_discovery_when_it_is_off(names, make_publisher):
 # -- states and alerts --------------------------------------------------------------------------
 def test_camera_state_and_health_are_retained(names, make_publisher):
     make_publisher().camera_state(CAMERA, "reconnecting", {"reconnects": 2, "last_error": "timeout"})
-    states = retained(names.prefix)
+    # Sent without waiting (a capture thread calls it): read once the broker has it.
+    deadline = time.monotonic() + 5
+    while f"{names.camera}/health" not in (states := retained(names.prefix)) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert states[f"{names.camera}/state"] == "reconnecting"
     assert json.loads(states[f"{names.camera}/health"]) == {"reconnects": 2, "last_error": "timeout"}
 

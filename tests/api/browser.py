@@ -20,7 +20,9 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SCREENSHOTS = Path(os.environ.get("WK_SCREENSHOTS", "/tmp/watchkeeper-screenshots"))
 
 
-@pytest.fixture(scope="session")
+# Per module: Playwright's synchronous API keeps an event loop running in this thread while it is open, which
+# would stop later tests (of other modules) from running their own.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     if CHROMIUM is None:
         pytest.skip("Debian's chromium is not installed (scripts/system-deps.sh installs it)")
