@@ -88,3 +88,24 @@ def test_the_theme_is_remembered_for_the_user(browser, gate_server):
     again.wait_for_function(f"document.documentElement.dataset.theme === '{after}'")
     screenshot(again, f"live-{after}")
     again.context.close()
+
+
+def test_a_viewer_may_dismiss_an_emergency_but_not_acknowledge_it(browser, gate_server):
+    gate_server.new_user_key("vera", "viewer")
+    page = signed_in(browser, gate_server, name="vera", password="vera-password")
+    dialog = page.locator("dialog#emergency")
+    dialog.wait_for(state="visible", timeout=60_000)
+    assert not page.get_by_role("button", name="Acknowledge").is_visible()
+    while dialog.is_visible():
+        page.get_by_role("button", name="Dismiss").click()
+        page.wait_for_timeout(200)
+    page.context.close()
+
+
+@pytest.mark.parametrize("asked, kept", [("/incidents?page=2", "/incidents?page=2"), ("/\\evil.example", "/"),
+                                         ("/\t/evil.example", "/"), ("//evil.example", "/"),
+                                         ("https://evil.example/", "/")])
+def test_sign_in_returns_only_to_a_page_of_this_server(asked, kept):
+    from watchkeeper.web.pages import local_path
+
+    assert local_path(asked) == kept

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -58,11 +58,19 @@ def render(request: Request, principal: Principal | None, template: str, *, titl
         headers={"Cache-Control": "no-store"})
 
 
+def local_path(target: str) -> str:
+    """``target`` when it is a path on this server, else ``/``: browsers read ``/\\evil`` and ``/<tab>/evil``
+    (they turn backslashes into slashes and drop tabs and line breaks) as another site."""
+    if any(c in target for c in "\\\t\r\n") or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else "/"
+
+
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request, services: ServicesDep, next: str = "/") -> Response:
-    safe_next = next if next.startswith("/") and not next.startswith("//") else "/"  # no open redirect
     return templates.TemplateResponse(request, "login.html", {
-        "title": "Sign in", "next": safe_next, "version": __version__,
+        "title": "Sign in", "next": local_path(next), "version": __version__,
         "registration": services.settings.server.self_registration})
 
 

@@ -118,12 +118,30 @@ document.getElementById("sign-out").addEventListener("click", async () => {
       `${event.camera}${event.location ? " · " + event.location : ""} · ${new Date(event.at).toLocaleTimeString()}`;
     document.getElementById("emergency-open").href = `/incidents/${event.incident}`;
     const ack = document.getElementById("emergency-ack");
-    ack.disabled = !event.incident;
+    const dismiss = document.getElementById("emergency-dismiss");
+    const error = document.getElementById("emergency-error");
+    const next = () => { emergencies.shift(); showEmergency(); };
+    // Viewers cannot acknowledge, and an incident the database did not take has nothing to acknowledge:
+    // they may dismiss it instead; so may anyone once acknowledging has failed.
+    const mayAcknowledge = window.WATCHKEEPER.user.role !== "viewer" && Boolean(event.incident);
+    ack.hidden = !mayAcknowledge;
+    dismiss.hidden = mayAcknowledge;
+    error.hidden = true;
+    dismiss.onclick = next;
     ack.onclick = async () => {
-      await wk.api("PATCH", `/api/v1/incidents/${event.incident}`,
-                   {status: "acknowledged", note: "acknowledged from the dashboard"});
-      emergencies.shift();
-      showEmergency();
+      try {
+        // Someone else may have handled it meanwhile: a stale pop-up must not undo a resolution.
+        const current = await wk.api("GET", `/api/v1/incidents/${event.incident}`);
+        if (current.status === "open") {
+          await wk.api("PATCH", `/api/v1/incidents/${event.incident}`,
+                       {status: "acknowledged", note: "acknowledged from the dashboard"});
+        }
+        next();
+      } catch (failure) {
+        error.textContent = `It could not be acknowledged: ${failure.message}`;
+        error.hidden = false;
+        dismiss.hidden = false;
+      }
     };
     if (!modal.open) modal.showModal();
   }

@@ -63,10 +63,15 @@
     }
   }
 
+  const problem = document.getElementById("camera-problem");
   if (toggle) toggle.addEventListener("click", async () => {
     toggle.disabled = true;
     try {
       show(await wk.api("POST", `/api/v1/cameras/${path}/${toggle.dataset.running === "true" ? "stop" : "start"}`));
+      problem.hidden = true;
+    } catch (failure) {  // said, not swallowed: a Stop that did nothing must not look done
+      problem.textContent = `It could not be done: ${failure.message}`;
+      problem.hidden = false;
     } finally {
       toggle.disabled = false;
     }

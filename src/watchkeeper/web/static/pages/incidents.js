@@ -74,8 +74,11 @@
   async function refresh({live = false} = {}) {
     const query = new URLSearchParams({limit: String(limit), offset: String(offset)});
     for (const [name, value] of Object.entries(filters)) {
-      // The date fields are local times; the API takes them as UTC unless told otherwise.
-      query.set(name, name === "since" || name === "until" ? new Date(value).toISOString() : value);
+      if (name !== "since" && name !== "until") { query.set(name, value); continue; }
+      // The date fields are local times; the API takes them as UTC. A date that is none (an old bookmark,
+      // a hand-edited address) is left out rather than blanking the list.
+      const when = new Date(value);
+      if (!Number.isNaN(when.getTime())) query.set(name, when.toISOString());
     }
     let page;
     try {

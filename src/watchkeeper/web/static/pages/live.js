@@ -6,6 +6,7 @@
   const template = document.getElementById("camera-tile");
   const columns = document.getElementById("grid-size");
   const tiles = new Map();
+  const problem = document.getElementById("live-problem");
 
   function show(camera) {
     let tile = tiles.get(camera.name);
@@ -19,7 +20,12 @@
       const toggle = tile.querySelector(".toggle");
       if (toggle) toggle.addEventListener("click", async () => {
         const running = toggle.dataset.running === "true";
-        show(await wk.api("POST", `/api/v1/cameras/${encodeURIComponent(camera.name)}/${running ? "stop" : "start"}`));
+        try {
+          show(await wk.api("POST", `/api/v1/cameras/${encodeURIComponent(camera.name)}/${running ? "stop" : "start"}`));
+        } catch (failure) {
+          problem.textContent = `${camera.name} could not be ${running ? "stopped" : "started"}: ${failure.message}`;
+          problem.hidden = false;
+        }
       });
       tiles.set(camera.name, tile);
       grid.append(tile);
@@ -42,9 +48,21 @@
   }
 
   async function refresh() {
-    const cameras = await wk.api("GET", "/api/v1/cameras");
+    let cameras;
+    try {
+      cameras = await wk.api("GET", "/api/v1/cameras");
+    } catch (failure) {  // the server restarting: the next refresh tries again
+      problem.textContent = `The cameras could not be loaded: ${failure.message}`;
+      problem.hidden = false;
+      return;
+    }
+    problem.hidden = true;
     document.getElementById("no-cameras").hidden = cameras.length > 0;
     cameras.forEach(show);
+    const listed = new Set(cameras.map((camera) => camera.name));
+    for (const [name, tile] of tiles) {  // removed meanwhile
+      if (!listed.has(name)) { tile.remove(); tiles.delete(name); }
+    }
   }
 
   await wk.prefs.load();
@@ -55,6 +73,6 @@
     wk.prefs.set("live_columns", Number(columns.value));
   });
   wk.onEvent((event) => { if (event.type === "camera") refresh(); });
-  await refresh();
   setInterval(refresh, 5000);  // health (fps, frame age) changes without events
+  await refresh();
 })();

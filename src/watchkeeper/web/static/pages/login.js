@@ -7,7 +7,11 @@ document.getElementById("login-form").addEventListener("submit", async (submit) 
   const response = await fetch("/api/v1/auth/login", {method: "POST", credentials: "same-origin",
     headers: {"Content-Type": "application/json"},
     body: JSON.stringify({name: form.name.value, password: form.password.value})});
-  if (response.ok) { location.assign(form.dataset.next || "/"); return; }
+  if (response.ok) {  // back to the page asked for, only ever on this server
+    const next = new URL(form.dataset.next || "/", location.origin);
+    location.assign(next.origin === location.origin ? next.pathname + next.search : "/");
+    return;
+  }
   const problem = await response.json().catch(() => ({}));
   error.textContent = problem.detail || "Sign-in failed.";
   error.hidden = false;
