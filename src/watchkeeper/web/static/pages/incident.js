@@ -163,7 +163,16 @@
       button.disabled = button.dataset.status === incident.status;  // already so
     });
     const assignee = $("assignee");
-    if (assignee) assignee.value = incident.assigned_to == null ? "" : String(incident.assigned_to);
+    if (!assignee) return;
+    const wanted = incident.assigned_to == null ? "" : String(incident.assigned_to);
+    // An assignee since disabled or demoted stays shown: "Nobody" here would unassign on the next Assign.
+    if (wanted && ![...assignee.options].some((option) => option.value === wanted)) {
+      const gone = element("option", `${incident.assigned_to_name || "user " + wanted} (no longer assignable)`);
+      gone.value = wanted;
+      gone.disabled = true;
+      assignee.append(gone);
+    }
+    assignee.value = wanted;
   }
 
   async function load() {
@@ -211,6 +220,7 @@
       option.value = String(user.id);
       return option;
     }));
+
     $("assign").addEventListener("click", () => {
       const value = $("assignee").value;
       const name = value ? $("assignee").selectedOptions[0].textContent : "nobody";
