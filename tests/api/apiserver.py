@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import yaml
 from polling import free_port, wait_until
 
@@ -151,3 +152,17 @@ def assert_problem(response: httpx.Response, status: int, code: str | None = Non
     if code is not None:
         assert body["code"] == code, body
     return body
+
+
+def gunshot_gate_settings(media_root: Path, folder: Path, fps: int = 15) -> dict[str, Any]:
+    """Settings of a server watching a gate where two recorded pistol shots ring out 3 s into every 14 s."""
+    from mediagen import doom_sound, noise, still_room, write_video
+
+    shot = doom_sound("DSPISTOL")
+    audio = np.concatenate([noise(3.0), shot, noise(0.4), shot, noise(14.0 - 3.4 - 2 * len(shot) / 16000)])
+    video = write_video(folder / "gate.mp4", (still_room(seed=i % 3) for i in range(14 * fps)), fps=fps, audio=audio)
+    settings = base_settings(media_root, rate_limit_per_minute=6000, rate_limit_burst=1000)
+    settings["live"] = {"cameras": [{"name": "gate", "source": str(video), "location": "North gate", "loop": True}],
+                        "evidence": {"pre_event_s": 1.0, "post_event_s": 2.0}, "gate": {"cooldown_s": 3.0}}
+    return settings
+

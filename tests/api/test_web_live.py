@@ -6,26 +6,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
-from apiserver import ApiServer, base_settings
+from apiserver import ApiServer, gunshot_gate_settings
 from browser import screenshot, signed_in
-from mediagen import doom_sound, noise, still_room, write_video
 from polling import wait_until
-
-FPS = 15
 
 
 @pytest.fixture(scope="module")
 def gate_server(start_server, media_root: Path, tmp_path_factory) -> Iterator[ApiServer]:
     """A server watching a gate where two pistol shots ring out 3 s into every 14 s."""
-    shot = doom_sound("DSPISTOL")
-    audio = np.concatenate([noise(3.0), shot, noise(0.4), shot, noise(14.0 - 3.4 - 2 * len(shot) / 16000)])
-    gate = write_video(tmp_path_factory.mktemp("cams") / "gate.mp4",
-                       (still_room(seed=i % 3) for i in range(14 * FPS)), fps=FPS, audio=audio)
-    settings = base_settings(media_root, rate_limit_per_minute=6000, rate_limit_burst=1000)
-    settings["live"] = {"cameras": [{"name": "gate", "source": str(gate), "location": "North gate", "loop": True}],
-                        "evidence": {"pre_event_s": 1.0, "post_event_s": 2.0}, "gate": {"cooldown_s": 3.0}}
+    settings = gunshot_gate_settings(media_root, tmp_path_factory.mktemp("cams"))
     server = start_server("web-live", settings)
     yield server
     server.stop()  # its cameras and workers would otherwise run on through the other modules' tests
