@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
 import ssl
-import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -74,20 +72,6 @@ def smtp_server(inbox: Inbox, *, port: int | None = None, **smtp_options: Any) -
         yield controller.port
     finally:
         controller.stop()
-
-
-def make_certificate(folder: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 (certificate, key), made with the openssl program."""
-    if shutil.which("openssl") is None:
-        pytest.skip("the openssl program is needed to make a test certificate")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True,
-    )
-    return cert, key
 
 
 def server_context(cert: Path, key: Path) -> ssl.SSLContext:

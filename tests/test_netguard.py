@@ -7,15 +7,14 @@ literal IPs or names resolved by a test resolver, refused before connecting.
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import ssl
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from certificates import self_signed
 from loopback_http import LoopbackServer, Reply, endless
 
 from watchkeeper.errors import ConfigError, MediaFetchError, MediaTooLargeError, UnsafeTargetError
@@ -227,17 +226,7 @@ def test_post_json(server: LoopbackServer) -> None:
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    if shutil.which("openssl") is None:
-        pytest.skip("the openssl program is needed to make a test certificate")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=camera.test",
-         "-addext", "subjectAltName=DNS:camera.test"],
-        check=True, capture_output=True,
-    )
-    return cert, key
+    return self_signed(tmp_path_factory.mktemp("tls"), "camera.test")
 
 
 def test_https_keeps_the_name_for_sni_host_and_certificate(

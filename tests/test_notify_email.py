@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 from polling import free_port, wait_until
-from smtp_servers import Inbox, make_certificate, server_context, smtp_server
+from certificates import self_signed
+from smtp_servers import Inbox, server_context, smtp_server
 
 from watchkeeper.config import SmtpSettings
 from watchkeeper.delivery import Dispatcher, enqueue
@@ -55,7 +56,7 @@ def parts(message: EmailMessage) -> dict[str, EmailMessage]:
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return make_certificate(tmp_path_factory.mktemp("tls"))
+    return self_signed(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture
