@@ -24,6 +24,7 @@ from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
+from .logging_setup import LogFormat
 from .taxonomy import BUILTIN_IDS
 
 ENV_PREFIX = "WATCHKEEPER_"
@@ -570,6 +571,14 @@ class ServerSettings(Section):
     delivery_backoff_s: float = Field(2.0, gt=0, description="First retry delay; doubles per attempt.")
     delivery_backoff_max_s: float = Field(600.0, gt=0)
     cors_origins: list[str] = Field(default_factory=list)
+    metrics_public: bool = Field(
+        False, description="Serve GET /metrics without credentials (a scraper on a trusted network); "
+        "otherwise it needs an API key (Authorization: Bearer KEY) or a signed-in user.")
+
+
+class LoggingSettings(Section):
+    format: LogFormat = Field(
+        "text", description="json: each log line one JSON object (time, level, logger, message, the extra fields).")
 
 
 PROVIDER_NAMES = ("gemini", "openai", "anthropic", "groq", "replicate", "huggingface", "ollama")
@@ -683,6 +692,7 @@ class Settings(Section):
     live: LiveSettings = Field(default_factory=LiveSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
     public_url: str | None = Field(
         None, description="This server's address as people reach it (seed 002's SERVER_NAME): links in alerts.")
 

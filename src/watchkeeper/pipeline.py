@@ -28,6 +28,7 @@ from .errors import ConfigError, WatchkeeperError
 from .fusion import FusionEngine, build_rules
 from .heads.head import HeadSet, load_heads
 from .media import iter_media, nearest_frames
+from .metrics import ANALYZER_SECONDS
 from .models.registry import ModelRegistry
 from .reasoning.assessor import Reasoner
 from .taxonomy import confidence_word
@@ -261,7 +262,7 @@ class Pipeline:
                     unfinished = set(todo) | {a.name for a, _ in running.values()}
                     if not unfinished.intersection(analyzer.requires):
                         del todo[name]
-                        running[pool.submit(analyzer.analyze, media, context)] = (analyzer, time.perf_counter())
+                        running[pool.submit(_timed, analyzer, media, context)] = (analyzer, time.perf_counter())
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
                     analyzer, started = running.pop(future)
@@ -333,6 +334,12 @@ class Pipeline:
         yield from run_batch(
             self, sources, workers=workers, media_type=media_type, frame_interval_s=frame_interval_s, use_cache=use_cache
         )
+
+
+def _timed(analyzer: Analyzer, media: Media, context: AnalysisContext) -> AnalyzerOutput:
+    """Run one analyzer, timed in its own thread for the metric (``_Run.timings`` include the wait for a thread)."""
+    with ANALYZER_SECONDS.labels(analyzer.name, media.info.media_type).time():
+        return analyzer.analyze(media, context)
 
 
 def _chunk_progress(media: Media, on_progress: Callable[[float], None]) -> Callable[[int, int], None]:

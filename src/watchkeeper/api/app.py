@@ -39,7 +39,7 @@ from ..store.db import open_database
 from ..store.models import Analysis
 from ..uploads import MediaRoots, UploadStore
 from ..web import pages, routes
-from . import acknowledge, legacy, live, seed001, v1
+from . import acknowledge, legacy, live, metrics, seed001, v1
 from .job_outcomes import job_finished
 from .problems import install_problem_handlers, problem_response
 from .services import PipelineHolder, Services
@@ -187,6 +187,7 @@ def create_app(settings: Settings, *, start_workers: bool = True) -> FastAPI:
     app.include_router(live.router)
     app.include_router(seed001.router)
     app.include_router(acknowledge.router)
+    app.include_router(metrics.router)
     app.include_router(routes.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
     return app

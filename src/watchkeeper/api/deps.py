@@ -165,6 +165,22 @@ def viewer_or_signed_link(
             links.check_issuer(session, issuer_id)
         return None
     return current_principal(request, services, bearer, api_key, session_token)  # every role may read
+
+
+def metrics_reader(
+    request: Request,
+    services: ServicesDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    api_key: Annotated[str | None, Depends(_api_key_header)],
+    session_token: Annotated[str | None, Depends(session_cookie)],
+) -> Principal | None:
+    """GET /metrics: anyone when ``server.metrics_public``, else any signed-in user or API key (Prometheus
+    sends one as ``Authorization: Bearer KEY``): camera names and load are not for every passer-by."""
+    if services.settings.server.metrics_public:
+        return None
+    return current_principal(request, services, bearer, api_key, session_token)  # every role may read
+
+
 def websocket_principal(websocket: WebSocket, services: Services) -> Principal:
     """Who opens a WebSocket: an API key (header, or ``?api_key=`` for browsers, which cannot set headers on
     one) or the session cookie. Browsers send cookies with cross-site WebSocket handshakes too, and no CSRF

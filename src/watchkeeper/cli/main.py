@@ -47,6 +47,7 @@ class OutputFormat(str, Enum):
 
 class State:
     config: Path | None = None
+    log_level: int = logging.WARNING
 
 
 @app.callback()
@@ -55,11 +56,15 @@ def main_options(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress to stderr.")] = False,
 ) -> None:
     State.config = config
-    configure_logging(logging.INFO if verbose else logging.WARNING)
+    State.log_level = logging.INFO if verbose else logging.WARNING
+    configure_logging(State.log_level)
 
 
 def _settings() -> Settings:
-    return load_settings(State.config)
+    """The settings; from here on logs are in their ``logging.format`` (the options above come before them)."""
+    settings = load_settings(State.config)
+    configure_logging(State.log_level, settings.logging.format)
+    return settings
 
 
 @app.command()

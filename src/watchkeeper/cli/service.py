@@ -97,7 +97,7 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings]) -> None:
         server.ssl_keyfile = ssl_keyfile or server.ssl_keyfile
         if (server.ssl_certfile is None) != (server.ssl_keyfile is None):
             raise click.UsageError("HTTPS needs both --ssl-certfile and --ssl-keyfile")
-        configure_logging(logging.INFO)
+        configure_logging(logging.INFO, settings.logging.format)
         for handler in logging.getLogger().handlers:
             handler.addFilter(_PlainMessages())
         uvicorn.run(

@@ -27,6 +27,7 @@ from typing import Literal
 from sqlalchemy import ColumnElement, and_, or_, select, true, update
 from sqlalchemy.orm import Session
 
+from ..metrics import ALERTS_FAILED, ALERTS_SENT
 from ..store.db import Database
 from ..store.models import Delivery, DeliveryAttempt, utcnow
 
@@ -191,6 +192,7 @@ class Dispatcher:
                 .values(lease_expires_at=None, **changes)
                 .execution_options(synchronize_session=False)
             ).rowcount
+        (ALERTS_SENT if outcome.ok else ALERTS_FAILED).labels(delivery.channel).inc()  # lease lost or not, it went out
         fields = {"delivery_id": delivery.id, "channel": delivery.channel, "attempt": attempt,
                   "status_code": outcome.status_code}
         if not applied:

@@ -72,6 +72,7 @@ class ClaimedJob:
     notify: bool
     created_by: int | None
     media_type: str | None
+    waited_s: float  # since it could run (queued, its retry due, or its last runner's lease lapsed)
 
 
 # Called in the transaction that ends a job (succeeded, failed for good, cancelled), with the job as it ends.
@@ -93,6 +94,10 @@ class JobQueue(ABC):
     @abstractmethod
     def list(self, *, state: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list[JobView], int]:
         """A page of jobs, newest first, and how many match in all."""
+
+    @abstractmethod
+    def counts(self) -> dict[str, int]:
+        """How many jobs are in each state, every state named (the metrics' queue depth)."""
 
     @abstractmethod
     def cancel(self, job_id: str, *, on_commit: OnCommit | None = None) -> bool:
@@ -165,6 +170,11 @@ class DatabaseJobQueue(JobQueue):
             page = session.scalars(query.order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset))
             return [JobView.of(job) for job in page], total
 
+    def counts(self) -> dict[str, int]:
+        with self.db.session(write=False) as session:
+            found = dict(session.execute(select(Job.state, func.count()).group_by(Job.state)).tuples().all())
+        return {state: found.get(state, 0) for state in JOB_STATES}
+
     def cancel(self, job_id: str, *, on_commit: OnCommit | None = None) -> bool:
         with self.db.session() as session:
             job = session.get(Job, job_id, with_for_update=True)
@@ -193,6 +203,7 @@ class DatabaseJobQueue(JobQueue):
                 # Its last run died with its worker: no attempts left, so it fails instead of running again.
                 job.error = WORKER_LOST
                 self._finish(session, job, "failed")
+            due_at = job.available_at if job.state == "pending" else job.lease_expires_at
             job.state = "running"
             job.attempts += 1
             job.lease_owner = worker
@@ -202,7 +213,7 @@ class DatabaseJobQueue(JobQueue):
             return ClaimedJob(
                 id=job.id, kind=job.kind, params=job.params, token=job.lease_token, attempts=job.attempts,
                 callback_url=job.callback_url, notify=job.notify, created_by=job.created_by,
-                media_type=job.media_type,
+                media_type=job.media_type, waited_s=max(0.0, (now - due_at).total_seconds()),
             )
 
     def heartbeat(self, job_id: str, token: str, progress: float | None = None) -> bool:

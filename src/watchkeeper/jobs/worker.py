@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import WatchkeeperError
+from ..metrics import JOB_RUN_SECONDS, JOB_WAIT_SECONDS
 from .queue import ClaimedJob, JobQueue, OnCommit
 
 log = logging.getLogger(__name__)
@@ -130,8 +131,10 @@ class WorkerPool:
                      "message": f"no handler for '{job.kind}' jobs"}
             return self.queue.fail(job.id, job.token, error, retry=False)
         log.info("job started", extra={"job_id": job.id, "kind": job.kind, "attempt": job.attempts})
+        JOB_WAIT_SECONDS.labels(job.kind).observe(job.waited_s)
         try:
-            result = handler(context)
+            with JOB_RUN_SECONDS.labels(job.kind).time():
+                result = handler(context)
         except WatchkeeperError as exc:
             log.info("job failed", extra={"job_id": job.id, "error": str(exc)})
             return self.queue.fail(job.id, job.token, exc.to_dict(), retry=False)
