@@ -576,6 +576,18 @@ class ServerSettings(Section):
         "otherwise it needs an API key (Authorization: Bearer KEY) or a signed-in user.")
 
 
+class EventsSettings(Section):
+    """The live event feed across ``watchkeeper serve`` replicas (several behind one load balancer)."""
+
+    backend: Literal["local", "postgres", "redis"] = Field(
+        "local", description="local: this process only; postgres: LISTEN/NOTIFY on the database (or url); "
+        "redis: pub/sub on url. Every replica of a site needs the same backend, url and channel.")
+    url: str | None = Field(None, description="The broker: redis://host:6379/0, or a PostgreSQL URL "
+                            "(default: database_url).")
+    channel: str = Field("watchkeeper_events", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    reconnect_max_s: float = Field(30.0, gt=0, description="Longest wait between attempts to reconnect.")
+
+
 class LoggingSettings(Section):
     format: LogFormat = Field(
         "text", description="json: each log line one JSON object (time, level, logger, message, the extra fields).")
@@ -689,6 +701,7 @@ class Settings(Section):
     notification: NotificationSettings | None = None
     categories: list[CategoryDef] = Field(default_factory=list)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    events: EventsSettings = Field(default_factory=EventsSettings)
     live: LiveSettings = Field(default_factory=LiveSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
@@ -736,6 +749,18 @@ class Settings(Section):
         for key, name in named:
             if name not in known:
                 raise ValueError(f"{key}: unknown provider '{name}'; configured: {sorted(known)}")
+        return self
+
+    @model_validator(mode="after")
+    def _events_broker(self) -> Settings:
+        """A broker URL of the backend's kind: postgres falls back on the database, redis has none."""
+        backend = self.events.backend
+        url = self.events.url or (self.database_url if backend == "postgres" else None) or ""
+        schemes = {"postgres": ("postgres://", "postgresql://", "postgresql+psycopg://"),
+                   "redis": ("redis://", "rediss://", "unix://")}.get(backend)
+        if schemes and not url.startswith(schemes):
+            raise ValueError(f"events.backend {backend} needs events.url (or, for postgres, a PostgreSQL "
+                             f"database_url) starting with one of {', '.join(schemes)}")
         return self
 
     @field_validator("public_url")

@@ -27,8 +27,9 @@ CLOSE_UNAUTHORISED, CLOSE_FORBIDDEN, CLOSE_NOT_FOUND = 4401, 4403, 4404
 @router.websocket("/ws/events")
 async def event_feed(websocket: WebSocket) -> None:
     """Every live event as a JSON message: incidents opening, updating and closing, evidence written,
-    cameras starting and stopping. A client too slow to keep up loses its oldest messages; the next one it
-    gets says how many (``dropped_before``)."""
+    cameras starting and stopping, on this replica and (``events.backend``) on the others. A client too slow
+    to keep up loses its oldest messages, as it does another replica's events sent while the bus was down;
+    the next one it gets says how many (``dropped_before``)."""
     services, live = websocket.app.state.services, websocket.app.state.live
     try:
         await run_in_threadpool(websocket_principal, websocket, services)

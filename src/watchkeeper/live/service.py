@@ -7,7 +7,8 @@ camera's monitor on one shared pair of tier pipelines (the models load once),
 stores each incident as it opens, grows and ends (``store.live``), and
 publishes every event to subscribers (the WebSocket feed) without ever
 blocking a camera: a subscriber that cannot keep up loses its oldest
-messages, and is told how many.
+messages, and is told how many. With ``events.backend`` other than local the
+events of every replica reach every replica's subscribers (``live.bus``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ..pipeline import Pipeline
 from ..store.db import Database
 from ..store.live import open_live_incident, update_live_incident
 from ..store.models import CameraRecord, utcnow
+from .bus import open_event_bus
 from .capture import CameraHealth
 from .evidence import Evidence
 from .events import IncidentEvent
@@ -67,7 +69,8 @@ class Subscription:
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.dropped = 0
 
-    def _put(self, message: dict[str, Any]) -> None:  # on the subscriber's loop
+    def _put(self, message: dict[str, Any], missed: int) -> None:  # on the subscriber's loop
+        self.dropped += missed  # another replica's events this one never got
         if self.queue.qsize() >= SUBSCRIBER_BACKLOG:
             self.queue.get_nowait()
             self.dropped += 1
@@ -82,12 +85,22 @@ class Subscription:
 
 
 class EventHub:
-    """Fans events out from camera threads to subscribers; keeps the most recent ones."""
+    """Fans events out from camera threads (and from the other replicas) to subscribers; keeps the most
+    recent ones."""
 
-    def __init__(self) -> None:
+    def __init__(self, settings: Settings) -> None:
         self._lock = threading.Lock()
         self._subscribers: set[Subscription] = set()
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_EVENTS)
+        self.bus = open_event_bus(settings, self._fan_out)
+
+    def start(self) -> None:
+        if self.bus is not None:
+            self.bus.start()
+
+    def stop(self) -> None:
+        if self.bus is not None:
+            self.bus.stop()
 
     def subscribe(self, loop: asyncio.AbstractEventLoop) -> Subscription:
         subscription = Subscription(loop)
@@ -100,12 +113,18 @@ class EventHub:
             self._subscribers.discard(subscription)
 
     def publish(self, message: dict[str, Any]) -> None:
+        """This replica's event: to its own subscribers at once, through the bus to the other replicas'."""
+        self._fan_out(message)
+        if self.bus is not None:
+            self.bus.publish(message)
+
+    def _fan_out(self, message: dict[str, Any], missed: int = 0) -> None:
         with self._lock:
             self.recent.append(message)
             subscribers = list(self._subscribers)
         for subscription in subscribers:
             try:
-                subscription.loop.call_soon_threadsafe(subscription._put, message)
+                subscription.loop.call_soon_threadsafe(subscription._put, message, missed)
             except RuntimeError:  # its loop has closed: the connection is gone
                 self.unsubscribe(subscription)
 
@@ -132,7 +151,7 @@ class LiveService:
         self.db = db
         self.alerts = alerts  # routes the incidents to people, in the transaction that stores them
         self.evidence_dir = evidence_dir or Path(settings.data_dir) / "evidence"
-        self.hub = EventHub()
+        self.hub = EventHub(settings)
         self.slots = AnalysisSlots()  # the cameras share the analysis time by weight
         self.retention = Retention(Path(settings.data_dir) / "recordings", settings.live.recording,
                                    evidence=(self.evidence_dir, settings.live.evidence))
@@ -155,7 +174,8 @@ class LiveService:
 
     # -- cameras ---------------------------------------------------------------------------------
     def start(self) -> None:
-        """Start every enabled camera of the settings."""
+        """Start the event bus and every enabled camera of the settings."""
+        self.hub.start()
         self.retention.start()
         for camera in list(self.cameras.values()):
             if camera.enabled:
@@ -165,6 +185,7 @@ class LiveService:
         for name in list(self.monitors):
             self.stop_camera(name)
         self.retention.stop()
+        self.hub.stop()  # after the cameras: their last events still leave
 
     def camera(self, name: str) -> CameraSettings:
         camera = self.cameras.get(name)
