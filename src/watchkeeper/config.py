@@ -652,7 +652,25 @@ class RecordingSettings(Section):
     min_free_gb: float = Field(1.0, ge=0, description="Recording stops (with a health error) below this free space.")
 
 
+class LeaseSettings(Section):
+    """Cameras spread over ``watchkeeper camera-worker`` processes, each camera leased to one at a time in the
+    (PostgreSQL) database; ``watchkeeper serve`` then starts no camera itself."""
+
+    enabled: bool = False
+    lease_s: float = Field(15.0, gt=0, description="A worker that stops renewing loses its cameras after this long.")
+    renew_s: float = Field(5.0, gt=0, description="Seconds between renewals (and heartbeats, and claims).")
+    max_cameras: int | None = Field(None, ge=1, description="Cameras one worker watches at most; default: no limit.")
+
+    @model_validator(mode="after")
+    def _renewals_fit_in_the_lease(self) -> LeaseSettings:
+        # A worker stops watching 2/3 of a lease after its last renewal: a missed renewal gets one more try first.
+        if self.renew_s * 3 > self.lease_s:
+            raise ValueError("live.leases.renew_s must be at most a third of lease_s")
+        return self
+
+
 class LiveSettings(Section):
+    leases: LeaseSettings = Field(default_factory=LeaseSettings)
     gate: AlertGateSettings = Field(default_factory=AlertGateSettings)
     evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
     recording: RecordingSettings = Field(default_factory=RecordingSettings)
@@ -761,6 +779,14 @@ class Settings(Section):
         if schemes and not url.startswith(schemes):
             raise ValueError(f"events.backend {backend} needs events.url (or, for postgres, a PostgreSQL "
                              f"database_url) starting with one of {', '.join(schemes)}")
+        return self
+
+    @model_validator(mode="after")
+    def _leases_on_postgres(self) -> Settings:
+        """Camera workers on several hosts meet in one PostgreSQL database."""
+        url = self.database_url or ""
+        if self.live.leases.enabled and not url.startswith(("postgres://", "postgresql://", "postgresql+psycopg://")):
+            raise ValueError("live.leases.enabled needs a PostgreSQL database_url")
         return self
 
     @field_validator("public_url")

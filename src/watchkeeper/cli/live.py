@@ -1,8 +1,11 @@
-"""``watchkeeper monitor``: one camera in the foreground, incidents printed as they happen."""
+"""``watchkeeper monitor``: one camera in the foreground, incidents printed as they happen; ``watchkeeper
+camera-worker``: a share of the site's cameras, leased in the database (``live.leases``)."""
 
 from __future__ import annotations
 
 import json
+import logging
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -14,7 +17,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from ..config import Settings
-from ..errors import MediaFetchError
+from ..errors import ConfigError, MediaFetchError
+from ..logging_setup import configure as configure_logging
 
 KIND_STYLE = {"opened": "bold red", "updated": "yellow", "closed": "green"}
 
@@ -77,6 +81,46 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings]) -> None:
                   f"{stats['windows_analysed']} window(s) analysed, {stats['windows_skipped']} skipped; "
                   f"{health.frames} frame(s), {health.reconnects} reconnect(s)"
                   + (f"; last error: {escape(health.last_error)}" if health.last_error else ""), highlight=False)
+
+    @app.command("camera-worker")
+    def camera_worker(
+        data_dir: Annotated[Optional[Path], typer.Option(
+            "--data-dir", help="Data folder for evidence and recordings (default: settings' data_dir).")] = None,
+    ) -> None:
+        """Watch a fair share of the cameras, leased in the PostgreSQL database (live.leases), until Ctrl-C or
+        SIGTERM; run any number of them on any hosts."""
+        from ..api.app import LINK_SECRET_FILE
+        from ..auth.links import load_or_create_secret
+        from ..live.leases import LeasedCameras, LeaseStore
+        from ..live.monitor import tier_pipelines
+        from ..live.service import LiveService
+        from ..notify.service import AlertService
+        from ..store.db import open_database
+
+        settings = load_settings()
+        settings.data_dir = (data_dir or settings.data_dir).resolve()
+        if not settings.live.leases.enabled:
+            raise ConfigError("camera-worker needs live.leases.enabled (and a PostgreSQL database_url)")
+        configure_logging(logging.INFO, settings.logging.format)
+        pipelines = tier_pipelines(settings)  # before any lease: a claimed camera then starts at once
+        stopping = threading.Event()
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, lambda *_: stopping.set())
+        with open_database(settings) as db:
+            alerts = AlertService(settings, db, load_or_create_secret(settings.data_dir / LINK_SECRET_FILE))
+            # The server's own code path: incidents stored and routed, events on the bus to the API replicas.
+            live = LiveService(settings, db, alerts=alerts, pipelines=lambda: pipelines)
+            leases = LeasedCameras(live, LeaseStore(db, settings.live.leases))
+            alerts.start()
+            live.start()
+            leases.start()
+            try:
+                while not stopping.wait(1.0):
+                    pass
+            finally:
+                leases.stop()
+                live.stop()
+                alerts.stop()
 
     cameras_app = typer.Typer(help="Cameras.", no_args_is_help=True)
     app.add_typer(cameras_app, name="cameras")

@@ -9,6 +9,9 @@ publishes every event to subscribers (the WebSocket feed) without ever
 blocking a camera: a subscriber that cannot keep up loses its oldest
 messages, and is told how many. With ``events.backend`` other than local the
 events of every replica reach every replica's subscribers (``live.bus``).
+With ``live.leases`` it starts no camera by itself: ``watchkeeper
+camera-worker`` processes (this same class without the HTTP server, in
+``live.leases``) claim them, and a camera's status comes from its lease.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from ..config import CameraSettings, Settings
@@ -31,7 +34,7 @@ from ..errors import ConflictError, NotFoundError
 from ..pipeline import Pipeline
 from ..store.db import Database
 from ..store.live import open_live_incident, update_live_incident
-from ..store.models import CameraRecord, utcnow
+from ..store.models import CameraLease, CameraRecord, utcnow
 from .bus import open_event_bus
 from .capture import CameraHealth
 from .evidence import Evidence
@@ -141,6 +144,7 @@ class CameraStatus:
     privacy_mode: bool
     health: dict[str, Any] | None
     statistics: dict[str, Any] | None
+    worker: dict[str, Any] | None = None  # with live.leases: the camera worker watching it (host, since)
 
 
 class LiveService:
@@ -159,13 +163,8 @@ class LiveService:
         self._pipelines: tuple[Pipeline, Pipeline] | None = None
         self._lock = threading.RLock()
         self.configured = {c.name for c in settings.live.cameras}  # from the settings file: not the API's to remove
-        self.cameras: dict[str, CameraSettings] = {c.name: c for c in settings.live.cameras}
-        with db.session(write=False) as session:
-            for row in session.scalars(select(CameraRecord).order_by(CameraRecord.name)):
-                if row.name in self.cameras:
-                    log.warning("camera %s is in the settings and in the database; the settings win", row.name)
-                else:
-                    self.cameras[row.name] = CameraSettings.model_validate(row.config)
+        self.leased = settings.live.leases.enabled  # camera workers run the cameras, through start_camera
+        self.cameras = self._stored_cameras(warn=True)
         self.monitors: dict[str, Monitor] = {}
         # Monitor incident id -> incident row id, until it has both closed and had its evidence written
         # (in either order), and which of the two has happened.
@@ -173,12 +172,32 @@ class LiveService:
         self._done: dict[str, set[str]] = {}
 
     # -- cameras ---------------------------------------------------------------------------------
+    def _stored_cameras(self, *, warn: bool = False) -> dict[str, CameraSettings]:
+        """The cameras of the settings file, then those of the database (the settings win a name)."""
+        cameras = {c.name: c for c in self.settings.live.cameras}
+        with self.db.session(write=False) as session:
+            for row in session.scalars(select(CameraRecord).order_by(CameraRecord.name)):
+                if row.name not in cameras:
+                    cameras[row.name] = CameraSettings.model_validate(row.config)
+                elif warn:
+                    log.warning("camera %s is in the settings and in the database; the settings win", row.name)
+        return cameras
+
+    def reload_cameras(self) -> list[str]:
+        """Read the database's cameras again (a camera worker follows the API's changes); returns the enabled
+        ones. A camera gone from there stays known while its monitor runs, so that it can be stopped."""
+        cameras = self._stored_cameras()
+        with self._lock:
+            self.cameras = {**{name: self.cameras[name] for name in self.monitors}, **cameras}
+        return sorted(name for name, camera in cameras.items() if camera.enabled)
+
     def start(self) -> None:
-        """Start the event bus and every enabled camera of the settings."""
+        """Start the event bus and every enabled camera of the settings (with live.leases: none, the camera
+        workers claim them)."""
         self.hub.start()
         self.retention.start()
         for camera in list(self.cameras.values()):
-            if camera.enabled:
+            if camera.enabled and not self.leased:
                 self.start_camera(camera.name)
 
     def stop(self) -> None:
@@ -207,7 +226,7 @@ class LiveService:
             self.cameras[camera.name] = camera
         if self.alerts is not None:
             self.alerts.announce_camera(camera.name, camera.location)
-        if camera.enabled:
+        if camera.enabled and not self.leased:
             self.start_camera(camera.name)
 
     def remove_camera(self, name: str, *, on_commit: OnCommit | None = None) -> None:
@@ -225,8 +244,13 @@ class LiveService:
             self.alerts.forget_camera(name)
 
     def set_running(self, name: str, running: bool, *, on_commit: OnCommit | None = None) -> None:
-        """Start or stop a camera; an API camera remembers it for the next start of the server."""
-        (self.start_camera if running else self.stop_camera)(name)
+        """Start or stop a camera; an API camera remembers it for the next start of the server (with
+        live.leases, the camera workers follow the remembered state, so the settings file's cannot change)."""
+        if not self.leased:
+            (self.start_camera if running else self.stop_camera)(name)
+        elif name in self.configured:
+            raise ConflictError(f"camera '{name}' is defined in the settings file; with live.leases set "
+                                "'enabled' there")
         with self._lock:
             camera = self.cameras[name] = self.camera(name).model_copy(update={"enabled": running})
             with self.db.session() as session:
@@ -272,6 +296,8 @@ class LiveService:
     def status(self, name: str) -> CameraStatus:
         camera = self.camera(name)
         monitor = self.monitors.get(name)
+        if monitor is None and self.leased:
+            return self._leased_status(camera)
         return CameraStatus(
             name=name, source=redact_url(camera.source), location=camera.location, enabled=camera.enabled,
             running=monitor is not None and monitor.running, privacy_mode=camera.privacy_mode,
@@ -280,6 +306,18 @@ class LiveService:
                     if monitor is not None else None),
             statistics=monitor.statistics() if monitor is not None else None,
         )
+
+    def _leased_status(self, camera: CameraSettings) -> CameraStatus:
+        """A camera another process watches, as its lease says: which host, since when, its health then."""
+        with self.db.session(write=False) as session:
+            lease = session.scalar(select(CameraLease).where(
+                CameraLease.camera == camera.name, CameraLease.owner.is_not(None),
+                CameraLease.expires_at > func.now()))
+        return CameraStatus(
+            name=camera.name, source=redact_url(camera.source), location=camera.location, enabled=camera.enabled,
+            running=lease is not None, privacy_mode=camera.privacy_mode,
+            health=lease.health if lease is not None else None, statistics=None,
+            worker={"host": lease.host, "since": lease.acquired_at.isoformat()} if lease is not None else None)
 
     # -- incidents -------------------------------------------------------------------------------
     def _incident(self, event: IncidentEvent) -> None:

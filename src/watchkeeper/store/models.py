@@ -305,3 +305,30 @@ class CameraRecord(Base):
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class CameraWorker(Base):
+    """A running ``watchkeeper camera-worker``; its heartbeat says it is alive (for the fair share of cameras)."""
+
+    __tablename__ = "camera_workers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # random per process: its leases' owner token
+    host: Mapped[str] = mapped_column(String(255))  # host name and process id, for people
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class CameraLease(Base):
+    """Which worker watches a camera (of the settings file or of the database) until when.
+
+    No foreign keys: a worker that died keeps its rows until they expire and another takes them over.
+    """
+
+    __tablename__ = "camera_leases"
+
+    camera: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(64))  # CameraWorker.id; None: free
+    host: Mapped[str | None] = mapped_column(String(255))
+    acquired_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    health: Mapped[dict[str, Any] | None]  # the camera's health at the last renewal
