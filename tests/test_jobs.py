@@ -122,6 +122,17 @@ def test_submit_claim_heartbeat_complete(queue, db, ended):
     assert completions(db) == [job_id] and ended.seen == [(job_id, "succeeded")]
 
 
+def test_claim_by_id_takes_that_job_only_and_only_when_it_can_run(queue):
+    older, newer = queue.submit("analyze", {}), queue.submit("analyze", {})
+    claimed = queue.claim("w1", job_id=newer)
+    assert claimed.id == newer
+    assert queue.claim("w2", job_id=newer) is None  # leased
+    assert queue.claim("w2", job_id="no-such-job") is None
+    assert queue.complete(newer, claimed.token, {})
+    assert queue.claim("w2", job_id=newer) is None  # done
+    assert queue.claim("w2").id == older
+
+
 def test_list_pages_newest_first_and_filters_by_state(queue):
     ids = [queue.submit("analyze", {"n": n}) for n in range(5)]
     queue.cancel(ids[0])

@@ -588,6 +588,13 @@ class EventsSettings(Section):
     reconnect_max_s: float = Field(30.0, gt=0, description="Longest wait between attempts to reconnect.")
 
 
+class CelerySettings(Section):
+    """The job queue on Celery (``queue: celery``): the broker wakes ``watchkeeper worker`` processes."""
+
+    broker_url: str | None = Field(
+        None, description="redis://host:6379/0 or amqp://user:password@host:5672// (RabbitMQ).")
+
+
 class LoggingSettings(Section):
     format: LogFormat = Field(
         "text", description="json: each log line one JSON object (time, level, logger, message, the extra fields).")
@@ -720,6 +727,10 @@ class Settings(Section):
     categories: list[CategoryDef] = Field(default_factory=list)
     server: ServerSettings = Field(default_factory=ServerSettings)
     events: EventsSettings = Field(default_factory=EventsSettings)
+    queue: Literal["local", "celery"] = Field(
+        "local", description="local: the server's job threads; celery: 'watchkeeper worker' processes take jobs "
+        "from celery.broker_url, on the shared database_url and data_dir.")
+    celery: CelerySettings = Field(default_factory=CelerySettings)
     live: LiveSettings = Field(default_factory=LiveSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
@@ -779,6 +790,12 @@ class Settings(Section):
         if schemes and not url.startswith(schemes):
             raise ValueError(f"events.backend {backend} needs events.url (or, for postgres, a PostgreSQL "
                              f"database_url) starting with one of {', '.join(schemes)}")
+        return self
+
+    @model_validator(mode="after")
+    def _celery_broker(self) -> Settings:
+        if self.queue == "celery" and not self.celery.broker_url:
+            raise ValueError("queue: celery needs celery.broker_url (redis://host:6379/0 or amqp://...)")
         return self
 
     @model_validator(mode="after")

@@ -91,8 +91,14 @@ def build_runtime(settings: Settings) -> Runtime:
     policy = UrlPolicy(server.allowed_private_networks)
     link_secret = load_or_create_secret(data_dir / LINK_SECRET_FILE)
     alerts = AlertService(settings, db, link_secret)
-    queue = DatabaseJobQueue(db, lease_s=server.job_lease_s, max_attempts=server.job_max_attempts,
-                             retry_delay_s=server.job_retry_delay_s, on_finish=job_finished())
+    queue_options: dict[str, Any] = {"lease_s": server.job_lease_s, "max_attempts": server.job_max_attempts,
+                                     "retry_delay_s": server.job_retry_delay_s, "on_finish": job_finished()}
+    if settings.queue == "celery":  # 'watchkeeper worker' processes run the jobs, not this one's threads
+        from ..jobs.celery_app import CeleryJobQueue, configure
+
+        queue: DatabaseJobQueue = CeleryJobQueue(db, configure(settings), **queue_options)
+    else:
+        queue = DatabaseJobQueue(db, **queue_options)
     pipeline = PipelineHolder(settings)
     # Every download the server makes for an analysis goes through the same guard and limits.
     fetch = partial(fetch_url, policy=policy, max_bytes=settings.media.max_bytes,
@@ -103,7 +109,7 @@ def build_runtime(settings: Settings) -> Runtime:
             alerts.analysis_stored(session, analysis, result)
 
     workers = WorkerPool(queue, {ANALYZE_JOB: analysis_handler(pipeline, fetch_guard=fetch, on_stored=alert_if_asked)},
-                         threads=server.job_workers, lease_s=server.job_lease_s)
+                         threads=0 if settings.queue == "celery" else server.job_workers, lease_s=server.job_lease_s)
     senders = {"webhook": webhook_sender(server.webhook_secret, policy, server.webhook_timeout_s),
                **alerts.senders()}
     dispatcher = Dispatcher(db, senders, max_attempts=server.delivery_max_attempts,

@@ -1,4 +1,4 @@
-"""The service's commands: ``serve``, ``users``, ``apikey`` and ``purge``.
+"""The service's commands: ``serve``, ``worker``, ``users``, ``apikey`` and ``purge``.
 
 They share the server's settings (``--config``) and take ``--data-dir`` to
 point at another data folder (the SQLite database lives there unless
@@ -105,6 +105,29 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings]) -> None:
             ssl_certfile=str(server.ssl_certfile) if server.ssl_certfile else None,
             ssl_keyfile=str(server.ssl_keyfile) if server.ssl_keyfile else None,
         )
+
+    @app.command()
+    def worker(
+        queues: Annotated[str, typer.Option(
+            help="Broker queues to take jobs from, comma-separated: watchkeeper.heavy (video), "
+                 "watchkeeper.light (image, audio).")] = "watchkeeper.heavy,watchkeeper.light",
+        concurrency: Annotated[int, typer.Option(min=1, help="Jobs run at once (threads of this process).")] = 1,
+        data_dir: DataDir = None,
+    ) -> None:
+        """Run a job worker (settings' queue: celery) on the server's database and data folder."""
+        from ..jobs.celery_app import QUEUES, configure
+
+        settings = settings_for(data_dir)
+        if settings.queue != "celery":
+            raise click.UsageError("workers need 'queue: celery' and celery.broker_url in the settings")
+        unknown = sorted(set(queues.split(",")) - set(QUEUES))
+        if unknown:
+            raise click.BadParameter(f"{', '.join(unknown)}: give {' or '.join(QUEUES)}", param_hint="--queues")
+        configure_logging(logging.INFO, settings.logging.format)
+        # Threads, not forked children: a worker killed outright takes its jobs with it, and they run elsewhere.
+        configure(settings).worker_main(["worker", "--pool", "threads", "--concurrency", str(concurrency),
+                                         "--queues", queues, "--loglevel", "INFO", "--without-gossip",
+                                         "--without-mingle"])
 
     users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
     app.add_typer(users_app, name="users")

@@ -107,8 +107,11 @@ class JobQueue(ABC):
         """
 
     @abstractmethod
-    def claim(self, worker: str) -> ClaimedJob | None:
-        """The oldest pending job, or a running one whose lease expired; None when there is nothing to do."""
+    def claim(self, worker: str, *, job_id: str | None = None) -> ClaimedJob | None:
+        """The oldest pending job, or a running one whose lease expired; None when there is nothing to do.
+
+        With ``job_id``, that job only, when it can run (a broker's message names the job it is for).
+        """
 
     @abstractmethod
     def heartbeat(self, job_id: str, token: str, progress: float | None = None) -> bool:
@@ -183,7 +186,7 @@ class DatabaseJobQueue(JobQueue):
             self._finish(session, job, "cancelled", on_commit)
             return True
 
-    def claim(self, worker: str) -> ClaimedJob | None:
+    def claim(self, worker: str, *, job_id: str | None = None) -> ClaimedJob | None:
         # On SQLite the session's BEGIN IMMEDIATE makes select-then-update atomic across processes;
         # on PostgreSQL, FOR UPDATE SKIP LOCKED lets concurrent claimers pass over each other's rows.
         with self.db.session() as session:
@@ -193,6 +196,8 @@ class DatabaseJobQueue(JobQueue):
                     and_(Job.state == "pending", Job.available_at <= now),
                     and_(Job.state == "running", Job.lease_expires_at < now),
                 )).order_by(Job.created_at, Job.id).limit(1)
+                if job_id is not None:
+                    query = query.where(Job.id == job_id)
                 if self.db.dialect == "postgresql":
                     query = query.with_for_update(skip_locked=True)
                 job = session.scalars(query).first()

@@ -65,8 +65,7 @@ class WorkerPool:
         self._heartbeat: threading.Thread | None = None
 
     def start(self) -> None:
-        if self.threads == 0:
-            return
+        """Start the worker threads (none when ``threads`` is 0) and the heartbeat, which ``run_one`` needs too."""
         self._workers = [
             threading.Thread(target=self._work, args=(f"{self.name}/{i}",), name=f"job-worker-{i}", daemon=True)
             for i in range(self.threads)
@@ -98,15 +97,21 @@ class WorkerPool:
             with self._idle:
                 seen = self._wakeups
             try:
-                job = self.queue.claim(worker)
-                if job is not None:
-                    self._run(job)
+                if self.run_one(worker):
                     continue
             except Exception:  # the database may be away for a while; keep the worker alive
                 log.exception("job worker error", extra={"worker": worker})
             with self._idle:
                 if self._wakeups == seen and not self._stopping.is_set():
                     self._idle.wait(self.poll_s)
+
+    def run_one(self, worker: str, job_id: str | None = None) -> bool:
+        """Claim a job (that one, when named) and run it in this thread; False when there was none to claim."""
+        job = self.queue.claim(worker, job_id=job_id)
+        if job is None:
+            return False
+        self._run(job)
+        return True
 
     def _run(self, job: ClaimedJob) -> None:
         running = self._running[job.id] = _Running(job)
