@@ -33,3 +33,34 @@ def doom_sound(lump: str, wad: Path = FREEDOOM_WAD) -> np.ndarray:
             pcm = np.frombuffer(data, np.uint8, samples - 32, offset + 8 + 16).astype(np.float32) / 128.0 - 1.0
             return resample_poly(pcm, SR, rate).astype(np.float32)
     raise KeyError(f"no lump {lump} in {wad}")
+
+
+# A real pistol in a real hand, cut from a camera frame of the weapon development set
+# (AhmedMohsenElgarh/new-dataset-weapon, CC BY 4.0; see tests/data/README.md). The frame it came
+# from was squeezed to 416x416 from 16:9, so it is widened back when pasted.
+PISTOL_IN_HAND = Path(__file__).parent / "data" / "pistol_in_hand.png"
+PISTOL_ASPECT = 27 * (16 / 9) / 29
+
+
+def street_scene(*, pistol_share: float | None = None) -> tuple[np.ndarray, tuple[int, ...], tuple[int, ...] | None]:
+    """A 1280x720 photo (scikit-learn's china.jpg) with a photographed person (the astronaut) standing in it.
+
+    With ``pistol_share``, the pistol crop is pasted at the person's side, at shoulder height, that share
+    of the frame's width wide. Returns the frame and the person's and the pistol's boxes (x0, y0, x1, y1).
+    """
+    import cv2
+    from skimage import data as skdata
+    from sklearn.datasets import load_sample_image
+
+    frame = cv2.resize(load_sample_image("china.jpg"), (1280, 720), interpolation=cv2.INTER_CUBIC)
+    person = (480, 330, 780, 630)
+    frame[person[1]:person[3], person[0]:person[2]] = cv2.resize(skdata.astronaut(), (300, 300),
+                                                                  interpolation=cv2.INTER_AREA)
+    if pistol_share is None:
+        return frame, person, None
+    width = round(1280 * pistol_share)
+    height = round(width / PISTOL_ASPECT)
+    pistol = cv2.cvtColor(cv2.imread(str(PISTOL_IN_HAND)), cv2.COLOR_BGR2RGB)
+    x0, y0 = person[2] - 4, person[1] + 100
+    frame[y0:y0 + height, x0:x0 + width] = cv2.resize(pistol, (width, height), interpolation=cv2.INTER_AREA)
+    return frame, person, (x0, y0, x0 + width, y0 + height)

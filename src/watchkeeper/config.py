@@ -276,8 +276,23 @@ class HeadsSettings(Section):
     capture: HeadCaptureSettings | None = None
 
 
+class WeaponsSettings(Section):
+    """Handguns, long guns and knives (``watchkeeper.weapons``): windows around people and over the frame."""
+
+    enabled: bool = True
+    model: Path | None = Field(
+        None, description="Weapon detector file (JSON beside its .npz) from 'watchkeeper train --format yolo'; "
+        "default: the one shipped in the package.")
+    max_people: int = Field(3, ge=0, description="People searched around per frame, largest first.")
+    min_probability: float = Field(
+        0.2, ge=0, le=1, description="Windows below this weapon probability are not reported at all.")
+    wrist_reach: float = Field(
+        0.12, gt=0, description="A weapon this close to a wrist (person heights) is held by that person.")
+
+
 class AnalyzersSettings(Section):
     objects: ObjectsSettings = Field(default_factory=ObjectsSettings)
+    weapons: WeaponsSettings = Field(default_factory=WeaponsSettings)
     pose: PoseSettings = Field(default_factory=PoseSettings)
     gate: GateSettings = Field(default_factory=GateSettings)
     motion: MotionSettings = Field(default_factory=MotionSettings)

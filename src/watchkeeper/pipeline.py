@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 # Results list analyzers in this order; each analyzer's ``requires`` decides what
 # runs before it (the gate before heavy per-frame analyzers, speech before text).
 ANALYZER_ORDER = (
-    "gate", "motion", "objects", "pose", "fire", "crowd", "emotion", "ocr", "scene", "caption",
+    "gate", "motion", "objects", "pose", "weapons", "fire", "crowd", "emotion", "ocr", "scene", "caption",
     "audio_events", "speech", "text", "heads",
 )
 
@@ -128,6 +128,10 @@ class Pipeline:
         """Cache key part: everything besides the media bytes that shapes a result."""
         interval = frame_interval_s or self.settings.media.frame_interval_s
         key = f"{code_fingerprint()}-{self.settings.analysis_hash()}-{self.heads.fingerprint}-{interval:g}"
+        weapon_file = self.settings.analyzers.weapons.model
+        if weapon_file is not None and Path(weapon_file).is_file():
+            # The card names its weights' sha256: a retrained detector under the same path is a new key.
+            key += "-" + hashlib.sha256(Path(weapon_file).read_bytes()).hexdigest()[:16]
         key += f"-{media_type or 'auto'}"
         if camera in self.heads.cameras:
             key += f"-camera:{camera}"

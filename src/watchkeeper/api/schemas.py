@@ -302,7 +302,7 @@ class IncidentOut(Out):
 class IncidentDetail(IncidentOut):
     data: dict[str, Any] = Field(description="The whole incident: evidence per modality, boxes, report fields.")
     assigned_to_name: str | None = None
-    evidence_files: list[Literal["snapshot", "clip", "audio"]] = Field(
+    evidence_files: list[Literal["snapshot", "weapon", "clip", "audio"]] = Field(
         default_factory=list, description="The live evidence kept for it (GET .../evidence/{kind}).")
 
 
@@ -393,5 +393,17 @@ class ModelOut(BaseModel):
     status: str | None = Field(None, description="'ok', or why it is not usable; admins only (it may name a folder).")
 
 
+class ModelCardOut(BaseModel):
+    model: str
+    category: str
+    trained_at: str | None = None
+    data: str | None = None
+    metrics: str | None = Field(None, description="Cross-validated figures from training.")
+    threshold: str | None = None
+    summary: str | None = None
+    error: str | None = Field(None, description="Why the model could not be read; admins only.")
+
+
 class ModelList(BaseModel):
     models: list[ModelOut]
+    cards: list[ModelCardOut] = Field(default_factory=list, description="Model cards of the models trained here.")

@@ -31,6 +31,48 @@ def model_rows(settings: Settings, *, load: bool) -> list[dict[str, Any]]:
     return rows
 
 
+def model_cards(settings: Settings) -> list[dict[str, Any]]:
+    """The models trained for this product (the weapon detector, learned heads): what their cards say."""
+    from ..analyzers.weapons import weapon_model
+    from ..heads.head import load_heads
+
+    cards = []
+    try:
+        weapon = weapon_model(settings, ModelRegistry(settings.models))
+    except WatchkeeperError as exc:
+        cards.append({"model": "weapon-windows", "category": "weapon", "error": str(exc)})
+    else:
+        card = weapon.meta.card
+        cv = card.cross_validation
+        cards.append({
+            "model": weapon.name, "category": "weapon", "trained_at": card.trained_at,
+            "data": (f"{card.data.images} pictures with weapons ({card.data.groups} source images; "
+                     + ", ".join(f"{k} {n}" for k, n in card.data.boxes_per_kind.items())
+                     + f"), {card.data.negative_frames} weapon-free frames from {card.data.negative_files} files"),
+            "metrics": (f"{cv.folds}-fold grouped image ROC-AUC {cv.image_roc_auc}, "
+                        f"recall at 5% false alarms {cv.recall_at_5pct_false_alarms}"),
+            "threshold": f"{card.threshold.value:g} ({card.threshold.oof_false_alarm_rate:.1%} false alarms "
+                         f"out of fold)",
+            "summary": card.summary,
+        })
+    try:
+        heads = load_heads(settings).all()
+    except WatchkeeperError as exc:
+        return cards + [{"model": "learned heads", "category": "", "error": str(exc)}]
+    for head in heads:
+        card = head.card
+        cards.append({
+            "model": head.name, "category": head.category, "trained_at": card.trained_at,
+            "data": f"{card.data.positive_files} positive, {card.data.negative_files} negative files "
+                    f"({card.data.dataset})",
+            "metrics": f"{card.cross_validation.folds}-fold grouped file ROC-AUC {card.cross_validation.file_roc_auc}",
+            "threshold": f"{card.threshold.value:g} ({card.threshold.oof_false_alarm_rate:.1%} false alarms "
+                         f"out of fold)",
+            "summary": card.summary,
+        })
+    return cards
+
+
 @dataclass
 class Check:
     name: str

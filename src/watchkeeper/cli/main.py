@@ -20,7 +20,7 @@ from ..config import Settings, load_settings
 from ..errors import ConfigError, WatchkeeperError
 from ..logging_setup import configure as configure_logging
 from . import render
-from .diagnostics import doctor_checks, model_rows
+from .diagnostics import doctor_checks, model_cards, model_rows
 from .live import register as register_live_commands
 from .notify import register as register_notify_commands
 from .reports import register as register_report_commands
@@ -169,7 +169,19 @@ def models(
         style = ("yellow" if row["optional"] else "red") if failed else None
         cells = (row["name"], row["status"], row["source"], row["load_ms"], row["description"])
         table.add_row(*(escape(c) for c in cells), style=style)
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    cards = Table(title="Model cards (models trained for watchkeeper)")
+    for column in ("model", "category", "trained", "data", "cross-validated", "threshold"):
+        cards.add_column(column, overflow="fold")
+    for card in model_cards(settings):
+        if "error" in card:
+            cards.add_row(escape(card["model"]), escape(card["category"]), "", escape(card["error"]), "", "",
+                          style="red")
+            problems += 1
+            continue
+        cards.add_row(*(escape(card[k]) for k in ("model", "category", "trained_at", "data", "metrics", "threshold")))
+    console.print(cards)
     raise typer.Exit(EXIT_OK if problems == 0 else EXIT_SOME_FAILED)
 
 
@@ -203,11 +215,32 @@ def _report_failures(failed: list[tuple[str, dict[str, str]]]) -> None:
         err.print(f"[red]failed[/red] {escape(path)}: {error['type']}: {escape(error['message'])}", highlight=False)
 
 
+class DataFormat(str, Enum):
+    folders = "folders"
+    yolo = "yolo"
+
+
 @app.command()
 def train(
     dataset_dir: Annotated[Path, typer.Argument(help="Folder with one subfolder of media per label.")],
     category: Annotated[str, typer.Option("--category", help="Category id the head scores.")],
-    positive: Annotated[str, typer.Option("--positive", help="Positive label folder(s), comma-separated.")],
+    positive: Annotated[Optional[str], typer.Option(
+        "--positive", help="Positive label folder(s), comma-separated (folder-per-label data sets).")] = None,
+    data_format: Annotated[DataFormat, typer.Option(
+        "--format", help="folders: one folder of media per label, trains a learned head; yolo: images/ and "
+        "labels/ with boxes, trains the weapon detector (--category weapon).")] = DataFormat.folders,
+    classes: Annotated[Optional[str], typer.Option(
+        "--classes", help="yolo: class ids to weapon kinds, e.g. 0=handgun,1=knife,2=long_gun.")] = None,
+    negatives: Annotated[Optional[list[Path]], typer.Option(
+        "--negatives", help="yolo: a folder of weapon-free images or videos (repeatable).")] = None,
+    exclude: Annotated[Optional[str], typer.Option(
+        "--exclude", help="yolo: leave out images whose file name matches this regular expression.")] = None,
+    copies_per_group: Annotated[int, typer.Option(
+        "--copies-per-group", min=1, help="yolo: augmented copies used per source image.")] = 1,
+    max_images: Annotated[Optional[int], typer.Option(
+        "--max-images", min=1, help="yolo: at most this many labelled images.")] = None,
+    windows_cache: Annotated[Optional[Path], typer.Option(
+        "--windows-cache", help="yolo: keep the cut windows in this .npz and reuse them next time.")] = None,
     modality: Annotated[Optional[str], typer.Option(
         "--modality", help="Media types the head is for: image, audio, video (comma-separated); "
         "default: those in the data set that the extractor handles.")] = None,
@@ -239,6 +272,16 @@ def train(
     from ..heads.training import TrainOptions, train_head
 
     settings = _settings()
+    if data_format is DataFormat.yolo:
+        from .weapons import train_weapon_detector
+
+        train_weapon_detector(
+            dataset_dir, settings, category=category, classes=classes, negatives=negatives or [], exclude=exclude,
+            group_pattern=group_pattern, copies_per_group=copies_per_group, max_images=max_images, folds=folds,
+            target_far=target_far, out=out, name=name, windows_cache=windows_cache)
+        return
+    if positive is None:
+        raise click.BadParameter("name the positive label folder(s)", param_hint="--positive")
     dataset = load_dataset(dataset_dir, parse_labels(positive), group_file=groups, group_pattern=group_pattern,
                            duplicates="drop" if dedupe else "refuse", media_settings=settings.media)
     for dropped, kept in dataset.dropped_duplicates:

@@ -117,7 +117,7 @@ class FusionEngine:
             for category, weight in self.rules.weights_for(det.label).items():
                 factor = zone.factor if zone and (not zone.categories or category in zone.categories) else 1.0
                 contribution = min(1.0, weight * det.score * factor)
-                key = (category, det.label)
+                key = (category, self.rules.evidence_key(det.label))
                 current = best.get(key)
                 if current is None or contribution > current.contribution:
                     best[key] = Support(det.label, contribution, weight, [det], frozenset({det.modality}))

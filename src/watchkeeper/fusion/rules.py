@@ -29,6 +29,12 @@ class FusionRules:
     raise_at_confidence: float
     raise_at_agreement: int
     phrases: dict[str, str] = field(default_factory=dict)
+    # Label -> the first label of its group of alternatives (one detector's rival readings of one thing).
+    alternatives: dict[str, str] = field(default_factory=dict)
+
+    def evidence_key(self, label: str) -> str:
+        """Labels that are alternatives of one another count once, by their strongest detection."""
+        return self.alternatives.get(label, label)
 
     def weights_for(self, label: str) -> dict[str, float]:
         """Category weights one evidence label carries."""
@@ -105,4 +111,5 @@ def build_rules(settings: Settings) -> FusionRules:
         raise_at_confidence=float(raw["severity"]["raise_at_confidence"]),
         raise_at_agreement=int(raw["severity"]["raise_at_agreement"]),
         phrases=raw.get("phrases", {}),
+        alternatives={label: group[0] for group in raw.get("alternatives", []) for label in group},
     )

@@ -6,7 +6,8 @@ span ``pre_event_s`` before the incident's start to ``post_event_s`` after
 it opened, so they are cut from the camera's ring once the camera has got
 that far (or has stopped), by a thread of their own: the analysis never
 waits for an encoder. Files go to ``<folder>/<camera>/<incident id>/``:
-``snapshot.jpg``, ``clip.mp4`` (H.264, with AAC sound when the camera has
+``snapshot.jpg``, ``weapon.jpg`` (the weapon close up, when a weapon is part
+of the evidence), ``clip.mp4`` (H.264, with AAC sound when the camera has
 sound) and ``audio.wav``. A camera in privacy mode keeps none of them.
 """
 
@@ -26,13 +27,13 @@ import numpy as np
 
 from ..config import EvidenceSettings
 from ..domain import AUDIO_SAMPLE_RATE_HZ, Incident
-from ..reasoning.pictures import draw_incident
+from ..reasoning.pictures import draw_incident, weapon_crop
 from ..samples import mux_audio, write_audio
 from .capture import CaptureLoop
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT, CLIP, SOUND = "snapshot.jpg", "clip.mp4", "audio.wav"
+SNAPSHOT, WEAPON, CLIP, SOUND = "snapshot.jpg", "weapon.jpg", "clip.mp4", "audio.wav"
 
 
 @dataclass
@@ -40,6 +41,7 @@ class Evidence:
     incident_id: str
     folder: Path
     snapshot: Path | None = None
+    weapon: Path | None = None
     clip: Path | None = None
     audio: Path | None = None
     clip_span_s: tuple[float, float] | None = None
@@ -112,6 +114,10 @@ class EvidenceRecorder:
             path = evidence.folder / SNAPSHOT
             draw_incident(picture, incident).save(path, quality=self.settings.jpeg_quality)
             evidence.snapshot = path
+            close_up = weapon_crop(picture, incident)
+            if close_up is not None:
+                close_up.save(evidence.folder / WEAPON, quality=self.settings.jpeg_quality)
+                evidence.weapon = evidence.folder / WEAPON
         t_from = max(0.0, incident.t_start_s - self.settings.pre_event_s)
         self._cuts.put(_Cut(evidence, t_from, t_open + self.settings.post_event_s))
         return evidence

@@ -387,4 +387,5 @@ def _paths(evidence: Evidence | None) -> dict[str, Any]:
     if evidence is None:
         return {}
     return {kind: str(path) if path else None
-            for kind, path in (("snapshot", evidence.snapshot), ("clip", evidence.clip), ("audio", evidence.audio))}
+            for kind, path in (("snapshot", evidence.snapshot), ("weapon", evidence.weapon), ("clip", evidence.clip),
+                               ("audio", evidence.audio))}

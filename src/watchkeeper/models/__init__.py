@@ -4,7 +4,8 @@ import importlib
 
 from .registry import BACKENDS, ModelBackend, ModelRegistry, register_backend
 
-BACKEND_MODULES = ("yamnet", "whisper", "minilm", "yolo", "mediapipe_models", "fer", "ocr", "transformers_models")
+BACKEND_MODULES = ("yamnet", "whisper", "minilm", "yolo", "mediapipe_models", "fer", "ocr", "transformers_models",
+                  "weapon_windows")
 
 
 def load_all_backends() -> dict[str, type[ModelBackend]]:

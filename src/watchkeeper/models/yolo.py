@@ -102,6 +102,22 @@ class YoloV3Tiny:
             candidates = [_merge(plain, _unzoom(extra)) for plain, extra in zip(candidates, zoomed)]
         return [FrameObjects(_nms(c, min_score, nms_iou), e) for c, e in zip(candidates, embeddings)]
 
+    def feature_maps(self, image_rgb: np.ndarray, layers: Sequence[str]) -> list[np.ndarray]:
+        """Activations (channels x rows x columns) of ``layers`` for one RGB image at its own size.
+
+        Both sides must be multiples of 32 (the network's stride).
+        """
+        h, w = image_rgb.shape[:2]
+        if h % 32 or w % 32:
+            raise MediaError(f"feature maps need sides in multiples of 32, got {w}x{h}")
+        blob = cv2.dnn.blobFromImage(image_rgb, 1 / 255.0, (w, h), swapRB=False, crop=False)
+        with self._lock:
+            self._net.setInput(blob)
+            outputs = self._net.forward(list(layers))
+            self.forward_passes += 1
+            self.images_processed += 1
+        return [output[0] for output in outputs]
+
     def _forward(
         self, images: Sequence[np.ndarray], input_size: int, min_score: float, batch_size: int
     ) -> tuple[list[_Candidates], list[np.ndarray]]:

@@ -40,3 +40,35 @@ def incident_jpeg(rgb: np.ndarray, incident: Incident, quality: int = 85) -> byt
     buffer = io.BytesIO()
     draw_incident(rgb, incident).save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()
+
+
+WEAPON_LABEL_PREFIX = "weapon:"
+CROP_MIN_SIDE = 256
+
+
+def weapon_crop(rgb: np.ndarray, incident: Incident) -> Image.Image | None:
+    """The weapon close up: the incident's strongest weapon box with as much again around it, enlarged."""
+    weapons = [e.detection for e in incident.evidence
+               if e.detection.label.startswith(WEAPON_LABEL_PREFIX) and e.detection.box_xywh_norm is not None]
+    if not weapons:
+        return None
+    x, y, w, h = max(weapons, key=lambda d: d.score).box_xywh_norm  # type: ignore[misc]
+    height, width = rgb.shape[:2]
+    side = max(w * width, h * height) * 2
+    cx, cy = (x + w / 2) * width, (y + h / 2) * height
+    x0, y0 = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
+    x1, y1 = int(min(width, cx + side / 2)), int(min(height, cy + side / 2))
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return None
+    crop = Image.fromarray(rgb[y0:y1, x0:x1])
+    grow = max(1.0, CROP_MIN_SIDE / max(crop.size))
+    return crop.resize((round(crop.width * grow), round(crop.height * grow)), Image.Resampling.LANCZOS)
+
+
+def weapon_jpeg(rgb: np.ndarray, incident: Incident, quality: int = 90) -> bytes | None:
+    close_up = weapon_crop(rgb, incident)
+    if close_up is None:
+        return None
+    buffer = io.BytesIO()
+    close_up.save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()

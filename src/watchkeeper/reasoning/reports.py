@@ -30,7 +30,7 @@ from ..media.sources import MediaSource
 from ..taxonomy import SEVERITY_COLORS, Category, confidence_word
 from .assessor import Reasoner, json_object
 from .base import ChatRequest
-from .pictures import incident_jpeg
+from .pictures import incident_jpeg, weapon_jpeg
 from .local import MODALITY_WORDS, modalities_present, where_in_frame
 from .prompt import evidence_text, site_context
 from .report_model import EvidenceLine, IncidentPart, Picture, Report, Sections, TimelineEntry
@@ -258,8 +258,13 @@ def incident_pictures(source: MediaSource, result: AnalysisResult, media: MediaS
         return {}
     frames = nearest_frames(source, result.media.media_type, [(i.t_start_s + i.t_end_s) / 2 for i in result.incidents],
                             media)
-    return {n: [picture(f"{incident.category_name} at {frame.t_s:.1f} s", incident_jpeg(frame.rgb, incident))]
-            for n, (incident, frame) in enumerate(zip(result.incidents, frames))}
+    pictures: dict[int, list[Picture]] = {}
+    for n, (incident, frame) in enumerate(zip(result.incidents, frames)):
+        pictures[n] = [picture(f"{incident.category_name} at {frame.t_s:.1f} s", incident_jpeg(frame.rgb, incident))]
+        close_up = weapon_jpeg(frame.rgb, incident)
+        if close_up is not None:
+            pictures[n].append(picture("the weapon, close up", close_up))
+    return pictures
 
 
 def _leads(result: AnalysisResult, incident: Incident) -> bool:

@@ -22,8 +22,8 @@ from ..services import Services
 
 router = APIRouter(tags=["cameras"])
 
-EVIDENCE_MEDIA = {"snapshot": "image/jpeg", "clip": "video/mp4", "audio": "audio/wav"}
-EvidenceKind = Literal["snapshot", "clip", "audio"]
+EVIDENCE_MEDIA = {"snapshot": "image/jpeg", "weapon": "image/jpeg", "clip": "video/mp4", "audio": "audio/wav"}
+EvidenceKind = Literal["snapshot", "weapon", "clip", "audio"]
 
 
 def get_live(request: Request) -> LiveService:
@@ -74,14 +74,14 @@ def remove_camera(name: str, request: Request, principal: Admin) -> None:
 
 @router.get("/incidents/{incident_id}/evidence/{kind}", response_class=FileResponse,
             responses={200: {"content": {m: {} for m in EVIDENCE_MEDIA.values()}}},
-            summary="A live incident's snapshot, clip or sound")
+            summary="A live incident's snapshot, weapon close-up, clip or sound")
 def evidence(incident_id: IdPath, kind: EvidenceKind, request: Request, services: ServicesDep,
              _: Viewer) -> FileResponse:
     return evidence_file(services, get_live(request), incident_id, kind)
 
 
 @router.delete("/incidents/{incident_id}/evidence/snapshot", status_code=status.HTTP_204_NO_CONTENT,
-               summary="Delete a live incident's snapshot (its clip and sound stay)")
+               summary="Delete a live incident's snapshot and its weapon close-up (its clip and sound stay)")
 def delete_snapshot(incident_id: IdPath, request: Request, services: ServicesDep, principal: Operator) -> None:
     root = get_live(request).evidence_dir.resolve()
     with services.db.session() as session:
@@ -94,10 +94,15 @@ def delete_snapshot(incident_id: IdPath, request: Request, services: ServicesDep
         # Only a file under the evidence folder is ever deleted, whatever a row says.
         if path is None or not path.is_relative_to(root) or not path.is_file():
             raise NotFoundError(f"incident {incident_id} has no snapshot")
-        row.data = {**row.data, "live": {**live, "evidence": {**live["evidence"], "snapshot": None}}}
+        # The weapon close-up is cut from the snapshot: it goes with it.
+        close_up = Path(live["evidence"].get("weapon") or path).resolve()
+        close_up = close_up if close_up != path and close_up.is_relative_to(root) and close_up.is_file() else None
+        row.data = {**row.data, "live": {**live, "evidence": {**live["evidence"], "snapshot": None, "weapon": None}}}
         record(session, principal, "incident.evidence.delete", target_type="incident", target_id=incident_id,
                details={"kind": "snapshot", "file": path.name}, ip=client_ip(request))
         path.unlink()  # inside the transaction: a file that cannot be deleted leaves the row as it was
+        if close_up is not None:
+            close_up.unlink()
 
 
 def evidence_file(services: Services, live: LiveService, incident_id: int, kind: EvidenceKind) -> FileResponse:

@@ -21,6 +21,7 @@ from .. import schemas
 from ..deps import IdPath, Operator, PageDep, ServicesDep, Viewer, client_ip
 from ..reports import (REPORT_RESPONSES, DownloadQuery, ReportFormatQuery, media_pictures, report_response,
                        report_writer)
+from .cameras import EVIDENCE_MEDIA
 from .common import page_of, within
 
 router = APIRouter(prefix="/incidents", tags=["incidents"])
@@ -67,7 +68,7 @@ def one_incident(incident_id: IdPath, request: Request, services: ServicesDep, _
         stored = (row.data.get("live") or {}).get("evidence", {})
         return schemas.IncidentDetail.model_validate(row).model_copy(update={
             "assigned_to_name": assignee.name if assignee else None,
-            "evidence_files": [kind for kind in ("snapshot", "clip", "audio")
+            "evidence_files": [kind for kind in EVIDENCE_MEDIA
                                if _evidence_path(request, stored.get(kind)) is not None]})
 
 
@@ -130,11 +131,14 @@ def incident_report(incident_id: IdPath, request: Request, services: ServicesDep
         media_path, camera = row.analysis.media_path, row.camera
     incident = Incident.model_validate(data).model_copy(update={"status": row.status})
     links = {kind: request.url_for("evidence", incident_id=incident_id, kind=kind).path
-             for kind in ("snapshot", "clip", "audio")
+             for kind in EVIDENCE_MEDIA
              if _evidence_path(request, live.get("evidence", {}).get(kind)) is not None}
     snapshot = _evidence_path(request, live.get("evidence", {}).get("snapshot"))
+    close_up = _evidence_path(request, live.get("evidence", {}).get("weapon"))
     if snapshot is not None:
         pictures = [picture(f"{incident.category_name}: snapshot", snapshot.read_bytes())]
+        if close_up is not None:
+            pictures.append(picture("the weapon, close up", close_up.read_bytes()))
     else:  # the analysed file's frame, while the file is still there
         pictures = media_pictures(services, media_path, result.model_copy(update={"incidents": [incident]})).get(0, [])
     report = report_writer(services).for_incident(

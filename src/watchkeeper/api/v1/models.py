@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from ...auth import role_allows
-from ...cli.diagnostics import model_rows
+from ...cli.diagnostics import model_cards, model_rows
 from .. import schemas
 from ..deps import ServicesDep, Viewer
 
@@ -24,4 +24,6 @@ def list_models(services: ServicesDep, principal: Viewer) -> schemas.ModelList:
         schemas.ModelOut(name=row["name"], description=row["description"], optional=row["optional"],
                          installed=row["status"] == "ok", source=row["source"] if admin else None,
                          status=row["status"] if admin else None)
-        for row in model_rows(services.settings, load=False)])
+        for row in model_rows(services.settings, load=False)],
+        cards=[schemas.ModelCardOut(**(card if admin or "error" not in card else {**card, "error": "unreadable"}))
+               for card in model_cards(services.settings)])

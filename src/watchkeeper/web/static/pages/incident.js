@@ -66,6 +66,8 @@
       source($("snapshot-image"), evidence("snapshot"));
       $("snapshot-save").href = evidence("snapshot");
     }
+    $("weapon").hidden = !files.has("weapon");
+    if (files.has("weapon")) source($("weapon-image"), evidence("weapon"));
     $("clip").hidden = !files.has("clip");
     if (files.has("clip")) source($("clip").querySelector("video"), evidence("clip"));
     $("sound").hidden = !files.has("audio");

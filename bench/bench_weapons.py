@@ -1,0 +1,106 @@
+"""Weapon detector cost per analysed 1280x720 frame: prints a table and writes bench/results/weapons.json.
+
+Target on a 2-core CPU: at most 150 ms more per frame than the pipeline without the detector, with up to
+``analyzers.weapons.max_people`` (3) people in view. Measured two ways: the detector alone on a frame with
+0-3 people (their boxes given, as the objects analyzer gives them), and the whole pipeline on a 1280x720
+photo with the weapons analyzer on and off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+from skimage import data as skdata
+from sklearn.datasets import load_sample_image
+
+from watchkeeper import Pipeline
+from watchkeeper.analyzers.weapons import weapon_model
+from watchkeeper.config import Settings
+from watchkeeper.models import ModelRegistry
+from watchkeeper.weapons.detector import WeaponDetector
+
+TARGET_EXTRA_MS = 150.0
+WIDTH, HEIGHT = 1280, 720
+
+
+def street_with_people(people: int) -> tuple[np.ndarray, list[tuple[float, float, float, float]]]:
+    """A 1280x720 photo with ``people`` photographed people standing in it, and their boxes (pixels)."""
+    frame = cv2.resize(load_sample_image("china.jpg"), (WIDTH, HEIGHT), interpolation=cv2.INTER_CUBIC)
+    person = cv2.resize(skdata.astronaut(), (260, 260), interpolation=cv2.INTER_AREA)
+    boxes = []
+    for k in range(people):
+        x, y = 80 + k * 400, 300
+        frame[y:y + 260, x:x + 260] = person
+        boxes.append((float(x), float(y), float(x + 260), float(y + 260)))
+    return frame, boxes
+
+
+def _median_ms(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "weapons.json")
+    args = parser.parse_args()
+
+    settings = Settings()
+    registry = ModelRegistry(settings.models)
+    detector = WeaponDetector(registry.get("yolov3-tiny"), weapon_model(settings, registry))
+    detector_ms = {}
+    for people in range(4):
+        frame, boxes = street_with_people(people)
+        detector.find(frame, boxes)  # warm up
+        detector_ms[people] = round(_median_ms(lambda: detector.find(frame, boxes), args.repeats), 1)
+
+    frame, _ = street_with_people(2)
+    with tempfile.TemporaryDirectory() as folder:
+        photo = Path(folder) / "street.jpg"
+        Image.fromarray(frame).save(photo, quality=92)
+        pipeline_ms = {}
+        for enabled in (False, True):
+            settings = Settings()
+            settings.analyzers.weapons.enabled = enabled
+            pipeline = Pipeline(settings)
+            pipeline.analyze(photo, use_cache=False)  # warm up: models load
+            pipeline_ms[enabled] = round(_median_ms(lambda: pipeline.analyze(photo, use_cache=False), args.repeats), 1)
+
+    extra = round(pipeline_ms[True] - pipeline_ms[False], 1)
+    results = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}",
+        "frame": f"{WIDTH}x{HEIGHT}",
+        "detector_ms_by_people": detector_ms,
+        "pipeline_image_ms_without_weapons": pipeline_ms[False],
+        "pipeline_image_ms_with_weapons": pipeline_ms[True],
+        "pipeline_extra_ms": extra,
+        "target_extra_ms": TARGET_EXTRA_MS,
+        "meets_target": max(max(detector_ms.values()), extra) <= TARGET_EXTRA_MS,
+    }
+    print(f"weapon detector on a {WIDTH}x{HEIGHT} frame (median of {args.repeats}):")
+    for people, ms in detector_ms.items():
+        print(f"  {people} people: {ms:7.1f} ms")
+    print(f"pipeline on a {WIDTH}x{HEIGHT} photo with 2 people: {pipeline_ms[False]:.1f} ms without, "
+          f"{pipeline_ms[True]:.1f} ms with the detector: +{extra:.1f} ms (target <= {TARGET_EXTRA_MS:.0f} ms)")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""Weapons in one frame: score the windows, keep the best of overlapping ones, say whose hand they are in."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..models.yolo import YoloV3Tiny
+from .model import WeaponModel
+from .windows import Box, REACH_SIDE, REACH_UP, REACH_DOWN, frame_windows
+
+# Windows overlapping a kept one by more than this (intersection over union) are the same weapon.
+SAME_WEAPON_IOU = 0.25
+# Weapons fill 20-95% of a training window's side, about half on average: the box reported is the
+# window's middle half.
+BOX_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class WeaponFinding:
+    kind: str
+    probability: float  # p(weapon) of the best window
+    kind_confidence: float  # p(kind | weapon)
+    box: Box  # estimated weapon box, frame pixels
+    window: Box  # the window it was found in
+    holder: int | None  # index of the person holding it, in the people given
+    near_wrist: bool  # a wrist keypoint of the holder is next to it
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    ix = np.clip(np.minimum(a[2], b[:, 2]) - np.maximum(a[0], b[:, 0]), 0, None)
+    iy = np.clip(np.minimum(a[3], b[:, 3]) - np.maximum(a[1], b[:, 1]), 0, None)
+    inter = ix * iy
+    area = (a[2] - a[0]) * (a[3] - a[1])
+    return inter / (area + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter)
+
+
+def _middle(window: np.ndarray, share: float) -> Box:
+    cx, cy = (window[0] + window[2]) / 2, (window[1] + window[3]) / 2
+    half = (window[2] - window[0]) * share / 2
+    return (float(cx - half), float(cy - half), float(cx + half), float(cy + half))
+
+
+def _within_reach(person: Box, point: tuple[float, float]) -> bool:
+    x0, y0, x1, y1 = person
+    tall = y1 - y0
+    return (x0 - REACH_SIDE * tall <= point[0] <= x1 + REACH_SIDE * tall
+            and y0 - REACH_UP * tall <= point[1] <= y0 + REACH_DOWN * tall)
+
+
+class WeaponDetector:
+    def __init__(self, yolo: YoloV3Tiny, model: WeaponModel, *, max_people: int = 3,
+                 min_probability: float = 0.2, wrist_reach: float = 0.12) -> None:
+        self.yolo = yolo
+        self.model = model
+        self.max_people = max_people
+        self.min_probability = min_probability
+        self.wrist_reach = wrist_reach
+
+    def find(self, image_rgb: np.ndarray, people: Sequence[Box],
+             wrists: Sequence[Sequence[tuple[float, float]]] = ()) -> list[WeaponFinding]:
+        """Weapons in an RGB frame, strongest first; ``people`` in frame pixels, ``wrists[k]`` person k's wrists."""
+        windows = frame_windows(self.yolo, image_rgb, people, max_people=self.max_people)
+        probability = self.model.weapon_probability(windows.features)
+        candidates = np.flatnonzero(probability >= self.min_probability)
+        if not len(candidates):
+            return []
+        kinds = self.model.kind_probabilities(windows.features[candidates])
+        order = candidates[np.argsort(-probability[candidates])]
+        kept: list[int] = []
+        for index in order:
+            if kept and (_iou(windows.boxes[index], windows.boxes[kept]) > SAME_WEAPON_IOU).any():
+                continue
+            kept.append(index)
+        findings = []
+        for index in kept:
+            row = int(np.flatnonzero(candidates == index)[0])
+            kind = int(np.argmax(kinds[row]))
+            box = _middle(windows.boxes[index], BOX_SHARE)
+            holder, near_wrist = self._holder(box, int(windows.person[index]), people, wrists)
+            findings.append(WeaponFinding(
+                kind=self.model.meta.kinds[kind], probability=float(probability[index]),
+                kind_confidence=float(kinds[row, kind]), box=box,
+                window=tuple(float(v) for v in windows.boxes[index]),  # type: ignore[arg-type]
+                holder=holder, near_wrist=near_wrist,
+            ))
+        return findings
+
+    def _holder(self, box: Box, region_person: int, people: Sequence[Box],
+                wrists: Sequence[Sequence[tuple[float, float]]]) -> tuple[int | None, bool]:
+        """The person whose wrist is nearest the weapon (within reach), else whose reach it is in."""
+        centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+        best: tuple[float, int] | None = None
+        for k, person_wrists in enumerate(wrists):
+            if k >= len(people):
+                break
+            tall = max(1.0, people[k][3] - people[k][1])
+            for wx, wy in person_wrists:
+                distance = float(np.hypot(wx - centre[0], wy - centre[1])) / tall
+                if distance <= self.wrist_reach and (best is None or distance < best[0]):
+                    best = (distance, k)
+        if best is not None:
+            return best[1], True
+        if region_person >= 0 and _within_reach(people[region_person], centre):
+            return region_person, False
+        reachable = [k for k, person in enumerate(people) if _within_reach(person, centre)]
+        if reachable:  # the nearest person whose hands could be there
+            return min(reachable, key=lambda k: abs((people[k][0] + people[k][2]) / 2 - centre[0])), False
+        return None, False

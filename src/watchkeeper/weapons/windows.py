@@ -1,0 +1,153 @@
+"""Feature windows over YOLOv3-tiny activations: what the weapon classifier reads.
+
+A region of a frame is scaled so that one window becomes ``WINDOW_PX`` pixels
+and run once through the YOLOv3-tiny backbone. Every square of ``CELLS`` x
+``CELLS`` cells of ``leaky_9`` (stride 16), stepped by ``STEP`` cells, is one
+window: the mean and the maximum of ``leaky_9`` and the mean of ``leaky_13``
+(stride 32) over its area. One forward pass thus scores dozens of overlapping
+windows, and a handgun that covers 2% of a wide frame fills half a window once
+the region around a person is scaled up.
+
+Where to look (``candidate_regions``) is shared by training and detection, so
+the classifier is trained on the very windows it will be asked about.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..models.yolo import YoloV3Tiny
+
+WINDOW_PX = 128
+STRIDE_PX = 16
+CELLS = WINDOW_PX // STRIDE_PX
+STEP = CELLS // 2
+LAYERS = ("leaky_9", "leaky_13")
+FEATURE_DIM = 256 * 2 + 1024
+# The scaled region's longer side is capped: it bounds one pass's cost.
+MAX_REGION_PX = 768
+# Windows smaller than this many frame pixels hold too little to judge, however far they are scaled up.
+MIN_WINDOW_PX = 20
+_PAD_GREY = 114
+
+# (x0, y0, x1, y1) in frame pixels.
+Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class Region:
+    """A part of the frame to search, with the window size to search it at (frame pixels)."""
+
+    box: Box
+    window_px: float
+    person: int | None = None  # index of the person it is around, if any
+
+
+@dataclass
+class Windows:
+    features: np.ndarray  # (N, FEATURE_DIM) float32
+    boxes: np.ndarray  # (N, 4) x0, y0, x1, y1 in frame pixels
+    person: np.ndarray  # (N,) index of the person whose region it came from, -1 for none
+
+    @classmethod
+    def empty(cls) -> Windows:
+        return cls(np.zeros((0, FEATURE_DIM), np.float32), np.zeros((0, 4)), np.zeros(0, int))
+
+    @classmethod
+    def concat(cls, parts: Sequence[Windows]) -> Windows:
+        if not parts:
+            return cls.empty()
+        return cls(np.concatenate([p.features for p in parts]), np.concatenate([p.boxes for p in parts]),
+                   np.concatenate([p.person for p in parts]))
+
+
+def _positions(cells: int) -> list[int]:
+    last = max(cells - CELLS, 0)
+    positions = list(range(0, last + 1, STEP))
+    if positions[-1] != last:
+        positions.append(last)
+    return positions
+
+
+def region_windows(yolo: YoloV3Tiny, image_rgb: np.ndarray, region: Region) -> Windows:
+    """Every window of one region, with its features, from one forward pass."""
+    height, width = image_rgb.shape[:2]
+    x0, y0, x1, y1 = region.box
+    x0, y0 = max(0, int(round(x0))), max(0, int(round(y0)))
+    x1, y1 = min(width, int(round(x1))), min(height, int(round(y1)))
+    window_px = max(region.window_px, MIN_WINDOW_PX)
+    scale = WINDOW_PX / window_px
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return Windows.empty()
+    longest = max(x1 - x0, y1 - y0) * scale
+    if longest > MAX_REGION_PX:  # keep the middle of an over-long region
+        keep = MAX_REGION_PX / scale
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        x0, x1 = max(x0, int(cx - keep / 2)), min(x1, int(cx + keep / 2))
+        y0, y1 = max(y0, int(cy - keep / 2)), min(y1, int(cy + keep / 2))
+    scaled_w, scaled_h = max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))
+    crop = image_rgb[y0:y1, x0:x1]
+    scaled = cv2.resize(crop, (scaled_w, scaled_h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    canvas_w = max(WINDOW_PX, -(-scaled_w // 32) * 32)
+    canvas_h = max(WINDOW_PX, -(-scaled_h // 32) * 32)
+    canvas = np.full((canvas_h, canvas_w, 3), _PAD_GREY, np.uint8)
+    canvas[:scaled_h, :scaled_w] = scaled
+    fine, coarse = yolo.feature_maps(canvas, LAYERS)
+    rows = _positions(min(fine.shape[1], max(CELLS, -(-scaled_h // STRIDE_PX))))
+    cols = _positions(min(fine.shape[2], max(CELLS, -(-scaled_w // STRIDE_PX))))
+    features, boxes = [], []
+    for i in rows:
+        for j in cols:
+            block = fine[:, i:i + CELLS, j:j + CELLS]
+            ci = min(i // 2, coarse.shape[1] - CELLS // 2)
+            cj = min(j // 2, coarse.shape[2] - CELLS // 2)
+            context = coarse[:, ci:ci + CELLS // 2, cj:cj + CELLS // 2]
+            features.append(np.concatenate([block.mean((1, 2)), block.max((1, 2)), context.mean((1, 2))]))
+            left, top = x0 + j * STRIDE_PX / scale, y0 + i * STRIDE_PX / scale
+            boxes.append((left, top, left + window_px, top + window_px))
+    count = len(features)
+    return Windows(np.asarray(features, np.float32), np.asarray(boxes, float),
+                   np.full(count, -1 if region.person is None else region.person, int))
+
+
+# Relative to a person's height: the window size searched around them (a handgun or knife is about
+# a tenth of a person: a third of the window) and how far their hands reach. Long guns, a third of
+# a person, fit the whole-frame windows unless the person is tiny.
+PERSON_WINDOW = 0.3
+REACH_SIDE = 0.45
+REACH_UP = 0.1
+REACH_DOWN = 0.8
+# The whole frame is searched too, at these fractions of its shorter side (people the object detector
+# missed, long guns, close-ups).
+FRAME_WINDOWS = (0.3, 0.6)
+
+
+def candidate_settings() -> tuple:
+    """Everything that decides which windows are cut (part of a window cache's key)."""
+    return (WINDOW_PX, CELLS, STEP, LAYERS, MAX_REGION_PX, MIN_WINDOW_PX, PERSON_WINDOW, REACH_SIDE, REACH_UP,
+            REACH_DOWN, FRAME_WINDOWS)
+
+
+def candidate_regions(width: int, height: int, people: Sequence[Box], *, max_people: int) -> list[Region]:
+    """Where to look in a frame: around the largest people, then the whole frame."""
+    regions = []
+    largest = sorted(range(len(people)), key=lambda k: -(people[k][3] - people[k][1]))[:max_people]
+    for k in largest:
+        x0, y0, x1, y1 = people[k]
+        tall = y1 - y0
+        if tall <= 0:
+            continue
+        box = (x0 - REACH_SIDE * tall, y0 - REACH_UP * tall, x1 + REACH_SIDE * tall, y0 + REACH_DOWN * tall)
+        regions.append(Region(box, PERSON_WINDOW * tall, person=k))
+    regions += [Region((0, 0, width, height), share * min(width, height)) for share in FRAME_WINDOWS]
+    return regions
+
+
+def frame_windows(yolo: YoloV3Tiny, image_rgb: np.ndarray, people: Sequence[Box], *, max_people: int) -> Windows:
+    height, width = image_rgb.shape[:2]
+    regions = candidate_regions(width, height, people, max_people=max_people)
+    return Windows.concat([region_windows(yolo, image_rgb, r) for r in regions])

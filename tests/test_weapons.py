@@ -1,0 +1,193 @@
+"""The weapon detector: YOLO-format data, window labels, the model file, the holder, the shipped detector's
+quiet on photos without weapons, and its findings' way into incidents, snapshots and reports."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data as skdata
+from sklearn.datasets import load_sample_image
+
+from mediagen import street_scene
+from test_fusion import det, engine
+from watchkeeper import Pipeline
+from watchkeeper.analyzers.weapons import weapon_model
+from watchkeeper.config import Settings
+from watchkeeper.errors import ConfigError, ModelError
+from watchkeeper.models import ModelRegistry, weapon_windows
+from watchkeeper.reasoning.reports import incident_pictures
+from watchkeeper.weapons.dataset import load_box_dataset, negative_files, parse_class_map
+from watchkeeper.weapons.detector import WeaponDetector
+from watchkeeper.weapons.model import WEIGHT_ARRAYS, WeaponModel
+from watchkeeper.weapons.training import _placeholder_meta, label_windows
+from watchkeeper.weapons.windows import FEATURE_DIM
+
+CLASSES = {0: "handgun", 1: "knife", 2: "long_gun"}
+
+
+def write_yolo(root, name, rows, folder="train"):
+    (root / folder / "images").mkdir(parents=True, exist_ok=True)
+    (root / folder / "labels").mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (64, 48), (90, 90, 90)).save(root / folder / "images" / f"{name}.jpg")
+    (root / folder / "labels" / f"{name}.txt").write_text("\n".join(rows) + ("\n" if rows else ""))
+
+
+# -- data ----------------------------------------------------------------------------------------------------------
+
+def test_yolo_boxes_and_polygons_become_boxes_of_the_mapped_kinds(tmp_path):
+    write_yolo(tmp_path, "a", ["0 0.5 0.5 0.2 0.4", "2 0.1 0.2 0.3 0.1 0.4 0.6 0.2 0.5", "7 0.5 0.5 0.1 0.1"])
+    dataset = load_box_dataset(tmp_path, CLASSES)
+    [image] = dataset.images
+    assert [b.kind for b in image.boxes] == ["handgun", "long_gun"]  # class 7 is not mapped: left out
+    assert image.boxes[0].box == pytest.approx((0.4, 0.3, 0.6, 0.7))
+    assert image.boxes[1].box == pytest.approx((0.1, 0.1, 0.4, 0.6))  # the polygon's bounding box
+
+
+def test_empty_missing_and_malformed_label_files_are_skipped_not_taken_as_negatives(tmp_path):
+    write_yolo(tmp_path, "good", ["1 0.5 0.5 0.2 0.2"])
+    write_yolo(tmp_path, "empty", [])
+    write_yolo(tmp_path, "broken", ["0 0.5 zero 0.2 0.2"])
+    write_yolo(tmp_path, "odd", ["0 0.5 0.5 0.2"])
+    Image.new("RGB", (8, 8)).save(tmp_path / "train" / "images" / "unlabelled.png")
+    dataset = load_box_dataset(tmp_path, CLASSES)
+    assert [i.path.stem for i in dataset.images] == ["good"]
+    assert dataset.skipped == {"malformed label file": 2, "no label file": 1,
+                               "no weapon of a mapped class (empty labels are not negatives)": 1}
+
+
+def test_augmented_copies_share_a_group_and_exclude_holds_files_out(tmp_path):
+    for name in ("cam1-00-01_jpg.rf.aa11", "cam1-00-01_jpg.rf.bb22", "cam2-00-07_jpg.rf.cc33"):
+        write_yolo(tmp_path, name, ["0 0.5 0.5 0.2 0.2"])
+    write_yolo(tmp_path, "cam1-00-01_jpg.rf.dd44", ["0 0.5 0.5 0.2 0.2"], folder="valid")
+    dataset = load_box_dataset(tmp_path, CLASSES)
+    assert sorted({i.group for i in dataset.images}) == ["cam1-00-01", "cam2-00-07"]
+    assert len(dataset.images) == 4  # train/ and valid/ both read
+    held_out = load_box_dataset(tmp_path, CLASSES, exclude=r"^cam2")
+    assert {i.group for i in held_out.images} == {"cam1-00-01"}
+    assert held_out.skipped["excluded by --exclude"] == 1
+
+
+def test_class_maps_and_folders_are_checked(tmp_path):
+    assert parse_class_map("0=handgun, 2=long_gun") == {0: "handgun", 2: "long_gun"}
+    for bad in ("0=pistol", "handgun", "x=knife", ""):
+        with pytest.raises(ConfigError):
+            parse_class_map(bad)
+    with pytest.raises(ConfigError, match="no 'images' folder"):
+        load_box_dataset(tmp_path, CLASSES)
+    (tmp_path / "neg").mkdir()
+    with pytest.raises(ConfigError, match="no image or video"):
+        negative_files([tmp_path / "neg"])
+
+
+def test_window_labels_want_most_of_a_weapon_of_a_fitting_size():
+    box = [(0, 100.0, 100.0, 140.0, 120.0)]  # a 40 px handgun
+    windows = np.array([
+        [80, 80, 160, 160],  # holds it all, 40/80 of its side: a weapon window
+        [0, 0, 60, 60],  # far away: background
+        [120, 90, 200, 170],  # holds half of it: left out
+        [60, 60, 460, 460],  # holds it, but it is a tenth of the window: left out, not background
+        [105, 100, 135, 130],  # too small to hold it: left out
+    ], float)
+    assert label_windows(box, windows).tolist() == [1, 0, -1, -1, -1]
+
+
+# -- the model file ------------------------------------------------------------------------------------------------
+
+def random_model(seed=0):
+    rng = np.random.default_rng(seed)
+    weights = {"mean": rng.normal(size=FEATURE_DIM), "scale": rng.uniform(0.5, 2, FEATURE_DIM),
+               "hidden_w": rng.normal(size=(FEATURE_DIM, 8)) * 0.05, "hidden_b": rng.normal(size=8),
+               "out_w": rng.normal(size=(8, 1)), "out_b": rng.normal(size=1),
+               "kind_w": rng.normal(size=(FEATURE_DIM, 3)) * 0.05, "kind_b": rng.normal(size=3)}
+    return WeaponModel(_placeholder_meta("test", ["handgun", "long_gun", "knife"]), weights)
+
+
+def test_model_files_round_trip_and_refuse_other_weights(tmp_path):
+    model = random_model()
+    path = model.save(tmp_path / "w.json")
+    features = np.random.default_rng(1).normal(size=(5, FEATURE_DIM)).astype(np.float32)
+    loaded = WeaponModel.load(path)
+    # Weights are stored as float16: probabilities agree to a few thousandths.
+    np.testing.assert_allclose(loaded.weapon_probability(features), model.weapon_probability(features), atol=5e-3)
+    assert loaded.kind_probabilities(features).sum(axis=1) == pytest.approx(np.ones(5), abs=1e-5)
+    assert set(WEIGHT_ARRAYS) <= set(np.load(tmp_path / "w.npz").files)
+
+    random_model(seed=2).save(tmp_path / "other.json")
+    (tmp_path / "other.npz").replace(tmp_path / "w.npz")
+    with pytest.raises(ModelError, match="does not match the sha256"):
+        WeaponModel.load(path)
+    (tmp_path / "w.npz").unlink()
+    with pytest.raises(ModelError, match="missing"):
+        WeaponModel.load(path)
+    (tmp_path / "bad.json").write_text('{"format": "something else"}')
+    with pytest.raises(ModelError, match="not a weapon model"):
+        WeaponModel.load(tmp_path / "bad.json")
+
+
+def test_the_holder_is_the_person_with_a_wrist_by_the_weapon_else_the_one_within_reach():
+    detector = WeaponDetector(yolo=None, model=None, wrist_reach=0.12)  # the holder needs neither
+    people = [(100.0, 100.0, 200.0, 400.0), (400.0, 100.0, 500.0, 400.0)]
+    box = (310.0, 180.0, 330.0, 200.0)  # within both people's reach, nearer the second
+    assert detector._holder(box, -1, people, [[], [(395.0, 185.0)]]) == (1, False)  # wrist 0.25 heights away
+    assert detector._holder(box, -1, people, [[(318.0, 192.0)], []]) == (0, True)  # person 0's wrist is on it
+    assert detector._holder(box, 0, people, []) == (0, False)  # found around person 0, within their reach
+    assert detector._holder((900.0, 900.0, 910.0, 910.0), -1, people, []) == (None, False)
+
+
+# -- the shipped detector ------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def detector():
+    settings = Settings()
+    registry = ModelRegistry(settings.models)
+    return WeaponDetector(registry.get("yolov3-tiny"), weapon_model(settings, registry))
+
+
+def test_no_weapon_in_a_street_photo_with_a_person_nor_in_sample_photos(detector):
+    frame, person, _ = street_scene()
+    assert [f for f in detector.find(frame, [person]) if f.probability >= detector.model.threshold] == []
+    for photo in (skdata.astronaut(), skdata.coffee(), skdata.chelsea(), load_sample_image("flower.jpg")):
+        found = detector.find(np.ascontiguousarray(photo), [])
+        assert [f for f in found if f.probability >= detector.model.threshold] == []
+
+
+def eager_detector(folder):
+    """The shipped detector with its threshold at 0.3: it reports the strongest windows of a scene."""
+    import shutil
+
+    shipped = Path(weapon_windows.__file__).parent.parent / "data" / "weapons"
+    shutil.copy(shipped / "weapon-windows.npz", folder / "weapon-windows.npz")
+    meta = json.loads((shipped / "weapon-windows.json").read_text())
+    meta["card"]["threshold"]["value"] = 0.3
+    (folder / "weapon-windows.json").write_text(json.dumps(meta))
+    return folder / "weapon-windows.json"
+
+
+def test_findings_flow_into_a_weapon_incident_with_box_and_close_up(tmp_path):
+    """The plumbing, not the accuracy: with a detector whose threshold is lowered, the strongest window becomes
+    an incident whose evidence carries the box, who holds it, and a close-up picture."""
+    frame, person, _ = street_scene(pistol_share=0.02)
+    path = tmp_path / "street.jpg"
+    Image.fromarray(frame).save(path, quality=95)
+    settings = Settings.model_validate({"analyzers": {"weapons": {"model": str(eager_detector(tmp_path))}}})
+    result = Pipeline(settings).analyze(path, use_cache=False)
+    weapon = next(i for i in result.incidents if i.category == "weapon")
+    evidence = next(e.detection for e in weapon.evidence if e.detection.label.startswith("weapon:"))
+    assert {"kind", "probability", "threshold", "held", "near_wrist", "window_xywh_norm"} <= set(evidence.attributes)
+    assert evidence.attributes["threshold"] == 0.3
+    assert evidence.attributes["held"] == ("holder_box_xywh_norm" in evidence.attributes)
+    assert evidence.box_xywh_norm is not None and evidence.frame_index == 0
+    assert any(b["label"] == evidence.label for b in weapon.boxes)  # drawn on the snapshot
+    assert result.outputs["weapons"]["frames"][0]["weapons"]
+    pictures = incident_pictures(path, result, settings.media)[result.incidents.index(weapon)]
+    assert [p.caption for p in pictures][1:] == ["the weapon, close up"]
+
+
+def test_a_weapon_with_threatening_words_is_a_robbery_and_rival_kinds_count_once():
+    out = engine().fuse([det("weapon:handgun", 0.7), det("text:robbery", 0.8, modality="speech")], 0.0)
+    assert "robbery" in {i.category for i in out.incidents}
+    alone = engine().fuse([det("weapon:handgun", 0.5)], 0.0).scores["weapon"]
+    rivals = engine().fuse([det("weapon:handgun", 0.5), det("weapon:knife", 0.4)], 0.0).scores["weapon"]
+    assert rivals == pytest.approx(alone)  # one object read two ways is not two weapons
