@@ -12,9 +12,7 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import cv2
@@ -23,6 +21,7 @@ from PIL import Image
 from skimage import data as skdata
 from sklearn.datasets import load_sample_image
 
+from bench_core import _median_ms  # run as python bench/bench_weapons.py: bench/ is on the path
 from watchkeeper import Pipeline
 from watchkeeper.analyzers.weapons import weapon_model
 from watchkeeper.config import Settings
@@ -43,15 +42,6 @@ def street_with_people(people: int) -> tuple[np.ndarray, list[tuple[float, float
         frame[y:y + 260, x:x + 260] = person
         boxes.append((float(x), float(y), float(x + 260), float(y + 260)))
     return frame, boxes
-
-
-def _median_ms(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def main() -> None:
