@@ -92,6 +92,8 @@ def test_train_refuses_yolo_data_without_what_it_needs(yolo_data, tmp_path):
     for extra, message in ((["--category", "weapon", *negatives], "--classes"),
                            (["--category", "weapon", "--classes", "0=handgun"], "--negatives"),
                            (["--category", "weapon", "--classes", "0=pistol", *negatives], "unknown weapon kind"),
-                           (["--category", "fire", "--classes", "0=handgun", *negatives], "--category weapon")):
+                           (["--category", "fire", "--classes", "0=handgun", *negatives], "--category weapon"),
+                           (["--category", "weapon", "--classes", "0=handgun", "--max-images", "1", *negatives],
+                            "at least two source pictures")):
         result = run(*base, *extra, cwd=tmp_path)
         assert result.returncode == 1 and message in result.stderr, result.stderr

@@ -14,8 +14,6 @@ from rich.table import Table
 from ..config import Settings
 from ..errors import ConfigError
 
-EXIT_OK, EXIT_SOME_FAILED = 0, 2
-
 
 def train_weapon_detector(dataset_dir: Path, settings: Settings, *, category: str, classes: str | None,
                           negatives: list[Path], exclude: str | None, group_pattern: str | None,
@@ -23,7 +21,7 @@ def train_weapon_detector(dataset_dir: Path, settings: Settings, *, category: st
                           out: Path | None, name: str | None, windows_cache: Path | None) -> None:
     from ..weapons.dataset import ROBOFLOW_GROUP, load_box_dataset, negative_files, parse_class_map
     from ..weapons.training import WeaponTrainOptions, train_weapon_model
-    from .main import _progress, err
+    from .main import EXIT_OK, EXIT_SOME_FAILED, _progress, err
 
     if category != "weapon":
         raise ConfigError("--format yolo trains the weapon detector: use --category weapon")

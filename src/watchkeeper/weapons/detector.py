@@ -9,7 +9,7 @@ import numpy as np
 
 from ..models.yolo import YoloV3Tiny
 from .model import WeaponModel
-from .windows import Box, REACH_SIDE, REACH_UP, REACH_DOWN, frame_windows
+from .windows import Box, frame_windows, reach
 
 # Windows overlapping a kept one by more than this (intersection over union) are the same weapon.
 SAME_WEAPON_IOU = 0.25
@@ -44,10 +44,8 @@ def _middle(window: np.ndarray, share: float) -> Box:
 
 
 def _within_reach(person: Box, point: tuple[float, float]) -> bool:
-    x0, y0, x1, y1 = person
-    tall = y1 - y0
-    return (x0 - REACH_SIDE * tall <= point[0] <= x1 + REACH_SIDE * tall
-            and y0 - REACH_UP * tall <= point[1] <= y0 + REACH_DOWN * tall)
+    x0, y0, x1, y1 = reach(person)
+    return x0 <= point[0] <= x1 and y0 <= point[1] <= y1
 
 
 class WeaponDetector:
@@ -65,18 +63,16 @@ class WeaponDetector:
         windows = frame_windows(self.yolo, image_rgb, people, max_people=self.max_people)
         probability = self.model.weapon_probability(windows.features)
         candidates = np.flatnonzero(probability >= self.min_probability)
-        if not len(candidates):
-            return []
-        kinds = self.model.kind_probabilities(windows.features[candidates])
-        order = candidates[np.argsort(-probability[candidates])]
         kept: list[int] = []
-        for index in order:
+        for index in candidates[np.argsort(-probability[candidates])]:
             if kept and (_iou(windows.boxes[index], windows.boxes[kept]) > SAME_WEAPON_IOU).any():
                 continue
-            kept.append(index)
+            kept.append(int(index))
+        if not kept:
+            return []
+        kinds = self.model.kind_probabilities(windows.features[kept])
         findings = []
-        for index in kept:
-            row = int(np.flatnonzero(candidates == index)[0])
+        for row, index in enumerate(kept):
             kind = int(np.argmax(kinds[row]))
             box = _middle(windows.boxes[index], BOX_SHARE)
             holder, near_wrist = self._holder(box, int(windows.person[index]), people, wrists)

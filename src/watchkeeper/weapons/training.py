@@ -376,6 +376,9 @@ def train_weapon_model(dataset: BoxDataset, negatives: list[NegativeFile], setti
 
     started = time.perf_counter()
     folds = min(options.folds, len(set(groups[positive])), len(set(groups[~positive])))
+    if folds < 2:
+        raise ConfigError("cross-validation needs at least two source pictures with weapons and two weapon-free "
+                          "files (or painted-out pictures)")
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=options.seed)
     oof_logits = np.zeros(len(positive))
     aucs, prs, recalls = [], [], []

@@ -126,6 +126,13 @@ REACH_DOWN = 0.8
 FRAME_WINDOWS = (0.3, 0.6)
 
 
+def reach(person: Box) -> Box:
+    """Where a person's hands can be: beside them, from just above the head to the knees."""
+    x0, y0, x1, y1 = person
+    tall = y1 - y0
+    return (x0 - REACH_SIDE * tall, y0 - REACH_UP * tall, x1 + REACH_SIDE * tall, y0 + REACH_DOWN * tall)
+
+
 def candidate_settings() -> tuple:
     """Everything that decides which windows are cut (part of a window cache's key)."""
     return (WINDOW_PX, CELLS, STEP, LAYERS, MAX_REGION_PX, MIN_WINDOW_PX, PERSON_WINDOW, REACH_SIDE, REACH_UP,
@@ -137,12 +144,9 @@ def candidate_regions(width: int, height: int, people: Sequence[Box], *, max_peo
     regions = []
     largest = sorted(range(len(people)), key=lambda k: -(people[k][3] - people[k][1]))[:max_people]
     for k in largest:
-        x0, y0, x1, y1 = people[k]
-        tall = y1 - y0
-        if tall <= 0:
-            continue
-        box = (x0 - REACH_SIDE * tall, y0 - REACH_UP * tall, x1 + REACH_SIDE * tall, y0 + REACH_DOWN * tall)
-        regions.append(Region(box, PERSON_WINDOW * tall, person=k))
+        tall = people[k][3] - people[k][1]
+        if tall > 0:
+            regions.append(Region(reach(people[k]), PERSON_WINDOW * tall, person=k))
     regions += [Region((0, 0, width, height), share * min(width, height)) for share in FRAME_WINDOWS]
     return regions
 
