@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated
 
@@ -52,28 +53,47 @@ def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def authenticate_request(
-    request: HTTPConnection, services: Services, bearer: HTTPAuthorizationCredentials | None,
-    api_key: str | None, session_token: str | None,
-) -> Principal | None:
+@dataclass(frozen=True)
+class Credentials:
+    """What a request sent to say who it is: an API key, a session cookie, or neither."""
+
+    api_key: str | None = None
+    session_token: str | None = None
+
+    @property
+    def sent(self) -> bool:
+        return self.api_key is not None or self.session_token is not None
+
+
+def sent_credentials(
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    api_key: Annotated[str | None, Depends(_api_key_header)],
+    session_token: Annotated[str | None, Depends(session_cookie)],
+) -> Credentials:
+    return Credentials(bearer.credentials if bearer is not None else api_key, session_token)
+
+
+CredentialsDep = Annotated[Credentials, Depends(sent_credentials)]
+
+
+def authenticate_request(request: HTTPConnection, services: Services, credentials: Credentials) -> Principal | None:
     """The principal behind the request's credentials; None when it sent none. Raises on bad ones.
 
     A WebSocket signed in by cookie is checked by its origin instead (``websocket_principal``).
     """
-    secret = bearer.credentials if bearer is not None else api_key
-    if secret is None and session_token is None:
+    if not credentials.sent:
         return None
     now = utcnow()
     with services.db.session(write=False) as session:
-        if secret is not None:
-            key = find_active_key(session, secret)
+        if credentials.api_key is not None:
+            key = find_active_key(session, credentials.api_key)
             if key is None or key.user.state != "active":
                 raise AuthError("invalid or revoked API key")
             principal = Principal(user_id=key.user_id, name=key.user.name, role=lower_role(key.role, key.user.role),
                                   via="api_key", key_id=key.id)
             last_seen = key.last_used_at
         else:
-            login = find_active_session(session, session_token or "")
+            login = find_active_session(session, credentials.session_token or "")
             if login is None or login.user.state != "active":
                 raise AuthError("the session has expired or was ended; sign in again")
             if isinstance(request, Request) and request.method not in SAFE_METHODS:
@@ -100,18 +120,16 @@ def _touch(services: Services, principal: Principal, now: datetime) -> None:
 async def optional_principal(
     request: Request,
     services: ServicesDep,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    api_key: Annotated[str | None, Depends(_api_key_header)],
-    session_token: Annotated[str | None, Depends(session_cookie)],
+    credentials: CredentialsDep,
 ) -> Principal | None:
     """For /health: the caller when the credentials are good, else anonymous (never an error).
 
     Asynchronous so that anonymous health checks never wait for a worker thread.
     """
-    if bearer is None and api_key is None and session_token is None:
+    if not credentials.sent:
         return None
     try:
-        return await run_in_threadpool(authenticate_request, request, services, bearer, api_key, session_token)
+        return await run_in_threadpool(authenticate_request, request, services, credentials)
     except (AuthError, CsrfError):
         return None
 
@@ -122,11 +140,9 @@ MaybePrincipal = Annotated[Principal | None, Depends(optional_principal)]
 def current_principal(
     request: Request,
     services: ServicesDep,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    api_key: Annotated[str | None, Depends(_api_key_header)],
-    session_token: Annotated[str | None, Depends(session_cookie)],
+    credentials: CredentialsDep,
 ) -> Principal:
-    principal = authenticate_request(request, services, bearer, api_key, session_token)
+    principal = authenticate_request(request, services, credentials)
     if principal is None:
         raise AuthError("sign in, or send an API key as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'")
     services.request_limiter.check(principal.rate_key, "requests for this key or session")
@@ -152,9 +168,7 @@ Viewer = Annotated[Principal, Depends(require("viewer"))]
 def viewer_or_signed_link(
     request: Request,
     services: ServicesDep,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    api_key: Annotated[str | None, Depends(_api_key_header)],
-    session_token: Annotated[str | None, Depends(session_cookie)],
+    credentials: CredentialsDep,
     expires: Annotated[int | None, Query(ge=0, le=2**40, description="Signed link: expiry (Unix s).")] = None,
     signature: Annotated[str | None, Query(max_length=100, description="Signed link: signature.")] = None,
 ) -> Principal | None:
@@ -164,21 +178,19 @@ def viewer_or_signed_link(
         with services.db.session(write=False) as session:
             links.check_issuer(session, issuer_id)
         return None
-    return current_principal(request, services, bearer, api_key, session_token)  # every role may read
+    return current_principal(request, services, credentials)  # every role may read
 
 
 def metrics_reader(
     request: Request,
     services: ServicesDep,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    api_key: Annotated[str | None, Depends(_api_key_header)],
-    session_token: Annotated[str | None, Depends(session_cookie)],
+    credentials: CredentialsDep,
 ) -> Principal | None:
     """GET /metrics: anyone when ``server.metrics_public``, else any signed-in user or API key (Prometheus
     sends one as ``Authorization: Bearer KEY``): camera names and load are not for every passer-by."""
     if services.settings.server.metrics_public:
         return None
-    return current_principal(request, services, bearer, api_key, session_token)  # every role may read
+    return current_principal(request, services, credentials)  # every role may read
 
 
 def websocket_principal(websocket: WebSocket, services: Services) -> Principal:
@@ -194,7 +206,7 @@ def websocket_principal(websocket: WebSocket, services: Services) -> Principal:
         own = f"{'https' if websocket.url.scheme == 'wss' else 'http'}://{websocket.headers.get('host', '')}"
         if origin is not None and origin != own and origin not in services.settings.server.cors_origins:
             raise CsrfError(f"a signed-in WebSocket from {origin} is not allowed (server.cors_origins)")
-    principal = authenticate_request(websocket, services, None, secret, session_token)
+    principal = authenticate_request(websocket, services, Credentials(secret, session_token))
     if principal is None:
         raise AuthError("sign in, or send an API key ('X-API-Key' header or '?api_key=')")
     services.request_limiter.check(principal.rate_key, "requests for this key or session")

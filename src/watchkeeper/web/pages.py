@@ -14,7 +14,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
-from ..api.deps import ServicesDep, authenticate_request, session_cookie
+from ..api.deps import Credentials, ServicesDep, authenticate_request, session_cookie
 from ..auth import Principal, role_allows
 from ..errors import AuthError
 
@@ -34,7 +34,8 @@ async def page_principal(request: Request, services: ServicesDep,
     if session_token is None:
         return None
     try:
-        return await run_in_threadpool(authenticate_request, request, services, None, None, session_token)
+        return await run_in_threadpool(authenticate_request, request, services,
+                                       Credentials(session_token=session_token))
     except AuthError:
         return None
 
