@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from mediagen import noise, still_room, write_audio, write_video
+from watchkeeper.artefacts import LocalArtefactStore, as_reference
 from watchkeeper.errors import ConfigError
 from watchkeeper.heads.dataset import load_dataset
 from watchkeeper.heads.feedback import export_feedback
@@ -56,12 +57,15 @@ def judge(db, analysed, verdicts):
 
 
 def test_judged_incidents_become_a_grouped_folder_per_label_data_set(db, analysed, tmp_path):
-    judge(db, analysed, [("alarm", "confirmed", (1.0, 3.0)), ("alarm", "false_alarm", (2.0, 4.0)),
-                         ("alarm", "false_alarm", (0.0, 0.0))])
+    artefacts = LocalArtefactStore(tmp_path / "artefacts")
+    alarm, video, (photo, photo_result) = analysed
+    uploaded = as_reference(artefacts.put_file(photo, photo.suffix))  # an upload: only in the artefact store
+    judge(db, [alarm, video, (uploaded, photo_result)], [
+        ("alarm", "confirmed", (1.0, 3.0)), ("alarm", "false_alarm", (2.0, 4.0)), ("alarm", "false_alarm", (0.0, 0.0))])
     with db.session() as session:  # the siren's own incidents stay open: not judged, not exported
         assert session.scalars(select(IncidentRecord).where(IncidentRecord.status == "open")).all()
     out = tmp_path / "feedback"
-    export = export_feedback(db, out, "alarm", context_s=0.5)
+    export = export_feedback(db, out, "alarm", artefacts=artefacts, context_s=0.5)
     assert not export.skipped
     assert [p.name for p in export.written["confirmed"]] and len(export.written["false_alarm"]) == 2
     clip = load_media(export.written["confirmed"][0])
@@ -73,21 +77,26 @@ def test_judged_incidents_become_a_grouped_folder_per_label_data_set(db, analyse
     assert len(rows) == 3 and len({r["group"] for r in rows}) == 3
     dataset = load_dataset(out, ["confirmed"], group_file=out / "groups.csv")
     assert dataset.files_per_label == {"confirmed": 1, "false_alarm": 2}
-    assert export_feedback(db, tmp_path / "fire", "fire").written == {"confirmed": [], "false_alarm": []}
+    assert export_feedback(db, tmp_path / "fire", "fire", artefacts=artefacts).written == {
+        "confirmed": [], "false_alarm": []}
     with pytest.raises(ConfigError, match="not empty"):
-        export_feedback(db, out, "alarm")
+        export_feedback(db, out, "alarm", artefacts=artefacts)
 
 
 def test_incidents_whose_media_is_gone_are_skipped_not_fatal(db, analysed, tmp_path):
     gone = tmp_path / "gone.wav"
     gone.write_bytes(Path(analysed[0][0]).read_bytes())
-    judge(db, [(gone, analysed[0][1]), analysed[1], (None, analysed[2][1])],
-          [("alarm", "confirmed", (1.0, 2.0))] * 3)
+    artefacts = LocalArtefactStore(tmp_path / "artefacts")
+    deleted = artefacts.put_file(analysed[2][0], ".jpg")
+    artefacts.delete(deleted)
+    judge(db, [(gone, analysed[0][1]), analysed[1], (None, analysed[2][1]), (as_reference(deleted), analysed[2][1])],
+          [("alarm", "confirmed", (1.0, 2.0))] * 4)
     gone.unlink()
-    export = export_feedback(db, tmp_path / "out", "alarm")
+    export = export_feedback(db, tmp_path / "out", "alarm", artefacts=artefacts)
     assert len(export.written["confirmed"]) == 1
     reasons = sorted(reason for _, reason in export.skipped)
-    assert len(reasons) == 2 and "no longer on this machine" in reasons[0] and "fetched from a URL" in reasons[1]
+    assert len(reasons) == 3 and "no longer on this machine" in reasons[0] and "fetched from a URL" in reasons[1]
+    assert reasons[2] == f"no artefact {deleted}"
 
 
 def test_the_feedback_command_exports_from_the_configured_database(analysed, tmp_path):

@@ -26,6 +26,7 @@ from polling import wait_until
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from watchkeeper.artefacts import LocalArtefactStore
 from watchkeeper.errors import CorruptMediaError
 from watchkeeper.jobs import DatabaseJobQueue, JobContext, JobView, WorkerPool, new_job_id
 from watchkeeper.jobs.analysis import analysis_handler
@@ -470,7 +471,8 @@ def media_server(media) -> Iterator[str]:
     server.server_close()
 
 
-def test_analyze_jobs_store_their_analysis_with_the_completion(queue, db, pool_for, pipeline, media, media_server):
+def test_analyze_jobs_store_their_analysis_with_the_completion(queue, db, pool_for, pipeline, media, media_server,
+                                                               tmp_path):
     fetched: list[str] = []
 
     def fetch(url: str) -> tuple[bytes, str | None]:
@@ -478,7 +480,8 @@ def test_analyze_jobs_store_their_analysis_with_the_completion(queue, db, pool_f
         with urllib.request.urlopen(url) as response:
             return response.read(), response.headers.get("Content-Type")
 
-    pool_for({"analyze": analysis_handler(lambda: pipeline, fetch_guard=fetch)})
+    pool_for({"analyze": analysis_handler(lambda: pipeline, LocalArtefactStore(tmp_path / "artefacts"),
+                                          fetch_guard=fetch)})
     room_url = f"{media_server}/room.png"
     siren_job, room_job, url_job = (
         queue.submit("analyze", {"source": str(source), "media_type": media_type, "camera": "gate"})

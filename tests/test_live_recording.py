@@ -1,18 +1,25 @@
-"""Continuous recording into MP4 segments, and retention by age, total size and free disk space."""
+"""Continuous recording into MP4 segments, and retention by age, total size and free disk space (of recordings and of
+incidents' evidence, in folders and in the artefact store)."""
 
 from __future__ import annotations
 
 import os
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from mediagen import noise, still_room, write_video
+from sqlalchemy import select, update
 
+from watchkeeper.artefacts import LocalArtefactStore, as_reference
 from watchkeeper.config import EvidenceSettings, LiveSettings, MediaSettings, RecordingSettings
+from watchkeeper.domain import AnalysisResult, Incident, MediaInfo
 from watchkeeper.live.capture import CaptureLoop, camera_from_source
-from watchkeeper.live.recording import GB, Retention, SegmentRecorder
+from watchkeeper.live.recording import GB, Retention, SegmentRecorder, StoredEvidence
 from watchkeeper.media import load_media
+from watchkeeper.store.live import open_live_incident
+from watchkeeper.store.models import IncidentRecord
 
 FPS = 15
 
@@ -90,6 +97,44 @@ def test_evidence_goes_by_age_then_oldest_incident_first_whole_folders_at_a_time
     retention.enforce()
     assert retention.deleted == [stale, older] and not stale.exists() and not older.exists()
     assert (newer / "clip.mp4").exists()
+
+
+def live_incident(session, camera: str, evidence: dict[str, str], size: int, age_h: float) -> int:
+    """A live incident's row whose evidence (kind -> address) is in the artefact store."""
+    incident = Incident(category="alarm", category_name="Alarm", severity=3, severity_label="High", confidence=0.9,
+                        threshold=0.5, t_start_s=0.0, t_end_s=1.0, modalities=["audio"], modality_agreement=1,
+                        evidence=[], summary="a siren", requires_immediate_action=False, threat_severity_index=0.5)
+    window = AnalysisResult(media=MediaInfo(media_type="video", source=camera, format="mp4", sha256="0" * 64,
+                                            size_bytes=0), scores={}, incidents=[], detections=[],
+                            crime_detected=True, crime_type="Alarm", confidence="high", evidence_description="")
+    row_id = open_live_incident(session, window, incident, camera=camera, source=camera, live={
+        "evidence": {kind: as_reference(address) for kind, address in evidence.items()}, "evidence_bytes": size})
+    created = datetime.now(timezone.utc) - timedelta(hours=age_h)
+    session.execute(update(IncidentRecord).where(IncidentRecord.id == row_id).values(created_at=created))
+    return row_id
+
+
+def test_evidence_in_the_artefact_store_goes_by_age_then_oldest_incident_first(db, tmp_path):
+    store = LocalArtefactStore(tmp_path / "artefacts")
+    snapshot = store.put_bytes(b"\xff\xd8\xff shared", "jpg")  # the same picture in two incidents: one object
+    clips = [store.put_bytes(f"clip {n}".encode(), "mp4") for n in range(3)]
+    with db.session() as session:
+        stale = live_incident(session, "hall", {"clip": clips[0], "snapshot": snapshot}, 100, age_h=24 * 100)
+        older = live_incident(session, "hall", {"clip": clips[1]}, 3000, age_h=5)
+        newer = live_incident(session, "door", {"clip": clips[2], "snapshot": snapshot}, 3000, age_h=1)
+        live_incident(session, "door", {}, 0, age_h=24 * 200)  # nothing kept: nothing to do
+    retention = Retention(tmp_path / "recordings", RecordingSettings(),
+                          evidence=(tmp_path / "evidence", EvidenceSettings(max_age_days=90, max_total_gb=4000 / GB)),
+                          stored_evidence=StoredEvidence(db, store))
+    retention.enforce()
+    assert retention.deleted == [stale, older]
+    assert [store.exists(clip) for clip in clips] == [False, False, True] and store.exists(snapshot)
+    with db.session(write=False) as session:
+        live = {row.id: row.data["live"] for row in session.scalars(select(IncidentRecord))}
+    assert live[stale]["evidence"] == {"clip": None, "snapshot": None} and live[stale]["evidence_bytes"] == 0
+    assert live[newer]["evidence"]["clip"] == as_reference(clips[2])
+    retention.enforce()  # what went is not counted again
+    assert retention.deleted == [stale, older]
 
 
 def test_a_disk_short_of_room_pauses_recording_with_a_reason_until_there_is_room(tmp_path):

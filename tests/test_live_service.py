@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 from mediagen import noise, still_room, write_video
 from sqlalchemy import select
 
+from watchkeeper.artefacts import referenced_address
 from watchkeeper.config import CameraSettings, Settings
 from watchkeeper.errors import ConflictError, NotFoundError
 from watchkeeper.live.monitor import tier_pipelines
@@ -55,9 +57,13 @@ def test_a_camera_from_the_settings_stores_its_incident_with_evidence(db, hall, 
         assert record.status == "open" and record.t_end_s >= 5.0
         live = record.data["live"]
         assert live["state"] == "ended" and live["incident_id"]
-        assert {k for k, v in live["evidence"].items() if v} == {"snapshot", "clip", "audio"}
-        assert all((tmp_path / "evidence" / "hall" / live["incident_id"] / name).is_file()
-                   for name in ("snapshot.jpg", "clip.mp4", "audio.wav"))
+    # The evidence is in the artefact store, where every host reaches it; the row refers to it.
+    stored = {kind: referenced_address(value) for kind, value in live["evidence"].items() if value}
+    assert {kind: Path(address).suffix for kind, address in stored.items()} == {
+        "snapshot": ".jpg", "clip": ".mp4", "audio": ".wav"}
+    sizes = [service.artefacts.open(address).size_bytes for address in stored.values()]
+    assert all(sizes) and live["evidence_bytes"] == sum(sizes)
+    assert not [p for p in (tmp_path / "evidence").rglob("*") if p.is_file()]  # the working folder is left empty
     # The feed: camera started, the incident opened ... closed, its evidence, camera stopped; in order.
     loop.run_until_complete(asyncio.sleep(0))  # deliver what the camera threads handed to the loop
     messages = []

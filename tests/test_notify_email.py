@@ -14,6 +14,7 @@ from polling import free_port, wait_until
 from certificates import self_signed
 from smtp_servers import Inbox, server_context, smtp_server
 
+from watchkeeper.artefacts import LocalArtefactStore, address_of, as_reference
 from watchkeeper.config import SmtpSettings
 from watchkeeper.delivery import Dispatcher, enqueue
 from watchkeeper.notify.email import compose, email_sender, send
@@ -116,6 +117,17 @@ def test_a_snapshot_that_is_not_a_small_jpeg_or_png_stays_out(tmp_path: Path) ->
     assert "image/png" in parts(compose(alert(snapshot_path=str(png)), SENDER, ["ops@example.org"]))
     assert "multipart/related" not in parts(compose(alert(snapshot_path=str(tmp_path / "gone.jpg")), SENDER,
                                                     ["ops@example.org"]))
+
+
+def test_a_snapshot_in_the_artefact_store_is_inlined_from_there(tmp_path: Path) -> None:
+    store = LocalArtefactStore(tmp_path / "artefacts")
+    reference = as_reference(store.put_bytes(JPEG, "jpg"))
+    image = parts(compose(alert(snapshot_path=reference), SENDER, ["ops@example.org"], store))["image/jpeg"]
+    assert image.get_content() == JPEG and image.get_filename() == "snapshot.jpg"
+    gone = as_reference(address_of("0" * 64, "jpg"))
+    for snapshot, artefacts in ((reference, None), (gone, store)):  # no store to read, or nothing there
+        assert "multipart/related" not in parts(compose(alert(snapshot_path=snapshot), SENDER, ["ops@example.org"],
+                                                        artefacts))
 
 
 def test_a_title_with_line_breaks_cannot_add_headers() -> None:

@@ -12,6 +12,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, func, inspect, select, text, update
 
+from watchkeeper.artefacts import LocalArtefactStore, as_reference
 from watchkeeper.config import Settings
 from watchkeeper.domain import AnalysisResult
 from watchkeeper.samples import siren, write_audio
@@ -210,41 +211,40 @@ def test_analysis_is_stored_with_its_incidents_and_their_evidence(db, siren_resu
 
 # -- purge -------------------------------------------------------------------------------------
 
-def test_purge_takes_old_live_incidents_evidence_with_them(db, siren_result, tmp_path):
+def test_purge_takes_old_live_incidents_evidence_with_them_unless_another_row_keeps_it(db, siren_result, tmp_path):
     from watchkeeper.store.live import open_live_incident
 
-    evidence = tmp_path / "evidence"
-    folders = {}
+    artefacts = LocalArtefactStore(tmp_path / "artefacts")
+    old_clip, new_clip = artefacts.put_bytes(b"old clip", "mp4"), artefacts.put_bytes(b"new clip", "mp4")
+    snapshot, sound = artefacts.put_bytes(b"\xff\xd8\xff snapshot", "jpg"), artefacts.put_bytes(b"RIFF", "wav")
+    legacy = tmp_path / "evidence" / "hall" / "clip.mp4"  # a path from before the store: never deleted by a row
+    legacy.parent.mkdir(parents=True)
+    legacy.write_bytes(b"clip")
     with db.session() as session:
-        for name, created in (("old", utcnow() - timedelta(days=40)), ("new", utcnow())):
-            folder = evidence / "hall" / name
-            folder.mkdir(parents=True)
-            (folder / "clip.mp4").write_bytes(b"clip")
+        for created, evidence in ((utcnow() - timedelta(days=40), {"clip": old_clip, "snapshot": snapshot,
+                                                                    "audio": sound}),
+                                  (utcnow(), {"clip": new_clip, "audio": sound}),
+                                  (utcnow() - timedelta(days=40), {"clip": str(legacy)})):
+            references = {kind: value if value.startswith("/") else as_reference(value)
+                          for kind, value in evidence.items()}
             row = open_live_incident(session, siren_result, siren_result.incidents[0], camera="hall", source="cam",
-                                     live={"evidence": {"clip": str(folder / "clip.mp4"), "snapshot": None}})
-            analysis_id = session.get(IncidentRecord, row).analysis_id
-            session.execute(update(Analysis).where(Analysis.id == analysis_id).values(created_at=created))
-            folders[name] = folder
-        # A row naming a file outside the evidence folder: never deleted, whatever the row says.
-        outside = tmp_path / "elsewhere"
-        outside.mkdir()
-        (outside / "keep.mp4").write_bytes(b"x")
-        row = open_live_incident(session, siren_result, siren_result.incidents[0], camera="hall", source="cam",
-                                 live={"evidence": {"clip": str(outside / "keep.mp4")}})
-        session.execute(update(Analysis).where(Analysis.id == session.get(IncidentRecord, row).analysis_id)
-                        .values(created_at=utcnow() - timedelta(days=40)))
-    counts = purge(db, utcnow() - timedelta(days=30), evidence_dir=evidence)
-    assert counts["evidence_folders"] == 1 and counts["analyses"] == 2
-    assert not folders["old"].exists() and folders["new"].exists() and (outside / "keep.mp4").exists()
+                                     live={"evidence": references})
+            session.execute(update(Analysis).where(Analysis.id == session.get(IncidentRecord, row).analysis_id)
+                            .values(created_at=created))
+        # Someone uploaded the old incident's snapshot: one object for both rows.
+        session.add(Upload(filename="snapshot.jpg", artefact=snapshot, original_name="snapshot.jpg", size_bytes=14,
+                           sha256=snapshot[:64], media_type="image"))
+    counts = purge(db, utcnow() - timedelta(days=30), artefacts=artefacts)
+    assert counts["evidence_files"] == 1 and counts["analyses"] == 2
+    assert not artefacts.exists(old_clip) and legacy.exists()
+    assert all(artefacts.exists(kept) for kept in (new_clip, sound, snapshot))
 
 
 def test_purge_deletes_what_is_older_and_keeps_the_rest(db, siren_result, tmp_path):
     now = utcnow()
     old, cutoff = now - timedelta(days=40), now - timedelta(days=30)
-    uploads = tmp_path / "uploads"
-    uploads.mkdir()
-    for name in ("old.wav", "new.wav"):
-        (uploads / name).write_bytes(b"RIFF")
+    artefacts = LocalArtefactStore(tmp_path / "artefacts")
+    old_wav, new_wav = artefacts.put_bytes(b"RIFF old", "wav"), artefacts.put_bytes(b"RIFF new", "wav")
     with db.session() as session:
         old_user = User(name="old", role="operator", created_at=old)
         new_user = User(name="new", role="viewer")
@@ -261,11 +261,12 @@ def test_purge_deletes_what_is_older_and_keeps_the_rest(db, siren_result, tmp_pa
             Job(id="old_done", kind="analyze", params={}, state="succeeded", created_at=old, finished_at=old),
             Job(id="old_pending", kind="analyze", params={}, created_at=old),
             Job(id="new_done", kind="analyze", params={}, state="failed", finished_at=now),
-            Upload(filename="old.wav", original_name="a.wav", size_bytes=4, sha256="0" * 64, media_type="audio",
-                   created_at=old),
+            Upload(filename="old.wav", artefact=old_wav, original_name="a.wav", size_bytes=8, sha256=old_wav[:64],
+                   media_type="audio", created_at=old),
             Upload(filename="gone.wav", original_name="b.wav", size_bytes=4, sha256="0" * 64, media_type="audio",
                    created_at=old),
-            Upload(filename="new.wav", original_name="c.wav", size_bytes=4, sha256="0" * 64, media_type="audio"),
+            Upload(filename="new.wav", artefact=new_wav, original_name="c.wav", size_bytes=8, sha256=new_wav[:64],
+                   media_type="audio"),
             AuditEntry(actor_name="old", via="cli", action="user.create", at=old),
             AuditEntry(actor_name="new", via="cli", action="user.create"),
         ])
@@ -281,12 +282,12 @@ def test_purge_deletes_what_is_older_and_keeps_the_rest(db, siren_result, tmp_pa
 
     incidents_n = len(siren_result.incidents)
     evidence_n = sum(len(i.evidence) for i in siren_result.incidents)
-    counts = purge(db, cutoff, uploads_dir=uploads)
+    counts = purge(db, cutoff, artefacts=artefacts)
     assert counts == {
         "analyses": 1, "incidents": incidents_n, "detections": evidence_n, "jobs": 1, "deliveries": 2,
-        "delivery_attempts": 4, "uploads": 2, "upload_files": 1, "audit_log": 1, "sessions": 2,
+        "delivery_attempts": 4, "uploads": 2, "upload_files": 1, "evidence_files": 0, "audit_log": 1, "sessions": 2,
     }
-    assert not (uploads / "old.wav").exists() and (uploads / "new.wav").exists()
+    assert not artefacts.exists(old_wav) and artefacts.exists(new_wav)
 
     def remaining(column):
         with db.session(write=False) as session:
@@ -305,7 +306,7 @@ def test_purge_deletes_what_is_older_and_keeps_the_rest(db, siren_result, tmp_pa
     assert remaining(User.name) == ["new", "old"]
 
     # Without --keep-users the old account goes too, with its keys and sessions, and so do old keys.
-    counts = purge(db, cutoff, keep_users=False, uploads_dir=uploads)
+    counts = purge(db, cutoff, keep_users=False, artefacts=artefacts)
     assert (counts["users"], counts["api_keys"], counts["sessions"]) == (1, 2, 1)
     assert remaining(User.name) == ["new"]
     assert remaining(ApiKey.name) == ["k3"]

@@ -1,4 +1,5 @@
-"""Uploads (size limit, content sniffing, safe names) and server paths confined to the media roots."""
+"""Uploads (size limit, content sniffing, safe names, kept in the artefact store) and server paths confined to the
+media roots."""
 
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ from watchkeeper.errors import (
     CorruptMediaError, EmptyMediaError, MediaFetchError, MediaTooLargeError, NotFoundError, UnsafePathError,
     UnsupportedMediaError,
 )
-from watchkeeper.uploads import MediaRoots, UploadStore, named_as_requested, secure_name
+from watchkeeper.artefacts import LocalArtefactStore
+from watchkeeper.store.db import Database
+from watchkeeper.store.models import Upload
+from watchkeeper.uploads import MediaRoots, StoredUpload, UploadStore, named_as_requested, secure_name
 
 
 @pytest.fixture(scope="module")
@@ -36,25 +40,40 @@ def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> UploadStore:
-    return UploadStore(tmp_path / "uploads", max_bytes=200_000)
+def artefacts(tmp_path: Path) -> LocalArtefactStore:
+    return LocalArtefactStore(tmp_path / "artefacts")
 
 
-def save(store: UploadStore, data: bytes, name: str, content_type: str | None = None):
+@pytest.fixture
+def store(artefacts: LocalArtefactStore, db: Database, tmp_path: Path) -> UploadStore:
+    return UploadStore(artefacts, db, spool_dir=tmp_path / "spool", max_bytes=200_000)
+
+
+def save(store: UploadStore, data: bytes, name: str, content_type: str | None = None) -> StoredUpload:
     return store.save(io.BytesIO(data), name, content_type)
 
 
+def upload(store: UploadStore, data: bytes, name: str) -> str:
+    """As POST /upload does: stored, then recorded; the name it got."""
+    with store.saving(io.BytesIO(data), name) as stored, store.db.session() as session:
+        return store.record(session, stored, uploaded_by=None).filename
+
+
 def leftovers(store: UploadStore) -> list[str]:
-    return sorted(p.name for p in store.folder.iterdir())
+    """Objects in the artefact store and files being checked in the spool folder."""
+    assert isinstance(store.artefacts, LocalArtefactStore)
+    return sorted(p.name for folder in (store.artefacts.root, store.spool_dir) for p in folder.rglob("*")
+                  if p.is_file())
 
 
 def test_save(store: UploadStore, samples: dict[str, bytes]) -> None:
     stored = save(store, samples["jpeg"], "lobby.jpg", "image/jpeg")
     assert (stored.filename, stored.media_type, stored.content_type) == ("lobby.jpg", "image", "image/jpeg")
-    assert stored.path == store.folder / "lobby.jpg" and stored.path.read_bytes() == samples["jpeg"]
-    assert stored.sha256 == hashlib.sha256(samples["jpeg"]).hexdigest()
+    assert stored.sha256 == hashlib.sha256(samples["jpeg"]).hexdigest() and stored.artefact == f"{stored.sha256}.jpg"
     assert stored.size_bytes == len(samples["jpeg"]) and stored.original_name == "lobby.jpg"
-    assert store.path_of("lobby.jpg") == stored.path
+    with store.artefacts.local_path(stored.artefact) as path:
+        assert path.read_bytes() == samples["jpeg"]
+    assert store.find("lobby.jpg") is None  # stored, but not an upload until it is recorded
 
     audio = save(store, samples["wav"], "Alarm.WAV")
     video = save(store, samples["mp4"], "door.mp4")
@@ -62,12 +81,25 @@ def test_save(store: UploadStore, samples: dict[str, bytes]) -> None:
     assert (video.media_type, video.content_type) == ("video", "video/mp4")
 
 
-def test_same_name_gets_a_suffix(store: UploadStore, samples: dict[str, bytes]) -> None:
-    first = save(store, samples["jpeg"], "cam.jpg")
-    second = save(store, samples["jpeg"], "cam.jpg")
-    assert first.filename == "cam.jpg" and second.filename != "cam.jpg"
-    assert second.filename.startswith("cam-") and second.filename.endswith(".jpg")
-    assert leftovers(store) == sorted(["cam.jpg", second.filename])
+def test_requests_name_recorded_uploads(store: UploadStore, samples: dict[str, bytes]) -> None:
+    name = upload(store, samples["jpeg"], "lobby.jpg")
+    found = store.get(name)
+    assert found.artefact == f"{hashlib.sha256(samples['jpeg']).hexdigest()}.jpg" and found.media_type == "image"
+    for requested in ("uploads/lobby.jpg", "lobby.jpg", "./uploads/./lobby.jpg"):
+        assert store.find(requested) == found
+    for elsewhere in ("door/lobby.jpg", "/srv/uploads/lobby.jpg", "uploads/absent.jpg", "uploads/../lobby.jpg",
+                      "lobby.jpg\x00.png"):
+        assert store.find(elsewhere) is None  # perhaps a file in a media root, not an upload
+
+
+def test_same_name_gets_a_suffix_and_the_same_bytes_are_one_object(store: UploadStore,
+                                                                   samples: dict[str, bytes]) -> None:
+    first = upload(store, samples["jpeg"], "cam.jpg")
+    second = upload(store, samples["jpeg"], "cam.jpg")
+    assert first == "cam.jpg" and second != "cam.jpg"
+    assert second.startswith("cam-") and second.endswith(".jpg")
+    assert store.get(first).artefact == store.get(second).artefact
+    assert len(leftovers(store)) == 1
 
 
 @pytest.mark.parametrize(("original", "expected"), [
@@ -86,9 +118,8 @@ def test_secure_name(original: str, expected: tuple[str, str]) -> None:
     assert secure_name(original) == expected
 
 
-def test_traversal_in_the_name_stays_in_the_folder(store: UploadStore, samples: dict[str, bytes]) -> None:
-    stored = save(store, samples["jpeg"], "../../../../tmp/evil.jpg")
-    assert stored.path.parent == store.folder and stored.filename == "evil.jpg"
+def test_traversal_in_the_name_is_only_a_name(store: UploadStore, samples: dict[str, bytes]) -> None:
+    assert upload(store, samples["jpeg"], "../../../../tmp/evil.jpg") == "evil.jpg"
 
 
 def test_size_limit(store: UploadStore, samples: dict[str, bytes]) -> None:
@@ -135,32 +166,48 @@ def test_container_families_and_declared_types(store: UploadStore, samples: dict
         save(store, samples["png"], "blob", "image/jpeg")
 
 
-def test_saving_keeps_the_file_only_when_the_block_succeeds(store: UploadStore, samples: dict[str, bytes]) -> None:
-    with store.saving(io.BytesIO(samples["jpeg"]), "kept.jpg") as kept:
-        assert kept.path.is_file()
-    assert leftovers(store) == ["kept.jpg"]
+def test_saving_keeps_the_object_only_when_the_block_succeeds(store: UploadStore, samples: dict[str, bytes]) -> None:
+    kept = upload(store, samples["jpeg"], "kept.jpg")
+    assert leftovers(store) == [store.get(kept).artefact]
     # As when the upload's database row or audit entry cannot be written.
-    with pytest.raises(RuntimeError), store.saving(io.BytesIO(samples["jpeg"]), "orphan.jpg") as orphan:
-        assert orphan.path.is_file()
+    with pytest.raises(RuntimeError), store.saving(io.BytesIO(samples["png"]), "orphan.png") as orphan:
+        assert store.artefacts.exists(orphan.artefact)
         raise RuntimeError("database down")
-    assert leftovers(store) == ["kept.jpg"]
+    assert leftovers(store) == [store.get(kept).artefact]
+    # The same bytes as a recorded upload: one object, which stays for that upload.
+    with pytest.raises(RuntimeError), store.saving(io.BytesIO(samples["jpeg"]), "again.jpg"):
+        raise RuntimeError("database down")
+    assert leftovers(store) == [store.get(kept).artefact]
 
 
 @pytest.mark.parametrize("name", ["../lobby.jpg", "sub/lobby.jpg", ".upload-x.part", "", "lobby", "%2e%2e.jpg",
                                   "lobby.jpg\x00.png"])
-def test_path_of_refuses_names_it_never_makes(store: UploadStore, name: str) -> None:
+def test_get_refuses_names_it_never_makes(store: UploadStore, name: str) -> None:
     with pytest.raises(UnsafePathError):
-        store.path_of(name)
+        store.get(name)
 
 
-def test_path_of_missing_and_planted_links(store: UploadStore, tmp_path: Path) -> None:
+def test_get_a_missing_upload(store: UploadStore) -> None:
     with pytest.raises(NotFoundError):
-        store.path_of("absent.jpg")
-    secret = tmp_path / "secret.jpg"
-    secret.write_bytes(b"\xff\xd8\xff")
-    (store.folder / "planted.jpg").symlink_to(secret)
-    with pytest.raises(NotFoundError):
-        store.path_of("planted.jpg")
+        store.get("absent.jpg")
+
+
+def test_uploads_from_before_the_store_are_adopted(store: UploadStore, samples: dict[str, bytes],
+                                                   tmp_path: Path) -> None:
+    folder = tmp_path / "data" / "uploads"
+    folder.mkdir(parents=True)
+    (folder / "old.jpg").write_bytes(samples["jpeg"])
+    (tmp_path / "secret.wav").write_bytes(samples["wav"])
+    (folder / "planted.wav").symlink_to(tmp_path / "secret.wav")
+    with store.db.session() as session:
+        for name in ("old.jpg", "gone.png", "planted.wav"):
+            session.add(Upload(filename=name, original_name=name, size_bytes=1, sha256="0" * 64, media_type="image"))
+    assert store.adopt(folder) == 1
+    assert store.get("old.jpg").artefact == f"{hashlib.sha256(samples['jpeg']).hexdigest()}.jpg"
+    assert not (folder / "old.jpg").exists() and store.adopt(folder) == 0
+    for left in ("gone.png", "planted.wav"):  # no file, or not one of ours: nothing to serve
+        with pytest.raises(NotFoundError):
+            store.get(left)
 
 
 # ---------------------------------------------------------------- media roots

@@ -610,6 +610,44 @@ class CelerySettings(Section):
         None, description="redis://host:6379/0 or amqp://user:password@host:5672// (RabbitMQ).")
 
 
+class LocalArtefactSettings(Section):
+    path: Path | None = Field(
+        None, description="The folder; a network folder that every host mounts when there are several. "
+        "Default: <data_dir>/artefacts.")
+
+
+class S3ArtefactSettings(Section):
+    """A bucket of S3-compatible object storage (AWS S3, MinIO, Ceph, Garage, R2...)."""
+
+    bucket: str | None = Field(None, description="The bucket; it must exist.")
+    prefix: str = Field("watchkeeper/", description="Keys start with this (several sites may share a bucket).")
+    endpoint_url: str | None = Field(None, description="The service's URL (MinIO: http://minio:9000); default AWS.")
+    region: str | None = Field(None, description="The bucket's region; default from AWS_REGION or the AWS config.")
+    access_key_id: str | None = Field(
+        None, description="Default: AWS's own chain (AWS_ACCESS_KEY_ID..., ~/.aws, an instance or pod role).")
+    secret_access_key: str | None = None
+    addressing_style: Literal["auto", "path", "virtual"] = Field(
+        "auto", description="path: http://host/bucket/key, as most self-hosted services want.")
+
+
+class ArtefactSettings(Section):
+    """Where uploads and live incidents' evidence are kept, once each by content hash, for every host to reach."""
+
+    backend: Literal["local", "s3"] = Field(
+        "local", description="local: a folder (local.path); s3: S3-compatible object storage (s3.bucket).")
+    local: LocalArtefactSettings = Field(default_factory=LocalArtefactSettings)
+    s3: S3ArtefactSettings = Field(default_factory=S3ArtefactSettings)
+    cache_dir: Path | None = Field(
+        None, description="Where s3 artefacts are copied for tools that read files; default <data_dir>/artefact-cache.")
+    cache_max_gb: float = Field(5.0, gt=0, description="The cache's size; the least recently used copies go first.")
+
+    @model_validator(mode="after")
+    def _bucket_for_s3(self) -> ArtefactSettings:
+        if self.backend == "s3" and not self.s3.bucket:
+            raise ValueError("artefacts.backend s3 needs artefacts.s3.bucket")
+        return self
+
+
 class LoggingSettings(Section):
     format: LogFormat = Field(
         "text", description="json: each log line one JSON object (time, level, logger, message, the extra fields).")
@@ -744,8 +782,9 @@ class Settings(Section):
     events: EventsSettings = Field(default_factory=EventsSettings)
     queue: Literal["local", "celery"] = Field(
         "local", description="local: the server's job threads; celery: 'watchkeeper worker' processes take jobs "
-        "from celery.broker_url, on the shared database_url and data_dir.")
+        "from celery.broker_url, on the shared database_url and artefacts.")
     celery: CelerySettings = Field(default_factory=CelerySettings)
+    artefacts: ArtefactSettings = Field(default_factory=ArtefactSettings)
     live: LiveSettings = Field(default_factory=LiveSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)

@@ -133,6 +133,12 @@ class DeliveryError(WatchkeeperError):
     code = "delivery_failed"
 
 
+class ArtefactStoreError(WatchkeeperError):
+    """The artefact store (a shared folder, S3-compatible storage) could not be read or written."""
+
+    code = "artefact_store_failed"
+
+
 class ProviderError(WatchkeeperError):
     """A model provider failed: refused, unreachable, too slow, or answered what the schema does not allow.
 

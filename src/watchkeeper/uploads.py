@@ -1,15 +1,18 @@
-"""Files that clients send or name: the uploads folder, and server paths limited to the media roots.
+"""Files that clients send or name: uploads in the artefact store, and server paths limited to the media roots.
 
 An upload is streamed to a temporary file under a size limit, hashed, and
 kept only when its first bytes are media the media layer reads and its
 extension names that same format (a container family counts as one: an
-``.mp4`` may hold QuickTime or M4A data). It is stored under a safe name of
-our making; a client's name never becomes a path.
+``.mp4`` may hold QuickTime or M4A data). Its bytes go to the artefact store
+(every host reads them there), its row in the uploads table gives it a safe
+name of our making, unique among uploads; a client's name never becomes a path.
+Requests name an upload as seed 000's ``uploads/NAME`` (or plain ``NAME``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import secrets
@@ -18,9 +21,14 @@ import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from .artefacts import ArtefactStore
 from .domain import MediaType
 from .errors import (
     EmptyMediaError, MediaError, MediaFetchError, MediaTooLargeError, NotFoundError, UnsafePathError,
@@ -30,10 +38,16 @@ from .media.detect import (
     AUDIO_FORMATS, IMAGE_FORMATS, VIDEO_FORMATS, detect_format, extension_format, sniff_format, supported_formats_text,
 )
 from .media.sources import HEAD_BYTES, SourceData
+from .store.db import Database
+from .store.models import Upload
+from .store.references import release
+
+log = logging.getLogger(__name__)
 
 _CHUNK_BYTES = 1 << 20
 _MAX_STEM_CHARS = 100
 _ORIGINAL_NAME_CHARS = 255  # the uploads table's column
+UPLOADS_FOLDER = "uploads"  # seed 000's file_path is "uploads/NAME"
 # What save() produces: an ASCII stem that starts with a letter or digit, then a lower-case extension.
 _STORED_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,120}\.[a-z0-9]{1,10}")
 # Formats that share a container, so one extension may honestly hold another's data.
@@ -55,13 +69,20 @@ _DECLARED_FORMATS = {_mime_type(t, f): f for t, formats in _FORMATS_BY_TYPE for 
 
 @dataclass(frozen=True)
 class StoredUpload:
-    filename: str  # the safe stored name, unique in the uploads folder
-    path: Path
+    filename: str  # the safe name; once recorded, unique among uploads
+    artefact: str  # its address in the artefact store
     size_bytes: int
     sha256: str
     media_type: MediaType
     content_type: str  # from the content, not from the client
     original_name: str
+
+    @classmethod
+    def of(cls, row: Upload) -> StoredUpload:
+        assert row.artefact is not None
+        return cls(filename=row.filename, artefact=row.artefact, size_bytes=row.size_bytes, sha256=row.sha256,
+                   media_type=row.media_type, content_type=row.content_type or "application/octet-stream",
+                   original_name=row.original_name)
 
 
 def secure_name(original_name: str) -> tuple[str, str]:
@@ -81,15 +102,18 @@ def _same_format(a: str, b: str) -> bool:
 
 
 class UploadStore:
-    """The uploads folder: media files received from clients, under names of our making."""
+    """Media files received from clients: their bytes in the artefact store, their names in the uploads table."""
 
-    def __init__(self, folder: Path, *, max_bytes: int) -> None:
-        self.folder = Path(folder)
+    def __init__(self, artefacts: ArtefactStore, db: Database, *, spool_dir: Path, max_bytes: int) -> None:
+        self.artefacts = artefacts
+        self.db = db
+        self.spool_dir = Path(spool_dir)  # where an upload is checked before it is stored
         self.max_bytes = max_bytes
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
 
     def save(self, stream: BinaryIO, original_name: str, content_type: str | None = None) -> StoredUpload:
-        """Store ``stream`` if it is media whose extension (or, lacking one, ``content_type``) agrees with it."""
+        """Store ``stream`` if it is media whose extension (or, lacking one, ``content_type``) agrees with it;
+        ``record`` then gives it its name."""
         stem, extension = secure_name(original_name)
         if not extension and content_type:
             declared = _DECLARED_FORMATS.get(content_type.split(";")[0].strip().lower())
@@ -100,7 +124,7 @@ class UploadStore:
             raise UnsupportedMediaError(
                 f"{original_name}: {what} names no supported media format; supported: {supported_formats_text()}"
             )
-        fd, part = tempfile.mkstemp(dir=self.folder, prefix=".upload-", suffix=".part")
+        fd, part = tempfile.mkstemp(dir=self.spool_dir, prefix=".upload-", suffix=".part")
         try:
             with os.fdopen(fd, "wb") as out:
                 size, sha256, head = self._copy(stream, out, original_name)
@@ -117,35 +141,81 @@ class UploadStore:
                 raise UnsupportedMediaError(
                     f"{original_name}: named '{extension}' ({named_format}) but holds {detected.format} data"
                 )
-            filename = self._place(Path(part), stem, extension)
-        except BaseException:
+            artefact = self.artefacts.put_file(Path(part), extension, sha256=sha256)
+        finally:
             Path(part).unlink(missing_ok=True)
-            raise
         return StoredUpload(
-            filename=filename, path=self.folder / filename, size_bytes=size, sha256=sha256,
+            filename=f"{stem}{extension}", artefact=artefact, size_bytes=size, sha256=sha256,
             media_type=detected.media_type, content_type=_mime_type(detected.media_type, detected.format),
             original_name=original_name[:_ORIGINAL_NAME_CHARS],
         )
 
     @contextmanager
     def saving(self, stream: BinaryIO, original_name: str, content_type: str | None = None) -> Iterator[StoredUpload]:
-        """``save``, undone if the block raises: a file whose database row was not written is not kept."""
+        """``save``, undone if the block raises: an object whose database row was not written is not kept (unless
+        another row refers to the same bytes)."""
         stored = self.save(stream, original_name, content_type)
         try:
             yield stored
         except BaseException:
-            stored.path.unlink(missing_ok=True)
+            with self.db.session() as session:
+                release(session, self.artefacts, [stored.artefact])
             raise
 
-    def path_of(self, filename: str) -> Path:
-        """The stored file ``filename``; UnsafePathError for a name save() never makes, NotFoundError if absent."""
+    def record(self, session: Session, stored: StoredUpload, *, uploaded_by: int | None) -> Upload:
+        """The upload's row, under the first free name: the client's, else with a random suffix (the unique
+        filename column decides, also between uploads at the same moment)."""
+        stem, extension = os.path.splitext(stored.filename)
+        candidate = stored.filename
+        while True:
+            row = Upload(filename=candidate, artefact=stored.artefact, original_name=stored.original_name,
+                         size_bytes=stored.size_bytes, sha256=stored.sha256, media_type=stored.media_type,
+                         content_type=stored.content_type, uploaded_by=uploaded_by)
+            try:
+                with session.begin_nested():
+                    session.add(row)
+                return row
+            except IntegrityError:
+                if session.scalar(select(Upload.id).where(Upload.filename == candidate)) is None:
+                    raise  # another constraint than the name's
+                candidate = f"{stem}-{secrets.token_hex(4)}{extension}"
+
+    def find(self, requested: str) -> StoredUpload | None:
+        """The upload that a request's path names (``uploads/NAME`` or ``NAME``); None when it names none, so
+        that the path may still be a file in a media root."""
+        parts = PurePosixPath(requested).parts
+        if not (len(parts) == 1 or (len(parts) == 2 and parts[0] == UPLOADS_FOLDER)):
+            return None
+        if not _STORED_NAME.fullmatch(parts[-1]):
+            return None
+        with self.db.session(write=False) as session:
+            row = session.scalar(select(Upload).where(Upload.filename == parts[-1], Upload.artefact.is_not(None)))
+            return StoredUpload.of(row) if row is not None else None
+
+    def get(self, filename: str) -> StoredUpload:
+        """The upload named ``filename``; UnsafePathError for a name save() never makes, NotFoundError if absent."""
         if not _STORED_NAME.fullmatch(filename):
             raise UnsafePathError(f"{filename!r} is not the name of a stored upload")
-        path = self.folder / filename
-        # A symlink planted in the folder is not an upload.
-        if not path.is_file() or path.resolve().parent != self.folder.resolve():
+        stored = self.find(filename)
+        if stored is None:
             raise NotFoundError(f"no upload named {filename}")
-        return path
+        return stored
+
+    def adopt(self, folder: Path) -> int:
+        """Put the files of uploads stored before the artefact store (in ``folder``, the old uploads folder)
+        into the store, and remove them there; returns how many."""
+        adopted = []
+        with self.db.session() as session:
+            for row in session.scalars(select(Upload).where(Upload.artefact.is_(None))):
+                path = folder / row.filename
+                if _STORED_NAME.fullmatch(row.filename) and path.is_file() and not path.is_symlink():
+                    row.artefact = self.artefacts.put_file(path, path.suffix)
+                    adopted.append(path)
+        for path in adopted:  # only once the rows name their objects
+            path.unlink(missing_ok=True)
+        if adopted:
+            log.info("uploads moved into the artefact store", extra={"uploads": len(adopted), "folder": str(folder)})
+        return len(adopted)
 
     def _copy(self, stream: BinaryIO, out: BinaryIO, name: str) -> tuple[int, str, bytes]:
         """Copy under the size limit: ``(size, sha256, first bytes)``."""
@@ -163,18 +233,6 @@ class UploadStore:
             digest.update(chunk)
             out.write(chunk)
         return size, digest.hexdigest(), head
-
-    def _place(self, part: Path, stem: str, extension: str) -> str:
-        """Move ``part`` to a free name: the client's, else with a random suffix. O_EXCL makes the claim atomic."""
-        candidate = f"{stem}{extension}"
-        while True:
-            try:
-                os.close(os.open(self.folder / candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-            except FileExistsError:
-                candidate = f"{stem}-{secrets.token_hex(4)}{extension}"
-                continue
-            os.replace(part, self.folder / candidate)
-            return candidate
 
 
 @contextmanager

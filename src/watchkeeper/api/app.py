@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from starlette.requests import Request
 
 from .. import __version__
+from ..artefacts import open_artefact_store
 from ..auth.links import load_or_create_secret
 from ..config import Settings
 from ..delivery.dispatcher import Dispatcher
@@ -37,7 +38,7 @@ from ..netguard import UrlPolicy, fetch_url
 from ..notify.service import AlertService
 from ..store.db import open_database
 from ..store.models import Analysis
-from ..uploads import MediaRoots, UploadStore
+from ..uploads import UPLOADS_FOLDER, MediaRoots, UploadStore
 from ..web import pages, routes
 from . import acknowledge, legacy, live, metrics, seed001, v1
 from .job_outcomes import job_finished
@@ -87,7 +88,13 @@ def build_runtime(settings: Settings) -> Runtime:
     server = settings.server
     data_dir = settings.data_dir.resolve()
     db = open_database(settings)
-    uploads_dir = data_dir / "uploads"
+    artefacts = open_artefact_store(settings)
+    uploads = UploadStore(artefacts, db, spool_dir=data_dir / "spool", max_bytes=server.upload_max_bytes)
+    # Uploads used to be files here: the server moves them into the artefact store. Files put here by hand stay
+    # readable by this host's requests, as files of a media root.
+    uploads_dir = data_dir / UPLOADS_FOLDER
+    uploads_dir.mkdir(parents=True, exist_ok=True)
+    uploads.adopt(uploads_dir)
     policy = UrlPolicy(server.allowed_private_networks)
     link_secret = load_or_create_secret(data_dir / LINK_SECRET_FILE)
     alerts = AlertService(settings, db, link_secret)
@@ -108,7 +115,8 @@ def build_runtime(settings: Settings) -> Runtime:
         if notify:
             alerts.analysis_stored(session, analysis, result)
 
-    workers = WorkerPool(queue, {ANALYZE_JOB: analysis_handler(pipeline, fetch_guard=fetch, on_stored=alert_if_asked)},
+    handler = analysis_handler(pipeline, artefacts, fetch_guard=fetch, on_stored=alert_if_asked)
+    workers = WorkerPool(queue, {ANALYZE_JOB: handler},
                          threads=0 if settings.queue == "celery" else server.job_workers, lease_s=server.job_lease_s)
     senders = {"webhook": webhook_sender(server.webhook_secret, policy, server.webhook_timeout_s),
                **alerts.senders()}
@@ -117,12 +125,12 @@ def build_runtime(settings: Settings) -> Runtime:
     alerts.wake = dispatcher.wake
     services = Services(
         settings=settings, db=db, queue=queue,
-        uploads=UploadStore(uploads_dir, max_bytes=server.upload_max_bytes),
+        uploads=uploads,
         media_roots=MediaRoots([uploads_dir, *server.media_roots], base=data_dir),
         url_policy=policy, fetch=fetch, pipeline=pipeline, alerts=alerts, dispatcher=dispatcher,
         wake_workers=workers.wake, link_secret=link_secret,
     )
-    live = LiveService(settings, db, evidence_dir=data_dir / "evidence", alerts=alerts,
+    live = LiveService(settings, db, evidence_dir=data_dir / "evidence", alerts=alerts, artefacts=artefacts,
                        pipelines=lambda: tier_pipelines(settings, pipeline()))  # one set of models in the process
     return Runtime(services, workers, dispatcher, live, alerts)
 

@@ -13,7 +13,6 @@ from datetime import datetime, timezone
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Request, Response, UploadFile
-from fastapi.responses import FileResponse
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
@@ -25,13 +24,14 @@ from ..errors import BadRequestError, ConflictError, DeliveryError, NotFoundErro
 from ..notify.compose import manual_message
 from ..store.db import Database
 from ..store.models import Delivery, Job
-from ..store.models import Upload as UploadRow
+from ..uploads import UPLOADS_FOLDER
 from . import schemas
+from .artefact_files import artefact_response
 from .deps import MaybePrincipal, Operator, ServicesDep, Viewer, client_ip, viewer_or_signed_link
 from .job_outcomes import view_body
 from .problems import PROBLEM_RESPONSES
 from .services import Services
-from .submissions import AnalysisSpec, check, run_now, submit
+from .submissions import AnalysisSpec, check, resolve_media, run_now, submit
 
 log = logging.getLogger(__name__)
 
@@ -74,17 +74,14 @@ def providers(services: ServicesDep, _: Viewer) -> schemas.Providers:
 @router.post("/upload", response_model=schemas.Upload, summary="Upload a media file (multipart field 'file')")
 def upload(request: Request, services: ServicesDep, principal: Operator,
            file: UploadFile = File(description="The media file.")) -> schemas.Upload:
-    # The file is removed again if its row or audit entry cannot be written.
+    # The stored bytes go again if the row or its audit entry cannot be written.
     with (services.uploads.saving(file.file, file.filename or "upload", file.content_type) as stored,
           services.db.session() as session):
-        row = UploadRow(filename=stored.filename, original_name=stored.original_name, size_bytes=stored.size_bytes,
-                        sha256=stored.sha256, media_type=stored.media_type, content_type=stored.content_type,
-                        uploaded_by=principal.user_id)
-        session.add(row)
-        session.flush()
+        row = services.uploads.record(session, stored, uploaded_by=principal.user_id)
         record(session, principal, "upload.create", target_type="upload", target_id=row.id,
-               details={"filename": stored.filename, "size_bytes": stored.size_bytes}, ip=client_ip(request))
-    return schemas.Upload(status="success", file_path=f"uploads/{stored.filename}", filename=stored.filename,
+               details={"filename": row.filename, "size_bytes": stored.size_bytes}, ip=client_ip(request))
+        filename = row.filename
+    return schemas.Upload(status="success", file_path=f"{UPLOADS_FOLDER}/{filename}", filename=filename,
                           media_type=stored.media_type, size_bytes=stored.size_bytes, sha256=stored.sha256)
 
 
@@ -144,7 +141,7 @@ def notify(request: Request, services: ServicesDep, principal: Operator,
     recipients = list(body.recipients or configured)
     if not recipients:
         raise BadRequestError("no recipients: give some, or configure the group 'default' (default_recipients)")
-    media = str(services.media_roots.resolve(body.media_path)) if body.media_path else None
+    media = resolve_media(services, body.media_path)[0] if body.media_path else None
     message = manual_message(body.detection_result, media_path=media)
     with services.db.session() as session:
         delivery = enqueue(session, channel="email", target=",".join(recipients), event="alert.manual",
@@ -195,11 +192,12 @@ def job_status(job_id: str, services: ServicesDep, _: Viewer) -> dict[str, Any]:
     return view_body(job)
 
 
-@router.get("/uploads/{filename}", response_class=FileResponse,
+@router.get("/uploads/{filename}", response_class=Response,
             summary="Download an uploaded file (signed in, or with a signed link's expires and signature)",
             responses={200: {"content": {"application/octet-stream": {}}, "description": "The file."}})
 def uploaded_file(filename: str, services: ServicesDep,
-                  _: Annotated[Principal | None, Depends(viewer_or_signed_link)]) -> FileResponse:
-    path = services.uploads.path_of(filename)
-    media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    return FileResponse(path, media_type=media_type, headers={"X-Content-Type-Options": "nosniff"})
+                  _: Annotated[Principal | None, Depends(viewer_or_signed_link)]) -> Response:
+    stored = services.uploads.get(filename)
+    media_type = mimetypes.guess_type(stored.filename)[0] or "application/octet-stream"
+    return artefact_response(services.uploads.artefacts, stored.artefact, media_type,
+                             headers={"X-Content-Type-Options": "nosniff"})

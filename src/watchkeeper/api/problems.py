@@ -39,6 +39,7 @@ STATUS_BY_ERROR: dict[type[errors.WatchkeeperError], int] = {
     errors.AnalysisError: 422,
     errors.RateLimitedError: 429,
     errors.DeliveryError: 502,
+    errors.ArtefactStoreError: 503,
     errors.ConfigError: 503,
     errors.ModelError: 503,
     errors.WatchkeeperError: 400,

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Query, Response
 
+from ..artefacts import referenced_address
 from ..domain import AnalysisResult
 from ..errors import WatchkeeperError
 from ..reasoning.render import render
@@ -34,12 +35,17 @@ def report_writer(services: Services) -> ReportWriter:
 
 
 def media_pictures(services: Services, media_path: str | None, result: AnalysisResult) -> dict[int, list[Picture]]:
-    """Each incident's frame with its boxes (by incident position), while the analysed file is still in a media
-    root and readable; none otherwise, since the report is still worth having without them."""
+    """Each incident's frame with its boxes (by incident position), while the analysed file is still there (an
+    upload in the artefact store, a file in a media root) and readable; none otherwise, since the report is still
+    worth having without them."""
     if not media_path:
         return {}
+    address = referenced_address(media_path)
     try:
-        return incident_pictures(services.media_roots.resolve(media_path), result, services.settings.media)
+        if address is None:
+            return incident_pictures(services.media_roots.resolve(media_path), result, services.settings.media)
+        with services.uploads.artefacts.local_path(address) as path:
+            return incident_pictures(path, result, services.settings.media)
     except WatchkeeperError:
         return {}
 

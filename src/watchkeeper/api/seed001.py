@@ -16,8 +16,8 @@ import base64
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi import APIRouter, Query, Request, Response, WebSocket, WebSocketDisconnect
+from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
@@ -26,6 +26,7 @@ from ..live.monitor import Monitor
 from ..live.reports import tier1_json
 from ..live.service import LiveService
 from ..store.models import IncidentRecord
+from ..store.references import evidence_artefacts
 from .deps import ServicesDep, Viewer, websocket_principal
 from .live import mjpeg_response, refuse
 from .v1.cameras import EvidenceKind, evidence_file, get_live
@@ -96,7 +97,7 @@ def anomaly_events(services: ServicesDep, _: Viewer,
 
 
 def _event(row: IncidentRecord) -> dict[str, Any]:
-    evidence = (row.data or {}).get("live", {}).get("evidence", {})
+    evidence = evidence_artefacts(row.data)
     return {
         "id": row.id, "camera": row.camera, "category": row.category, "category_name": row.category_name,
         "severity": row.severity, "confidence": row.confidence, "status": row.status, "summary": row.summary,
@@ -106,18 +107,18 @@ def _event(row: IncidentRecord) -> dict[str, Any]:
     }
 
 
-def _evidence(request: Request, services: ServicesDep, filename: str, kind: EvidenceKind) -> FileResponse:
+def _evidence(request: Request, services: ServicesDep, filename: str, kind: EvidenceKind) -> Response:
     match = _EVIDENCE_NAME.match(filename)
     if match is None or match.group(2) != {"snapshot": "jpg", "clip": "mp4"}[kind]:
         raise NotFoundError(f"no file '{filename}'")
     return evidence_file(services, get_live(request), int(match.group(1)), kind)
 
 
-@router.get("/anomaly_frames/{filename}", summary="Seed 001: an incident's snapshot", response_class=FileResponse)
-def anomaly_frame(filename: str, request: Request, services: ServicesDep, _: Viewer) -> FileResponse:
+@router.get("/anomaly_frames/{filename}", summary="Seed 001: an incident's snapshot", response_class=Response)
+def anomaly_frame(filename: str, request: Request, services: ServicesDep, _: Viewer) -> Response:
     return _evidence(request, services, filename, "snapshot")
 
 
-@router.get("/recorded_videos/{filename}", summary="Seed 001: an incident's clip", response_class=FileResponse)
-def recorded_video(filename: str, request: Request, services: ServicesDep, _: Viewer) -> FileResponse:
+@router.get("/recorded_videos/{filename}", summary="Seed 001: an incident's clip", response_class=Response)
+def recorded_video(filename: str, request: Request, services: ServicesDep, _: Viewer) -> Response:
     return _evidence(request, services, filename, "clip")

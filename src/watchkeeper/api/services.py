@@ -1,4 +1,4 @@
-"""What the request handlers share: the database, the queue, the upload folder, limits, the pipeline."""
+"""What the request handlers share: the database, the queue, the uploads, limits, the pipeline."""
 
 from __future__ import annotations
 

@@ -1,16 +1,19 @@
 """Analyses asked for over the API: checked at the door, then run now or queued as a job.
 
 Everything a request names is checked before anything runs: the provider,
-the path (inside a media root, no escape, media of the type asked for), the
-URL and the callback URL (public addresses only unless allow-listed). Errors
-name a file as the request did, never by its resolved server path.
+the path (an upload, or a file inside a media root with no escape; media of
+the type asked for), the URL and the callback URL (public addresses only
+unless allow-listed). Errors name a file as the request did, never by its
+resolved server path.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from ..artefacts import as_reference, local_media
 from ..auth import Principal
 from ..auth.audit import record
 from ..domain import MediaType
@@ -44,7 +47,8 @@ class AnalysisSpec:
 
 @dataclass
 class Checked:
-    """A spec whose targets passed the checks: ``target`` is the resolved server path or the URL."""
+    """A spec whose targets passed the checks: ``target`` is an upload's ``artefact:`` reference, the resolved
+    server path, or the URL."""
 
     spec: AnalysisSpec
     target: str
@@ -66,13 +70,23 @@ def check(services: Services, spec: AnalysisSpec) -> Checked:
     if spec.is_url:
         services.url_policy.check(spec.source)
         return Checked(spec, spec.source, spec.media_type, provider)
-    path = services.media_roots.resolve(spec.source)
-    # Sniffing now turns a non-media file into a 4xx at submission instead of a failed job later.
-    with named_as_requested(path, spec.source):
-        detected = detect_media_type(path, services.settings.media).media_type
+    target, detected = resolve_media(services, spec.source)
+    if detected is None:
+        # Sniffing now turns a non-media file into a 4xx at submission instead of a failed job later.
+        with named_as_requested(target, spec.source):
+            detected = detect_media_type(Path(target), services.settings.media).media_type
     if spec.media_type is not None and not _readable_as(detected, spec.media_type):
         raise UnsupportedMediaError(f"{spec.source}: the content is {detected}, not {spec.media_type}")
-    return Checked(spec, str(path), spec.media_type or detected, provider)
+    return Checked(spec, target, spec.media_type or detected, provider)
+
+
+def resolve_media(services: Services, requested: str) -> tuple[str, MediaType | None]:
+    """What a request's path names: an upload (its ``artefact:`` reference, which any host reads, and its media
+    type, sniffed when it was stored), else a file in a media root (its real path; its type unknown yet)."""
+    upload = services.uploads.find(requested)
+    if upload is not None:
+        return as_reference(upload.artefact), upload.media_type
+    return str(services.media_roots.resolve(requested)), None
 
 
 def _readable_as(detected: MediaType, wanted: MediaType) -> bool:
@@ -96,12 +110,13 @@ def submit(services: Services, principal: Principal, checked: Checked, *, ip: st
 
 def run_now(services: Services, principal: Principal, checked: Checked, *, ip: str | None) -> dict[str, Any]:
     """Analyse in the request; returns seed 000's body: the full result with its flat fields."""
-    source: str | bytes = services.fetch(checked.target)[0] if checked.spec.is_url else checked.target
-    with named_as_requested(checked.target, checked.spec.source):
-        result = services.pipeline().analyze(
-            source, checked.media_type, frame_interval_s=checked.spec.frame_interval_s, camera=checked.spec.camera,
-            provider=checked.provider,
-        )
+    with local_media(services.uploads.artefacts, checked.target) as path:
+        source: str | bytes = services.fetch(checked.target)[0] if checked.spec.is_url else path
+        with named_as_requested(path, checked.spec.source):
+            result = services.pipeline().analyze(
+                source, checked.media_type, frame_interval_s=checked.spec.frame_interval_s,
+                camera=checked.spec.camera, provider=checked.provider,
+            )
     result.media.source = checked.spec.source
     result_json = result.model_dump(mode="json")
     with services.db.session() as session:

@@ -427,11 +427,14 @@ def feedback(
         "--context-s", min=0, help="Seconds of audio/video kept either side of an incident.")] = 1.0,
 ) -> None:
     """Export incidents marked confirmed or false_alarm as a data set for 'watchkeeper train'."""
+    from ..artefacts import open_artefact_store
     from ..heads.feedback import GROUP_FILE, export_feedback
     from ..store.db import open_database
 
-    with open_database(_settings()) as db:
-        export = export_feedback(db, out, category, camera=camera, context_s=context_s,
+    settings = _settings()
+    with open_database(settings) as db:
+        export = export_feedback(db, out, category, artefacts=open_artefact_store(settings), camera=camera,
+                                 context_s=context_s,
                                  since=since.replace(tzinfo=since.tzinfo or timezone.utc) if since else None)
     for incident_id, reason in export.skipped:
         err.print(f"skipped incident {incident_id}: {escape(reason)}", highlight=False)

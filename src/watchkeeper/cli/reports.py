@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -13,6 +13,10 @@ from rich.markup import escape
 
 from ..config import Settings
 from ..errors import NotFoundError
+
+if TYPE_CHECKING:
+    from ..domain import AnalysisResult
+    from ..reasoning.report_model import Picture
 
 SUFFIXES = {"pdf": ".pdf", "html": ".html", "markdown": ".md", "json": ".json"}
 
@@ -37,18 +41,18 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings]) -> None:
         """Write the incident report of an analysis: seven sections per incident, evidence, timeline, charts."""
         from ..pipeline import Pipeline
         from ..reasoning.render import render
-        from ..reasoning.reports import ReportWriter, incident_pictures
+        from ..reasoning.reports import ReportWriter
 
         settings = load_settings()
         pipeline = Pipeline(settings)
         path = Path(subject)
         if path.is_file():
             result = pipeline.analyze(path, provider=provider)
-            media_path: Path | None = path
+            media: str | None = str(path)
             subject_fields = {}
         else:
-            result, media_path, subject_fields = _stored(settings, subject)
-        pictures = incident_pictures(media_path, result, settings.media) if media_path and media_path.is_file() else {}
+            result, media, subject_fields = _stored(settings, subject)
+        pictures = _pictures(settings, media, result)
         writer = ReportWriter(settings, pipeline.fusion.rules.categories, pipeline.reasoner)
         body = render(writer.for_analysis(result, subject=subject_fields, pictures=pictures), output_format.value)
         if out is None and output_format in (ReportFormat.markdown, ReportFormat.json):
@@ -69,5 +73,20 @@ def _stored(settings: Settings, analysis_id: str):
         if row is None:
             raise NotFoundError(f"'{analysis_id}' is neither a media file nor a stored analysis id")
         result = AnalysisResult.model_validate(row.result)
-        media = Path(row.media_path) if row.media_path else None
-        return result, media, {"analysis_id": row.id, **({"camera": row.camera} if row.camera else {})}
+        return result, row.media_path, {"analysis_id": row.id, **({"camera": row.camera} if row.camera else {})}
+
+
+def _pictures(settings: Settings, media: str | None, result: AnalysisResult) -> dict[int, list[Picture]]:
+    """Each incident's frame, while the analysed file is still there: on this machine, or an upload in the
+    artefact store."""
+    from ..artefacts import ArtefactNotFoundError, open_artefact_store, referenced_address
+    from ..reasoning.reports import incident_pictures
+
+    address = referenced_address(media)
+    if address is None:
+        return incident_pictures(Path(media), result, settings.media) if media and Path(media).is_file() else {}
+    try:
+        with open_artefact_store(settings).local_path(address) as path:
+            return incident_pictures(path, result, settings.media)
+    except ArtefactNotFoundError:
+        return {}

@@ -226,6 +226,7 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings]) -> None:
     ) -> None:
         """Delete analyses, incidents (and live incidents' evidence), finished jobs, sent deliveries, uploads and
         audit entries older than a date."""
+        from ..artefacts import open_artefact_store
         from ..auth.audit import record
         from ..store.db import open_database
         from ..store.purge import purge as purge_store
@@ -233,8 +234,7 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings]) -> None:
         moment = _parse_before(before)
         settings = settings_for(data_dir)
         with open_database(settings) as db:
-            counts = purge_store(db, moment, keep_users=keep_users, uploads_dir=settings.data_dir / "uploads",
-                                 evidence_dir=settings.data_dir / "evidence")
+            counts = purge_store(db, moment, keep_users=keep_users, artefacts=open_artefact_store(settings))
             with db.session() as session:
                 record(session, _cli_actor(), "purge", details={"before": moment.isoformat(), **counts})
         table = Table(title=f"Deleted before {moment.isoformat()}")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from ..artefacts import ArtefactStore, local_media
 from ..errors import ConfigError, WatchkeeperError
 from ..media.clips import cut_clip
 from ..store.db import Database
@@ -43,11 +44,13 @@ def export_feedback(
     folder: Path,
     category: str,
     *,
+    artefacts: ArtefactStore,
     camera: str | None = None,
     since: datetime | None = None,
     context_s: float = 1.0,
 ) -> FeedbackExport:
-    """Write the judged incidents of ``category`` (optionally one camera's, from ``since`` on) under ``folder``."""
+    """Write the judged incidents of ``category`` (optionally one camera's, from ``since`` on) under ``folder``;
+    uploads' media come from ``artefacts``."""
     if folder.exists() and any(folder.iterdir()):
         raise ConfigError(f"{folder} is not empty; export into a new folder")
     query = (
@@ -71,18 +74,19 @@ def export_feedback(
         if media_path is None:
             export.skipped.append((incident_id, f"its media {source} was fetched from a URL and not kept"))
             continue
-        path = Path(media_path)
-        if not path.is_file():
-            export.skipped.append((incident_id, f"its media {media_path} is no longer on this machine"))
-            continue
-        target = folder / status / f"incident-{incident_id}{path.suffix.lower()}"
-        target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            if media_type == "image":
-                shutil.copyfile(path, target)
-            else:
-                cut_clip(path, target, max(0.0, t_start_s - context_s), t_end_s + context_s)
-        except WatchkeeperError as exc:
+            with local_media(artefacts, media_path) as local:
+                path = Path(local)
+                if not path.is_file():
+                    export.skipped.append((incident_id, f"its media {media_path} is no longer on this machine"))
+                    continue
+                target = folder / status / f"incident-{incident_id}{path.suffix.lower()}"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if media_type == "image":
+                    shutil.copyfile(path, target)
+                else:
+                    cut_clip(path, target, max(0.0, t_start_s - context_s), t_end_s + context_s)
+        except WatchkeeperError as exc:  # an upload no longer in the artefact store, too
             export.skipped.append((incident_id, str(exc)))
             continue
         export.written[status].append(target)

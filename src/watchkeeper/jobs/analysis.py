@@ -8,6 +8,7 @@ from uuid import uuid4
 
 from sqlalchemy.orm import Session
 
+from ..artefacts import ArtefactStore, local_media
 from ..media.sources import is_url
 from ..uploads import named_as_requested
 from ..pipeline import Pipeline
@@ -24,13 +25,15 @@ FetchUrl = Callable[[str], tuple[bytes, str | None]]
 OnStored = Callable[[Session, Analysis, AnalysisResult, bool], None]
 
 
-def analysis_handler(pipeline_for: Callable[[], Pipeline], *, fetch_guard: FetchUrl | None = None,
-                     on_stored: OnStored | None = None) -> JobHandler:
+def analysis_handler(pipeline_for: Callable[[], Pipeline], artefacts: ArtefactStore, *,
+                     fetch_guard: FetchUrl | None = None, on_stored: OnStored | None = None) -> JobHandler:
     """A handler for ``analyze`` jobs.
 
-    ``job.params``: ``source`` (a server path, already checked against the
-    media roots, or a URL), ``media_type`` (image, audio, video or None to
-    sniff), ``frame_interval_s``, ``camera``, ``provider`` (a configured model
+    ``job.params``: ``source`` (an upload's ``artefact:`` reference, read
+    through ``artefacts`` on whichever host runs the job; a server path,
+    already checked against the media roots; or a URL), ``media_type``
+    (image, audio, video or None to sniff), ``frame_interval_s``,
+    ``camera``, ``provider`` (a configured model
     provider to refine the finding, checked by the API). URLs go through
     ``fetch_guard`` when one is given. The analysis row is written in the
     transaction that completes the job, so an analysis exists exactly when
@@ -42,13 +45,15 @@ def analysis_handler(pipeline_for: Callable[[], Pipeline], *, fetch_guard: Fetch
     def handle(ctx: JobContext) -> dict[str, Any]:
         params = ctx.job.params
         source: str = params["source"]
-        media: str | bytes = fetch_guard(source)[0] if fetch_guard is not None and is_url(source) else source
-        # A failed job's error is shown to the client and sent to its webhook: it names the file as the client did.
-        with named_as_requested(source, params.get("client_source", source)):
-            result = pipeline_for().analyze(
-                media, params.get("media_type"), frame_interval_s=params.get("frame_interval_s"),
-                camera=params.get("camera"), on_progress=ctx.progress, provider=params.get("provider"),
-            )
+        with local_media(artefacts, source) as path:
+            media: str | bytes = fetch_guard(source)[0] if fetch_guard is not None and is_url(source) else path
+            # A failed job's error is shown to the client and sent to its webhook: it names the file as the
+            # client did.
+            with named_as_requested(path, params.get("client_source", source)):
+                result = pipeline_for().analyze(
+                    media, params.get("media_type"), frame_interval_s=params.get("frame_interval_s"),
+                    camera=params.get("camera"), on_progress=ctx.progress, provider=params.get("provider"),
+                )
         # What the client named (bytes fetched from a URL would otherwise read "<N bytes>").
         result.media.source = params.get("client_source", source)
         analysis_id = str(uuid4())

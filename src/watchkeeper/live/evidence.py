@@ -9,12 +9,18 @@ waits for an encoder. Files go to ``<folder>/<camera>/<incident id>/``:
 ``snapshot.jpg``, ``weapon.jpg`` (the weapon close up, when a weapon is part
 of the evidence), ``clip.mp4`` (H.264, with AAC sound when the camera has
 sound) and ``audio.wav``. A camera in privacy mode keeps none of them.
+
+Given an artefact store (a server's cameras), each piece goes there instead,
+for every host to serve: the pictures straight from memory, the clip and the
+sound from the incident's folder, which they leave once stored.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import queue
+import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,9 +30,12 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+from PIL import Image
 
+from ..artefacts import ArtefactStore
 from ..config import EvidenceSettings
 from ..domain import AUDIO_SAMPLE_RATE_HZ, Incident
+from ..errors import WatchkeeperError
 from ..reasoning.pictures import draw_incident, weapon_crop
 from ..samples import mux_audio, write_audio
 from .capture import CaptureLoop
@@ -40,12 +49,15 @@ SNAPSHOT, WEAPON, CLIP, SOUND = "snapshot.jpg", "weapon.jpg", "clip.mp4", "audio
 class Evidence:
     incident_id: str
     folder: Path
+    # The files on this machine: as written, or the artefact store's own (None when it keeps them elsewhere).
     snapshot: Path | None = None
     weapon: Path | None = None
     clip: Path | None = None
     audio: Path | None = None
     clip_span_s: tuple[float, float] | None = None
     errors: list[str] = field(default_factory=list)
+    artefacts: dict[str, str] = field(default_factory=dict)  # kind (snapshot, weapon, clip, audio) -> address
+    stored_bytes: int = 0  # of the pieces in the artefact store
 
 
 def write_clip(path: Path, frames: list[tuple[float, bytes]], sound: np.ndarray | None, t_start: float,
@@ -89,11 +101,13 @@ class EvidenceRecorder:
     """Writes the evidence of one camera's incidents; ``on_written(evidence)`` hears when each is complete."""
 
     def __init__(self, folder: Path, capture: CaptureLoop, settings: EvidenceSettings, *,
-                 on_written: Callable[[Evidence], None] | None = None) -> None:
+                 on_written: Callable[[Evidence], None] | None = None,
+                 artefacts: ArtefactStore | None = None) -> None:
         self.folder = folder / capture.camera.name
         self.capture = capture
         self.settings = settings
         self.on_written = on_written
+        self.artefacts = artefacts
         self.privacy = capture.camera.privacy_mode
         self.evidence: dict[str, Evidence] = {}
         self._cuts: queue.Queue[_Cut | None] = queue.Queue()
@@ -111,16 +125,42 @@ class EvidenceRecorder:
             return evidence
         evidence.folder.mkdir(parents=True, exist_ok=True)
         if picture is not None:
-            path = evidence.folder / SNAPSHOT
-            draw_incident(picture, incident).save(path, quality=self.settings.jpeg_quality)
-            evidence.snapshot = path
+            self._keep_picture(evidence, SNAPSHOT, draw_incident(picture, incident))
             close_up = weapon_crop(picture, incident)
             if close_up is not None:
-                close_up.save(evidence.folder / WEAPON, quality=self.settings.jpeg_quality)
-                evidence.weapon = evidence.folder / WEAPON
+                self._keep_picture(evidence, WEAPON, close_up)
         t_from = max(0.0, incident.t_start_s - self.settings.pre_event_s)
         self._cuts.put(_Cut(evidence, t_from, t_open + self.settings.post_event_s))
         return evidence
+
+    def _keep_picture(self, evidence: Evidence, name: str, picture: Image.Image) -> None:
+        if self.artefacts is None:
+            picture.save(evidence.folder / name, quality=self.settings.jpeg_quality)
+            setattr(evidence, _kind(name), evidence.folder / name)
+            return
+        jpeg = io.BytesIO()
+        picture.save(jpeg, format="JPEG", quality=self.settings.jpeg_quality)
+        data = jpeg.getvalue()
+        try:
+            self._stored(evidence, name, self.artefacts.put_bytes(data, "jpg"), len(data))
+        except WatchkeeperError as exc:  # the store failing must not stop the camera's analysis
+            log.error("evidence picture not stored: %s", exc, extra={"camera": self.capture.camera.name})
+            evidence.errors.append(f"{name}: {exc}")
+
+    def _keep_file(self, evidence: Evidence, path: Path) -> None:
+        """A written clip or sound: kept where it is, or moved into the artefact store."""
+        if self.artefacts is None:
+            setattr(evidence, _kind(path.name), path)
+            return
+        size = path.stat().st_size
+        self._stored(evidence, path.name, self.artefacts.put_file(path, path.suffix), size)
+        path.unlink()
+
+    def _stored(self, evidence: Evidence, name: str, address: str, size: int) -> None:
+        assert self.artefacts is not None
+        evidence.artefacts[_kind(name)] = address
+        evidence.stored_bytes += size
+        setattr(evidence, _kind(name), self.artefacts.path_on_disk(address))
 
     def close(self, timeout_s: float = 60.0) -> None:
         """Finish the pending clips with what the ring holds (the camera has stopped), then stop."""
@@ -139,6 +179,8 @@ class EvidenceRecorder:
             except Exception as exc:  # a broken clip must not lose the next incident's evidence
                 log.exception("evidence clip failed", extra={"camera": self.capture.camera.name})
                 cut.evidence.errors.append(f"{type(exc).__name__}: {exc}")
+            if self.artefacts is not None:  # everything went to the store: the incident's folder is spent
+                shutil.rmtree(cut.evidence.folder, ignore_errors=True)
             if self.on_written is not None:
                 self.on_written(cut.evidence)
 
@@ -147,12 +189,19 @@ class EvidenceRecorder:
         t_to = min(cut.t_to, ring.end_t)
         sound = ring.sound(cut.t_from, t_to)
         if sound is not None and len(sound):
-            evidence.audio = write_audio(evidence.folder / SOUND, sound, sr=AUDIO_SAMPLE_RATE_HZ, codec="pcm_s16le")
+            self._keep_file(evidence, write_audio(evidence.folder / SOUND, sound, sr=AUDIO_SAMPLE_RATE_HZ,
+                                                  codec="pcm_s16le"))
         frames = ring.clip_frames(cut.t_from, t_to)
         if not frames:
             evidence.errors.append("no pictures of the clip's span were left in the camera's ring")
             return
         t_first = frames[0][0]
         clip_sound = ring.sound(t_first, t_to)
-        evidence.clip = write_clip(evidence.folder / CLIP, frames, clip_sound, t_first, self.settings.clip_fps)
+        self._keep_file(evidence, write_clip(evidence.folder / CLIP, frames, clip_sound, t_first,
+                                             self.settings.clip_fps))
         evidence.clip_span_s = (t_first, t_to)
+
+
+def _kind(name: str) -> str:
+    """The evidence kind a file name stands for: snapshot.jpg -> snapshot."""
+    return name.partition(".")[0]

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from ..artefacts import ArtefactStore
 from ..config import CameraSettings, Settings, load_settings
 from ..domain import AnalysisResult, Incident
 from ..pipeline import Pipeline
@@ -71,7 +72,8 @@ def tier_pipelines(settings: Settings, full: Pipeline | None = None) -> tuple[Pi
 class Monitor:
     """Watches one camera until stopped (or until a file source ends).
 
-    Evidence goes under ``evidence_dir`` (default ``<data_dir>/evidence``), seed 004's latest alerts
+    Evidence goes under ``evidence_dir`` (default ``<data_dir>/evidence``), or into ``artefacts`` when given
+    (a server's cameras: every host serves it from there), seed 004's latest alerts
     and session report under ``reports_dir`` (default ``<data_dir>/reports/<camera>``), continuous
     recordings (when the camera records) under ``<data_dir>/recordings/<camera>``, kept within their
     limits by ``retention`` (a server shares one among its cameras; by default the monitor runs its own).
@@ -82,7 +84,7 @@ class Monitor:
                  settings: Settings | None = None, pipelines: tuple[Pipeline, Pipeline] | None = None,
                  fps: float | None = None, evidence_dir: Path | None = None,
                  reports_dir: Path | None = None, retention: Retention | None = None,
-                 slots: AnalysisSlots | None = None,
+                 slots: AnalysisSlots | None = None, artefacts: ArtefactStore | None = None,
                  on_state: Callable[[CameraHealth], None] | None = None) -> None:
         self.settings = settings or load_settings()
         camera = source if isinstance(source, CameraSettings) else camera_from_source(source, name)
@@ -105,8 +107,8 @@ class Monitor:
             self.retention.recorders.append(self.capture.recorder)
         self.microphone = (CaptureLoop(camera, self.settings.live, self.settings.media, microphone_of=self.capture)
                            if camera.microphone else None)
-        self.recorder = EvidenceRecorder(evidence_root, self.capture,
-                                         self.settings.live.evidence, on_written=self._evidence_written)
+        self.recorder = EvidenceRecorder(evidence_root, self.capture, self.settings.live.evidence,
+                                         on_written=self._evidence_written, artefacts=artefacts)
         self.reports = SessionReports(reports_dir or Path(self.settings.data_dir) / "reports" / camera.name,
                                       camera.location, ReportWriter(self.settings, self.tier1.fusion.rules.categories))
         self.report_path: Path | None = None  # the session report, once the monitor has stopped

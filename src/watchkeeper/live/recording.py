@@ -10,7 +10,9 @@ the wall clock at their first packet; a file still being written ends in
 
 ``Retention`` deletes segments older than ``max_age_h``, then the oldest of
 every camera until all of them fit in ``max_total_gb``; incidents' evidence
-folders likewise by ``live.evidence.max_age_days`` and ``max_total_gb``. When the disk still
+likewise by ``live.evidence.max_age_days`` and ``max_total_gb``, a whole
+incident at a time: its folder, and its evidence in the artefact store (which
+its row then no longer names). When the disk still
 has less than ``min_free_gb`` free, recorders are paused and report why in
 their camera's health, instead of filling the disk; they resume once there
 is room again.
@@ -30,7 +32,12 @@ from typing import Any
 
 import av
 
+from ..artefacts import ArtefactStore
 from ..config import EvidenceSettings, RecordingSettings
+from ..store.db import Database
+from ..store.live import drop_evidence, incidents_with_stored_evidence
+from ..store.models import IncidentRecord
+from ..store.references import EVIDENCE_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -127,9 +134,10 @@ class SegmentRecorder:
 
 @dataclass(frozen=True)
 class Stored:
-    """A unit retention keeps or deletes whole: a recording segment, or one incident's evidence folder."""
+    """A unit retention keeps or deletes whole: a recording segment, one incident's evidence folder, or one
+    incident's evidence in the artefact store (its row's id)."""
 
-    path: Path
+    key: Path | int
     size: int
     modified: float
 
@@ -139,7 +147,7 @@ def prune(units: list[Stored], *, older_than: float, max_bytes: float,
     """Delete the units older than ``older_than``, then the oldest until the rest fit ``max_bytes``; the
     units kept come back, oldest first."""
     keep = []
-    for unit in sorted(units, key=lambda u: (u.modified, u.path.name)):
+    for unit in sorted(units, key=lambda u: (u.modified, str(u.key))):
         (delete(unit) if unit.modified < older_than else keep.append(unit))
     total = sum(u.size for u in keep)
     while keep and total > max_bytes:
@@ -165,6 +173,26 @@ def evidence_folders(root: Path) -> list[Stored]:
     return units
 
 
+class StoredEvidence:
+    """Live incidents' evidence in the artefact store, one unit per incident: the bytes its row counts, its time
+    of creation."""
+
+    def __init__(self, db: Database, artefacts: ArtefactStore) -> None:
+        self.db = db
+        self.artefacts = artefacts
+
+    def units(self) -> list[Stored]:
+        with self.db.session(write=False) as session:
+            return [Stored(row_id, size, created.timestamp())
+                    for row_id, size, created in incidents_with_stored_evidence(session)]
+
+    def delete(self, unit: Stored) -> None:
+        with self.db.session() as session:
+            row = session.get(IncidentRecord, unit.key, with_for_update=True)
+            if row is not None:  # other servers' retention may be at it too: whoever is first drops it
+                drop_evidence(session, self.artefacts, row, EVIDENCE_KINDS)
+
+
 def _stat(path: Path, unit: Path) -> Stored | None:
     try:
         stat = path.stat()
@@ -179,14 +207,16 @@ class Retention:
 
     def __init__(self, root: Path, settings: RecordingSettings, *, clock: Callable[[], float] = time.time,
                  free_bytes: Callable[[Path], int] | None = None,
-                 evidence: tuple[Path, EvidenceSettings] | None = None) -> None:
+                 evidence: tuple[Path, EvidenceSettings] | None = None,
+                 stored_evidence: StoredEvidence | None = None) -> None:
         self.root = root
         self.settings = settings
         self.evidence = evidence
+        self.stored_evidence = stored_evidence  # within the same limits as the evidence folders
         self._clock = clock
         self._free_bytes = free_bytes or (lambda path: shutil.disk_usage(path).free)
         self.recorders: list[SegmentRecorder] = []
-        self.deleted: list[Path] = []
+        self.deleted: list[Path | int] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -195,8 +225,11 @@ class Retention:
         now = self._clock()
         if self.evidence is not None:
             folder, limits = self.evidence
-            prune(evidence_folders(folder), older_than=now - limits.max_age_days * 86400,
-                  max_bytes=limits.max_total_gb * GB, delete=self._delete)
+            older_than, max_bytes = now - limits.max_age_days * 86400, limits.max_total_gb * GB
+            prune(evidence_folders(folder), older_than=older_than, max_bytes=max_bytes, delete=self._delete)
+            if self.stored_evidence is not None:
+                prune(self.stored_evidence.units(), older_than=older_than, max_bytes=max_bytes,
+                      delete=self._drop_stored)
         keep = prune(segments(self.root), older_than=now - self.settings.max_age_h * 3600,
                      max_bytes=self.settings.max_total_gb * GB, delete=self._delete)
         if not self.recorders:
@@ -217,18 +250,24 @@ class Retention:
             recorder.paused_reason = reason
 
     def _delete(self, unit: Stored) -> None:
-        if unit.path.is_dir():
-            shutil.rmtree(unit.path, ignore_errors=True)
+        assert isinstance(unit.key, Path)
+        if unit.key.is_dir():
+            shutil.rmtree(unit.key, ignore_errors=True)
         else:
-            unit.path.unlink(missing_ok=True)
-        self.deleted.append(unit.path)
+            unit.key.unlink(missing_ok=True)
+        self.deleted.append(unit.key)
+
+    def _drop_stored(self, unit: Stored) -> None:
+        assert self.stored_evidence is not None
+        self.stored_evidence.delete(unit)
+        self.deleted.append(unit.key)
 
     def start(self, every_s: float = 30.0) -> None:
         def run() -> None:
             while not self._stop.is_set():
                 try:
                     self.enforce()
-                except OSError:
+                except Exception:  # the disk, the database or the artefact store: the next pass tries again
                     log.exception("recording retention failed")
                 self._stop.wait(every_s)
 

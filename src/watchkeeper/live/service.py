@@ -29,18 +29,20 @@ from urllib.parse import urlsplit, urlunsplit
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from ..artefacts import ArtefactStore, as_reference, open_artefact_store
 from ..config import CameraSettings, Settings
 from ..errors import ConflictError, NotFoundError
 from ..pipeline import Pipeline
 from ..store.db import Database
 from ..store.live import open_live_incident, update_live_incident
 from ..store.models import CameraLease, CameraRecord, utcnow
+from ..store.references import EVIDENCE_KINDS
 from .bus import open_event_bus
 from .capture import CameraHealth
 from .evidence import Evidence
 from .events import IncidentEvent
 from .monitor import Monitor, tier_pipelines
-from .recording import Retention
+from .recording import Retention, StoredEvidence
 from .slots import AnalysisSlots
 
 if TYPE_CHECKING:
@@ -150,15 +152,19 @@ class CameraStatus:
 class LiveService:
     def __init__(self, settings: Settings, db: Database, *, evidence_dir: Path | None = None,
                  pipelines: Callable[[], tuple[Pipeline, Pipeline]] | None = None,
-                 alerts: AlertService | None = None) -> None:
+                 alerts: AlertService | None = None, artefacts: ArtefactStore | None = None) -> None:
         self.settings = settings
         self.db = db
         self.alerts = alerts  # routes the incidents to people, in the transaction that stores them
+        # Where the cameras' evidence is kept, for every host to serve; evidence_dir only holds a clip while
+        # it is cut (and what was kept there before the store).
+        self.artefacts = artefacts or open_artefact_store(settings)
         self.evidence_dir = evidence_dir or Path(settings.data_dir) / "evidence"
         self.hub = EventHub(settings)
         self.slots = AnalysisSlots()  # the cameras share the analysis time by weight
         self.retention = Retention(Path(settings.data_dir) / "recordings", settings.live.recording,
-                                   evidence=(self.evidence_dir, settings.live.evidence))
+                                   evidence=(self.evidence_dir, settings.live.evidence),
+                                   stored_evidence=StoredEvidence(db, self.artefacts))
         self._make_pipelines = pipelines or (lambda: tier_pipelines(settings))
         self._pipelines: tuple[Pipeline, Pipeline] | None = None
         self._lock = threading.RLock()
@@ -269,7 +275,7 @@ class LiveService:
                 self._pipelines = self._make_pipelines()
             monitor = Monitor(camera, settings=self.settings, pipelines=self._pipelines,
                               evidence_dir=self.evidence_dir, retention=self.retention, slots=self.slots,
-                              on_state=lambda health: self._camera_state(name, health))
+                              artefacts=self.artefacts, on_state=lambda health: self._camera_state(name, health))
             monitor.on_incident(self._incident)
             monitor.on_evidence(self._evidence)
             self.monitors[name] = monitor
@@ -348,13 +354,14 @@ class LiveService:
             if event.kind == "opened" and event.window is not None:
                 source = redact_url(camera.source) if camera else event.camera
                 row_id = open_live_incident(session, event.window, event.incident, camera=event.camera,
-                                            source=source, live={**live, "evidence": _paths(event.evidence)})
+                                            source=source, live={**live, **_kept(event.evidence)})
                 opened = True
             elif row_id is not None:
                 update_live_incident(session, row_id, event.incident, **live)
             alerted = row_id is not None and self.alerts is not None and self.alerts.incident_stored(
                 session, event.incident, incident_id=row_id, event=event.kind,
-                location=camera.location if camera else None, window=event.window, evidence=_paths(event.evidence))
+                location=camera.location if camera else None, window=event.window,
+                evidence=_kept(event.evidence).get("evidence"))
         if opened:  # only once committed: a rolled-back row's id may be handed out again
             with self._lock:
                 self._rows[event.incident_id] = row_id
@@ -378,14 +385,16 @@ class LiveService:
         self._settle(evidence.incident_id, "evidence")
         if row_id is not None:
             with self.db.session() as session:
-                update_live_incident(session, row_id, evidence=_paths(evidence))
+                update_live_incident(session, row_id, **_kept(evidence))
         self.hub.publish({"type": "evidence", "incident": row_id, "incident_id": evidence.incident_id,
-                          "evidence": sorted(k for k, path in _paths(evidence).items() if path)})
+                          "evidence": sorted(evidence.artefacts)})
 
 
-def _paths(evidence: Evidence | None) -> dict[str, Any]:
+def _kept(evidence: Evidence | None) -> dict[str, Any]:
+    """What an incident's row says of its evidence: a reference to each piece in the artefact store, and their
+    size (which retention goes by)."""
     if evidence is None:
         return {}
-    return {kind: str(path) if path else None
-            for kind, path in (("snapshot", evidence.snapshot), ("weapon", evidence.weapon), ("clip", evidence.clip),
-                               ("audio", evidence.audio))}
+    references = {kind: as_reference(evidence.artefacts[kind]) if kind in evidence.artefacts else None
+                  for kind in EVIDENCE_KINDS}
+    return {"evidence": references, "evidence_bytes": evidence.stored_bytes}

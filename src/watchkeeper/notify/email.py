@@ -20,8 +20,10 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
+from ..artefacts import ArtefactStore, referenced_address
 from ..config import SmtpSettings
 from ..delivery.dispatcher import Sender, SendOutcome
+from ..errors import WatchkeeperError
 from ..reasoning.render import severity_color, text_color_on
 from ..store.models import Delivery
 from .message import AlertMessage, facts, plain_text
@@ -38,10 +40,12 @@ _FONT = "font-family:Arial,Helvetica,sans-serif"
 # --------------------------------------------------------------------------------------------- composing
 
 
-def compose(message: AlertMessage, sender: str, recipients: list[str]) -> EmailMessage:
+def compose(message: AlertMessage, sender: str, recipients: list[str],
+            artefacts: ArtefactStore | None = None) -> EmailMessage:
     """The alert as an e-mail: plain text for every client, HTML (with the snapshot inline) for most.
 
-    Raises ValueError for a recipient that is not a plain address (``name@domain``).
+    A snapshot that is an ``artefact:`` reference is read from ``artefacts``. Raises ValueError for a recipient
+    that is not a plain address (``name@domain``).
     """
     domain = parseaddr(_one_line(sender))[1].rpartition("@")[2] or "watchkeeper.invalid"
     mail = EmailMessage()
@@ -54,7 +58,7 @@ def compose(message: AlertMessage, sender: str, recipients: list[str]) -> EmailM
         mail["X-Watchkeeper-Incident"] = _one_line(message.incident_id)
     # Quoted-printable keeps both parts 7-bit: some relays still refuse 8-bit bodies.
     mail.set_content(plain_text(message), cte="quoted-printable")
-    snapshot = _snapshot(message.snapshot_path)
+    snapshot = _snapshot(message.snapshot_path, artefacts)
     cid = make_msgid(domain=domain) if snapshot else None
     mail.add_alternative(html_body(message, cid), subtype="html", cte="quoted-printable")
     if snapshot and cid:
@@ -70,19 +74,25 @@ def _one_line(value: str) -> str:
     return " ".join(value.split())
 
 
-def _snapshot(path: str | None) -> tuple[bytes, str, str] | None:
-    """Bytes, image subtype and file name of the snapshot, when it is a readable JPEG or PNG small enough to inline."""
-    if not path or not Path(path).is_file():
-        return None
+def _snapshot(where: str | None, artefacts: ArtefactStore | None) -> tuple[bytes, str, str] | None:
+    """Bytes, image subtype and file name of the snapshot (a file, or an artefact), when it is a readable JPEG or
+    PNG small enough to inline."""
+    address = referenced_address(where)
     try:
-        with open(path, "rb") as file:
-            data = file.read(SNAPSHOT_MAX_BYTES + 1)
-    except OSError:
+        if address is not None and artefacts is not None:
+            with artefacts.open(address).stream as stream:
+                data, name = stream.read(SNAPSHOT_MAX_BYTES + 1), f"snapshot{Path(address).suffix}"
+        elif where and address is None and Path(where).is_file():
+            with open(where, "rb") as file:
+                data, name = file.read(SNAPSHOT_MAX_BYTES + 1), Path(where).name
+        else:
+            return None
+    except (OSError, WatchkeeperError):  # gone, or the store unreachable: the alert goes without its picture
         return None
     if len(data) > SNAPSHOT_MAX_BYTES:
         return None
     kind = next((kind for magic, kind in _IMAGE_SIGNATURES.items() if data.startswith(magic)), None)
-    return (data, kind, Path(path).name) if kind else None
+    return (data, kind, name) if kind else None
 
 
 def _web_url(url: str) -> str | None:
@@ -173,8 +183,9 @@ def send(settings: SmtpSettings, message: EmailMessage) -> None:
         log.warning("some recipients refused the alert e-mail: %s", _refusals(refused))
 
 
-def email_sender(settings: SmtpSettings) -> Sender:
-    """The dispatcher's ``email`` channel: target a comma-separated list of addresses, payload an AlertMessage."""
+def email_sender(settings: SmtpSettings, artefacts: ArtefactStore | None = None) -> Sender:
+    """The dispatcher's ``email`` channel: target a comma-separated list of addresses, payload an AlertMessage
+    (its snapshot read from ``artefacts`` when it is one)."""
     if not settings.host:
         raise ValueError("the email channel needs smtp.host")
     sender = settings.sender or settings.username or f"watchkeeper@{settings.host}"
@@ -184,7 +195,7 @@ def email_sender(settings: SmtpSettings) -> Sender:
         try:
             if not recipients:
                 raise ValueError("no recipients")
-            mail = compose(AlertMessage.model_validate(delivery.payload), sender, recipients)
+            mail = compose(AlertMessage.model_validate(delivery.payload), sender, recipients, artefacts)
         except ValidationError as exc:  # counted, not quoted: the payload's values (its links) stay out of logs
             return SendOutcome(ok=False, error=f"not an alert message ({exc.error_count()} errors)", retry=False)
         except ValueError as exc:  # a malformed delivery fails every time

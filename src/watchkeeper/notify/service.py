@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..artefacts import open_artefact_store
 from ..config import Settings
 from ..delivery.dispatcher import Sender
 from ..domain import AnalysisResult, Incident
@@ -58,7 +59,7 @@ class AlertService:
         if alerts.email is not None and alerts.email.host:
             from .email import email_sender
 
-            senders["email"] = email_sender(alerts.email)
+            senders["email"] = email_sender(alerts.email, open_artefact_store(self.settings))  # the snapshots
         if alerts.twilio is not None and alerts.twilio.account_sid:
             from .sms import sms_sender
 

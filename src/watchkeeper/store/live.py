@@ -1,15 +1,20 @@
 """Live incidents in the database: one analysis row (the window that opened it) and one incident row, kept
-up to date as the incident grows and ends, with the paths of its evidence."""
+up to date as the incident grows and ends, with its evidence (``artefact:`` references) and how large it is."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..artefacts import ArtefactStore, referenced_address
 from ..domain import AnalysisResult, Incident
 from .analyses import save_analysis
 from .models import IncidentRecord, utcnow
+from .references import release
 
 
 def open_live_incident(session: Session, window: AnalysisResult, incident: Incident, *, camera: str, source: str,
@@ -44,3 +49,29 @@ def update_live_incident(session: Session, row_id: int, incident: Incident | Non
     record.data = data
     record.updated_at = utcnow()
     return True
+
+
+def incidents_with_stored_evidence(session: Session) -> list[tuple[int, int, datetime]]:
+    """Every live incident that keeps evidence in the artefact store: (row id, its evidence's bytes, created)."""
+    size = IncidentRecord.data[("live", "evidence_bytes")].as_integer()
+    query = select(IncidentRecord.id, size, IncidentRecord.created_at).where(IncidentRecord.camera.is_not(None),
+                                                                            size > 0)
+    return [(row_id, bytes_, created) for row_id, bytes_, created in session.execute(query)]
+
+
+def drop_evidence(session: Session, artefacts: ArtefactStore, row: IncidentRecord,
+                  kinds: Collection[str]) -> dict[str, str]:
+    """Forget the row's evidence of ``kinds`` and delete the objects that no other row refers to; returns what
+    went (kind -> what the row said). Objects go inside the transaction: one that cannot be deleted leaves the
+    row as it was."""
+    live = dict(row.data.get("live") or {})
+    evidence = dict(live.get("evidence") or {})
+    dropped = {kind: evidence[kind] for kind in kinds if evidence.get(kind)}
+    evidence.update(dict.fromkeys(dropped))
+    live["evidence"] = evidence
+    if not any(evidence.values()):
+        live["evidence_bytes"] = 0
+    row.data = {**row.data, "live": live}
+    session.flush()
+    release(session, artefacts, [address for value in dropped.values() if (address := referenced_address(value))])
+    return dropped

@@ -111,12 +111,15 @@ class LoginSession(Base):
 
 
 class Upload(Base):
-    """A media file received by ``POST /upload`` (the API's ``media`` resource)."""
+    """A media file received by ``POST /upload`` (the API's ``media`` resource), kept in the artefact store."""
 
     __tablename__ = "uploads"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     filename: Mapped[str] = mapped_column(String(255), unique=True)  # the safe stored name
+    # Its address in the artefact store (artefacts.py); None only for an upload from before the store whose
+    # file was gone when the server adopted the uploads folder's files.
+    artefact: Mapped[str | None] = mapped_column(String(80), index=True)
     original_name: Mapped[str] = mapped_column(String(255))
     size_bytes: Mapped[int] = mapped_column(Integer)
     sha256: Mapped[str] = mapped_column(String(64), index=True)

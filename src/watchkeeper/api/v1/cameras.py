@@ -6,8 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from fastapi import APIRouter, Request, status
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, Request, Response, status
 from sqlalchemy.orm import Session
 
 from ...auth import Principal
@@ -16,7 +15,10 @@ from ...config import CameraSettings
 from ...errors import NotFoundError
 from ...live.capture import is_file_source
 from ...live.service import CameraStatus, LiveService, redact_url
+from ...store.live import drop_evidence
 from ...store.models import IncidentRecord
+from ...store.references import evidence_artefacts
+from ..artefact_files import artefact_response
 from ..deps import Admin, IdPath, Operator, ServicesDep, Viewer, client_ip
 from ..services import Services
 
@@ -72,51 +74,40 @@ def remove_camera(name: str, request: Request, principal: Admin) -> None:
     get_live(request).remove_camera(name, on_commit=_audit(principal, request, "camera.delete", name))
 
 
-@router.get("/incidents/{incident_id}/evidence/{kind}", response_class=FileResponse,
+@router.get("/incidents/{incident_id}/evidence/{kind}", response_class=Response,
             responses={200: {"content": {m: {} for m in EVIDENCE_MEDIA.values()}}},
             summary="A live incident's snapshot, weapon close-up, clip or sound")
 def evidence(incident_id: IdPath, kind: EvidenceKind, request: Request, services: ServicesDep,
-             _: Viewer) -> FileResponse:
+             _: Viewer) -> Response:
     return evidence_file(services, get_live(request), incident_id, kind)
 
 
 @router.delete("/incidents/{incident_id}/evidence/snapshot", status_code=status.HTTP_204_NO_CONTENT,
                summary="Delete a live incident's snapshot and its weapon close-up (its clip and sound stay)")
 def delete_snapshot(incident_id: IdPath, request: Request, services: ServicesDep, principal: Operator) -> None:
-    root = get_live(request).evidence_dir.resolve()
     with services.db.session() as session:
         row = session.get(IncidentRecord, incident_id, with_for_update=True)
         if row is None:
             raise NotFoundError(f"no incident with id {incident_id}")
-        live = dict((row.data or {}).get("live") or {})
-        stored = (live.get("evidence") or {}).get("snapshot")
-        path = Path(stored).resolve() if stored else None
-        # Only a file under the evidence folder is ever deleted, whatever a row says.
-        if path is None or not path.is_relative_to(root) or not path.is_file():
+        snapshot = evidence_artefacts(row.data).get("snapshot")
+        if snapshot is None:
             raise NotFoundError(f"incident {incident_id} has no snapshot")
-        # The weapon close-up is cut from the snapshot: it goes with it.
-        close_up = Path(live["evidence"].get("weapon") or path).resolve()
-        close_up = close_up if close_up != path and close_up.is_relative_to(root) and close_up.is_file() else None
-        row.data = {**row.data, "live": {**live, "evidence": {**live["evidence"], "snapshot": None, "weapon": None}}}
         record(session, principal, "incident.evidence.delete", target_type="incident", target_id=incident_id,
-               details={"kind": "snapshot", "file": path.name}, ip=client_ip(request))
-        path.unlink()  # inside the transaction: a file that cannot be deleted leaves the row as it was
-        if close_up is not None:
-            close_up.unlink()
+               details={"kind": "snapshot", "file": snapshot}, ip=client_ip(request))
+        # The weapon close-up is cut from the snapshot: it goes with it.
+        drop_evidence(session, get_live(request).artefacts, row, ("snapshot", "weapon"))
 
 
-def evidence_file(services: Services, live: LiveService, incident_id: int, kind: EvidenceKind) -> FileResponse:
+def evidence_file(services: Services, live: LiveService, incident_id: int, kind: EvidenceKind) -> Response:
     with services.db.session(write=False) as session:
         row = session.get(IncidentRecord, incident_id)
-        stored = ((row.data or {}).get("live", {}).get("evidence", {}) if row is not None else {}).get(kind)
-    if row is None:
-        raise NotFoundError(f"no incident with id {incident_id}")
-    root = live.evidence_dir.resolve()
-    path = Path(stored).resolve() if stored else None
-    # Only files under the evidence folder are served, whatever a row says.
-    if path is None or not path.is_relative_to(root) or not path.is_file():
+        if row is None:
+            raise NotFoundError(f"no incident with id {incident_id}")
+        address = evidence_artefacts(row.data).get(kind)
+    if address is None:
         raise NotFoundError(f"incident {incident_id} has no {kind}")
-    return FileResponse(path, media_type=EVIDENCE_MEDIA[kind], filename=f"incident-{incident_id}-{path.name}")
+    return artefact_response(live.artefacts, address, EVIDENCE_MEDIA[kind],
+                             filename=f"incident-{incident_id}-{kind}{Path(address).suffix}")
 
 
 def _audit(principal: Principal, request: Request, action: str, name: str,

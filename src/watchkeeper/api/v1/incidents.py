@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ...artefacts import ArtefactNotFoundError, ArtefactStore
 from ...auth import role_allows
 from ...auth.audit import record
 from ...domain import AnalysisResult, Incident
@@ -17,6 +17,7 @@ from ...errors import BadRequestError, NotFoundError
 from ...reasoning.reports import picture
 from ...store.analyses import set_incident_status
 from ...store.models import AuditEntry, IncidentRecord, User, utcnow
+from ...store.references import evidence_artefacts
 from .. import schemas
 from ..deps import IdPath, Operator, PageDep, ServicesDep, Viewer, client_ip
 from ..reports import (REPORT_RESPONSES, DownloadQuery, ReportFormatQuery, media_pictures, report_response,
@@ -61,15 +62,14 @@ def _get(session: Session, incident_id: int, *, for_update: bool = False) -> Inc
 
 
 @router.get("/{incident_id}", response_model=schemas.IncidentDetail, summary="One incident with its evidence")
-def one_incident(incident_id: IdPath, request: Request, services: ServicesDep, _: Viewer) -> schemas.IncidentDetail:
+def one_incident(incident_id: IdPath, services: ServicesDep, _: Viewer) -> schemas.IncidentDetail:
     with services.db.session(write=False) as session:
         row = _get(session, incident_id)
         assignee = session.get(User, row.assigned_to) if row.assigned_to is not None else None
-        stored = (row.data.get("live") or {}).get("evidence", {})
+        stored = evidence_artefacts(row.data)
         return schemas.IncidentDetail.model_validate(row).model_copy(update={
             "assigned_to_name": assignee.name if assignee else None,
-            "evidence_files": [kind for kind in EVIDENCE_MEDIA
-                               if _evidence_path(request, stored.get(kind)) is not None]})
+            "evidence_files": [kind for kind in EVIDENCE_MEDIA if kind in stored]})
 
 
 @router.get("/{incident_id}/history", response_model=list[schemas.IncidentHistoryEntry],
@@ -126,19 +126,20 @@ def incident_report(incident_id: IdPath, request: Request, services: ServicesDep
     with services.db.session(write=False) as session:
         row = _get(session, incident_id)
         data = dict(row.data)
-        live = data.pop("live", None) or {}
+        stored = evidence_artefacts(data)
+        data.pop("live", None)
         result = AnalysisResult.model_validate(row.analysis.result)
         media_path, camera = row.analysis.media_path, row.camera
     incident = Incident.model_validate(data).model_copy(update={"status": row.status})
     links = {kind: request.url_for("evidence", incident_id=incident_id, kind=kind).path
-             for kind in EVIDENCE_MEDIA
-             if _evidence_path(request, live.get("evidence", {}).get(kind)) is not None}
-    snapshot = _evidence_path(request, live.get("evidence", {}).get("snapshot"))
-    close_up = _evidence_path(request, live.get("evidence", {}).get("weapon"))
+             for kind in EVIDENCE_MEDIA if kind in stored}
+    artefacts = request.app.state.live.artefacts
+    snapshot = _read(artefacts, stored.get("snapshot"))
+    close_up = _read(artefacts, stored.get("weapon"))
     if snapshot is not None:
-        pictures = [picture(f"{incident.category_name}: snapshot", snapshot.read_bytes())]
+        pictures = [picture(f"{incident.category_name}: snapshot", snapshot)]
         if close_up is not None:
-            pictures.append(picture("the weapon, close up", close_up.read_bytes()))
+            pictures.append(picture("the weapon, close up", close_up))
     else:  # the analysed file's frame, while the file is still there
         pictures = media_pictures(services, media_path, result.model_copy(update={"incidents": [incident]})).get(0, [])
     report = report_writer(services).for_incident(
@@ -147,9 +148,12 @@ def incident_report(incident_id: IdPath, request: Request, services: ServicesDep
     return report_response(report, report_format, f"incident-{incident_id}", download=download)
 
 
-def _evidence_path(request: Request, stored: str | None) -> Path | None:
-    """A live incident's evidence file, only when it lies under the evidence folder."""
-    if not stored:
+def _read(artefacts: ArtefactStore, address: str | None) -> bytes | None:
+    """A piece of evidence's bytes, while the artefact store has it."""
+    if address is None:
         return None
-    root, path = request.app.state.live.evidence_dir.resolve(), Path(stored).resolve()
-    return path if path.is_relative_to(root) and path.is_file() else None
+    try:
+        with artefacts.open(address).stream as stream:
+            return stream.read()
+    except ArtefactNotFoundError:
+        return None

@@ -1,0 +1,55 @@
+"""Which rows refer to which artefacts, and deleting the artefacts that no row refers to any more.
+
+Content addressing shares objects: two uploads of the same file, or a
+snapshot uploaded again, are one object. So an object goes only when neither
+an upload nor a live incident's evidence names it; analyses do not hold on
+to theirs (a report then shows no pictures, as when an upload was deleted).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..artefacts import ArtefactStore, as_reference, referenced_address
+from .models import IncidentRecord, Upload
+
+EVIDENCE_KINDS = ("snapshot", "weapon", "clip", "audio")
+_BATCH = 500  # addresses per IN (...): well under every database's limit on bound parameters
+
+
+def evidence_artefacts(data: dict[str, Any] | None) -> dict[str, str]:
+    """The artefacts an incident row's evidence refers to: kind (snapshot, weapon, clip, audio) -> address."""
+    evidence = ((data or {}).get("live") or {}).get("evidence") or {}
+    return {kind: address for kind, value in evidence.items() if (address := referenced_address(value))}
+
+
+def referenced(session: Session, addresses: Collection[str]) -> set[str]:
+    """Those of ``addresses`` that an upload or a live incident's evidence refers to (this session's changes
+    included)."""
+    found: set[str] = set()
+    ordered = sorted(addresses)
+    for start in range(0, len(ordered), _BATCH):
+        batch = ordered[start:start + _BATCH]
+        found.update(session.scalars(select(Upload.artefact).where(Upload.artefact.in_(batch))))
+        references = [as_reference(address) for address in batch]
+        for kind in EVIDENCE_KINDS:
+            value = IncidentRecord.data[("live", "evidence", kind)].as_string()
+            found.update(referenced_address(v) for v in session.scalars(
+                select(value).where(IncidentRecord.camera.is_not(None), value.in_(references))))
+    return found
+
+
+def release(session: Session, artefacts: ArtefactStore, addresses: Iterable[str]) -> int:
+    """Delete the objects of ``addresses`` that no row refers to any more; returns how many went.
+
+    Call it after the rows that referred to them are gone (or in their transaction, after the change).
+    """
+    candidates = set(addresses)
+    unreferenced = candidates - referenced(session, candidates)
+    for address in sorted(unreferenced):
+        artefacts.delete(address)
+    return len(unreferenced)
