@@ -573,6 +573,10 @@ class ServerSettings(Section):
     job_retry_delay_s: float = Field(
         5.0, ge=0, description="Wait before a crashed job runs again; doubles with each further attempt."
     )
+    job_shutdown_grace_s: float = Field(
+        20.0, ge=0, description="On SIGTERM, running jobs get this long to finish; the rest go back to the queue "
+        "at once, for another worker. Keep it below the orchestrator's stop timeout."
+    )
     rate_limit_per_minute: int = Field(600, ge=1, description="Requests per minute per API key or session.")
     rate_limit_burst: int = Field(60, ge=1)
     login_attempts_per_minute: int = Field(

@@ -77,11 +77,16 @@ class Runtime:
         self.live.start()
 
     def stop(self) -> None:
+        """Cameras first (their open incidents close, their alerts are queued), then jobs (finished within the
+        grace or handed back to the queue), then deliveries (sends in progress finish, the rest stay queued)."""
+        log.info("shutdown: stopping cameras", extra={"cameras": sorted(self.live.monitors)})
         self.live.stop()
-        self.workers.stop()
+        self.workers.stop(self.services.settings.server.job_shutdown_grace_s)
+        log.info("shutdown: stopping deliveries; unsent ones stay in the outbox")
         self.dispatcher.stop()  # before the broker goes: its MQTT sends in progress finish
         self.alerts.stop()
         self.services.db.close()
+        log.info("shutdown: done")
 
 
 def build_runtime(settings: Settings) -> Runtime:

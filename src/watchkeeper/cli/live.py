@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +18,9 @@ from rich.markup import escape
 from ..config import Settings
 from ..errors import ConfigError, MediaFetchError
 from ..logging_setup import configure as configure_logging
+from .stopping import StopSignals
+
+log = logging.getLogger(__name__)
 
 KIND_STYLE = {"opened": "bold red", "updated": "yellow", "closed": "green"}
 
@@ -102,10 +104,8 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings]) -> None:
         if not settings.live.leases.enabled:
             raise ConfigError("camera-worker needs live.leases.enabled (and a PostgreSQL database_url)")
         configure_logging(logging.INFO, settings.logging.format)
+        stop = StopSignals()
         pipelines = tier_pipelines(settings)  # before any lease: a claimed camera then starts at once
-        stopping = threading.Event()
-        for number in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(number, lambda *_: stopping.set())
         with open_database(settings) as db:
             alerts = AlertService(settings, db, load_or_create_secret(settings.data_dir / LINK_SECRET_FILE))
             # The server's own code path: incidents stored and routed, events on the bus to the API replicas.
@@ -115,12 +115,12 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings]) -> None:
             live.start()
             leases.start()
             try:
-                while not stopping.wait(1.0):
-                    pass
+                log.info("shutdown: %s received", stop.wait())
             finally:
                 leases.stop()
                 live.stop()
                 alerts.stop()
+        log.info("shutdown: done")
 
     cameras_app = typer.Typer(help="Cameras.", no_args_is_help=True)
     app.add_typer(cameras_app, name="cameras")

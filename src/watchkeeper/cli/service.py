@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -22,6 +23,7 @@ from rich.table import Table
 
 from ..config import Settings
 from ..logging_setup import configure as configure_logging
+from .stopping import StopSignals
 
 if TYPE_CHECKING:
     from ..auth import Principal
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
 # Importing the store loads Alembic (about a second), so commands import it when they run.
 ROLES_TEXT = "admin, operator or viewer"
 DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Data folder (default: settings' data_dir).")]
+log = logging.getLogger(__name__)
 
 
 def _role(value: str) -> str:
@@ -67,6 +70,21 @@ def _parse_before(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
+def _database_queue_worker(settings: Settings, threads: int) -> None:
+    """Job threads on the database queue alone (``serve``'s own, in a process of their own), until a signal."""
+    from ..api.app import build_runtime
+
+    stop = StopSignals()
+    settings.server.job_workers = threads
+    runtime = build_runtime(settings)
+    runtime.workers.start()
+    try:
+        log.info("shutdown: %s received", stop.wait())
+    finally:
+        runtime.workers.stop(settings.server.job_shutdown_grace_s)
+        runtime.services.db.close()
+
+
 def register(app: typer.Typer, load_settings: Callable[[], Settings]) -> None:
     """Add the service's commands to the ``watchkeeper`` app."""
 
@@ -100,6 +118,9 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings]) -> None:
         configure_logging(logging.INFO, settings.logging.format)
         for handler in logging.getLogger().handlers:
             handler.addFilter(_PlainMessages())
+        # uvicorn raises the signal that stopped it again once it has shut down: ignored then, a stop that
+        # completed exits 0, as the workers do.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         uvicorn.run(
             create_app(settings), host=server.host, port=server.port, log_config=None,
             ssl_certfile=str(server.ssl_certfile) if server.ssl_certfile else None,
@@ -108,22 +129,28 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings]) -> None:
 
     @app.command()
     def worker(
-        queues: Annotated[str, typer.Option(
-            help="Broker queues to take jobs from, comma-separated: watchkeeper.heavy (video), "
-                 "watchkeeper.light (image, audio).")] = "watchkeeper.heavy,watchkeeper.light",
+        queues: Annotated[Optional[str], typer.Option(
+            help="queue: celery only. Broker queues to take jobs from, comma-separated: watchkeeper.heavy "
+                 "(video), watchkeeper.light (image, audio); default both.")] = None,
         concurrency: Annotated[int, typer.Option(min=1, help="Jobs run at once (threads of this process).")] = 1,
         data_dir: DataDir = None,
     ) -> None:
-        """Run a job worker (settings' queue: celery) on the server's database and data folder."""
+        """Run a job worker on the server's database and data folder: on the broker's messages (queue: celery)
+        or claiming from the database itself (queue: local). SIGTERM or Ctrl-C: running jobs get
+        server.job_shutdown_grace_s to finish, then go back to the queue."""
+        settings = settings_for(data_dir)
+        if settings.queue == "local" and queues is not None:
+            raise click.UsageError("--queues needs 'queue: celery'; a local worker takes every job")
+        configure_logging(logging.INFO, settings.logging.format)
+        if settings.queue == "local":
+            _database_queue_worker(settings, concurrency)
+            return
         from ..jobs.celery_app import QUEUES, configure
 
-        settings = settings_for(data_dir)
-        if settings.queue != "celery":
-            raise click.UsageError("workers need 'queue: celery' and celery.broker_url in the settings")
+        queues = queues or ",".join(QUEUES)
         unknown = sorted(set(queues.split(",")) - set(QUEUES))
         if unknown:
             raise click.BadParameter(f"{', '.join(unknown)}: give {' or '.join(QUEUES)}", param_hint="--queues")
-        configure_logging(logging.INFO, settings.logging.format)
         # Threads, not forked children: a worker killed outright takes its jobs with it, and they run elsewhere.
         configure(settings).worker_main(["worker", "--pool", "threads", "--concurrency", str(concurrency),
                                          "--queues", queues, "--loglevel", "INFO", "--without-gossip",

@@ -12,6 +12,15 @@ unacknowledged until the broker's visibility timeout, so each worker also
 sweeps the database every half lease and announces again the jobs no message
 will reach soon (a lapsed lease, a retry that came due, a failed publish).
 
+SIGTERM (or a first Ctrl-C) starts Celery's warm shutdown: no more messages,
+and Celery waits for the running tasks. Ours give their jobs
+``server.job_shutdown_grace_s`` to finish, then hand them back to the
+database queue and announce them again, so another worker runs them at once;
+the handler stops at its next progress report and its task returns (and is
+acknowledged). A cold shutdown (SIGQUIT, a second Ctrl-C) hands them back at
+once. This is the threads pool's behaviour (``watchkeeper worker``); in a
+prefork pool's children the jobs simply finish.
+
 ``celery -A watchkeeper.jobs.celery_app:app worker`` reads the settings from
 ``$WATCHKEEPER_CONFIG``; ``watchkeeper worker`` from its ``--config``.
 """
@@ -25,7 +34,8 @@ import time
 from typing import TYPE_CHECKING, Any, cast
 
 from celery import Celery
-from celery.signals import worker_ready
+from celery.exceptions import Reject
+from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 from kombu import Queue
 from kombu.exceptions import OperationalError
 from sqlalchemy import and_, or_, select
@@ -108,6 +118,13 @@ class CeleryJobQueue(DatabaseJobQueue):
             self.announce(job_id, job.media_type, countdown=self.retry_delay_s * 2 ** (job.attempts - 1))
         return True
 
+    def release(self, job_id: str, token: str) -> bool:
+        if not super().release(job_id, token):
+            return False
+        job = self.get(job_id)
+        self.announce(job_id, job.media_type if job is not None else None)
+        return True
+
     def announce(self, job_id: str, media_type: str | None, *, countdown: float | None = None) -> None:
         """Send "job X is ready"; if the broker is away the job waits in the database for a worker's sweep."""
         try:
@@ -136,6 +153,11 @@ class _WorkerRuntime:
         self._pid: int | None = None
         self._runtime: Runtime | None = None
 
+    @property
+    def built(self) -> Runtime | None:
+        """This process's runtime if a job or the sweep has built it already."""
+        return self._runtime if self._pid == os.getpid() else None
+
     def __call__(self) -> Runtime:
         from ..api.app import build_runtime
 
@@ -155,6 +177,8 @@ worker_runtime = _WorkerRuntime()
 def run_job(job_id: str) -> None:
     """Run job ``job_id`` here if it can run; a duplicate or stale message finds nothing to claim."""
     workers = worker_runtime().workers
+    if workers.stopping:  # a message that got in as the shutdown began: back to the broker, for another worker
+        raise Reject("this worker is shutting down", requeue=True)
     if not workers.run_one(f"{workers.name}/{threading.current_thread().name}", job_id):
         log.info("job message with nothing to run", extra={"job_id": job_id})
 
@@ -174,3 +198,28 @@ def _sweep() -> None:
 @worker_ready.connect
 def _start_sweeping(**_: Any) -> None:
     threading.Thread(target=_sweep, name="job-sweep", daemon=True).start()
+
+
+_job_shutdown: list[threading.Thread] = []  # the jobs' grace and hand-back, once a shutdown began
+
+
+@worker_shutting_down.connect
+def _hand_back_after_grace(sig: str = "SIGTERM", how: str = "Warm", **_: Any) -> None:
+    """In the signal handler: the jobs' grace (none in a cold shutdown) runs in a thread beside Celery's wait."""
+    thread = threading.Thread(target=_stop_jobs, args=(sig, how), name="job-shutdown", daemon=True)
+    _job_shutdown.append(thread)
+    thread.start()
+
+
+def _stop_jobs(sig: str, how: str) -> None:
+    log.info("shutdown: %s received", sig, extra={"celery_shutdown": how})
+    runtime = worker_runtime.built
+    if runtime is not None:  # else no job has run here
+        runtime.workers.stop(0.0 if how == "Cold" else runtime.services.settings.server.job_shutdown_grace_s)
+
+
+@worker_shutdown.connect
+def _finish_hand_back(**_: Any) -> None:
+    """Celery's tasks have returned: let the pool's last steps (and their log lines) end before the process does."""
+    for thread in _job_shutdown:
+        thread.join()

@@ -4,7 +4,9 @@ Delivery is at-least-once with exactly-once completion: a claim hands out a
 fresh lease token, heartbeats extend the lease, and ``complete``/``fail``
 succeed only for the current token. A worker that dies leaves its lease to
 expire; the next claim takes the job over (counting an attempt) and the dead
-worker's token is worth nothing, so a job never finishes twice.
+worker's token is worth nothing, so a job never finishes twice. A worker that
+shuts down hands its unfinished jobs back (``release``): they are claimable at
+once, and its tokens are void just the same.
 """
 
 from __future__ import annotations
@@ -130,6 +132,11 @@ class JobQueue(ABC):
         ``on_commit`` runs in the same transaction, and only when the job fails for good.
         """
 
+    @abstractmethod
+    def release(self, job_id: str, token: str) -> bool:
+        """Hand a running job back at once (its worker is shutting down): claimable now, this run not counted as
+        an attempt, ``token`` void; False if ``token`` is no longer its lease."""
+
 
 def new_job_id(media_type_word: str) -> str:
     """Seed 000's job id shape: ``image_file_1678888888_abc123``."""
@@ -252,12 +259,26 @@ class DatabaseJobQueue(JobQueue):
                 return False
             job.error = error
             if retry and job.attempts < job.max_attempts:
-                job.state = "pending"
-                job.available_at = utcnow() + timedelta(seconds=self.retry_delay_s * 2 ** (job.attempts - 1))
-                job.lease_token = job.lease_owner = job.lease_expires_at = None
+                self._requeue(job, utcnow() + timedelta(seconds=self.retry_delay_s * 2 ** (job.attempts - 1)))
             else:
                 self._finish(session, job, "failed", on_commit)
             return True
+
+    def release(self, job_id: str, token: str) -> bool:
+        with self.db.session() as session:
+            job = self._leased(session, job_id, token)
+            if job is None:
+                return False
+            job.attempts -= 1  # interrupted, not failed: a job handed back at every shutdown never runs out
+            job.progress = 0.0
+            self._requeue(job, utcnow())
+            return True
+
+    @staticmethod
+    def _requeue(job: Job, available_at: datetime) -> None:
+        job.state = "pending"
+        job.available_at = available_at
+        job.lease_token = job.lease_owner = job.lease_expires_at = None
 
     def _leased(self, session: Session, job_id: str, token: str) -> Job | None:
         """The job, locked, if ``token`` is still its lease."""

@@ -23,8 +23,9 @@ class JobContext:
     """What a handler gets. It may set ``analysis_id`` and ``on_commit`` (run in the completing transaction)."""
 
     job: ClaimedJob
-    progress: Callable[[float], None]  # percent; also renews the lease
-    # True once the job was cancelled or its lease lost: the handler may stop early, its result would be dropped.
+    progress: Callable[[float], None]  # percent; also renews the lease; raises JobInterrupted once handed back
+    # True once the job was cancelled, its lease lost or the job handed back: the handler may stop early, its
+    # result would be dropped.
     cancelled: Callable[[], bool]
     analysis_id: str | None = None
     on_commit: OnCommit | None = None
@@ -33,10 +34,16 @@ class JobContext:
 JobHandler = Callable[[JobContext], dict[str, Any]]
 
 
+class JobInterrupted(Exception):
+    """Raised by ``JobContext.progress`` in a handler whose job this process handed back at shutdown, so the
+    handler stops at its next progress report; another worker runs the job."""
+
+
 @dataclass
 class _Running:
     job: ClaimedJob
     lost: bool = False
+    handed_back: bool = False
 
 
 class WorkerPool:
@@ -45,7 +52,8 @@ class WorkerPool:
     A heartbeat thread renews the lease of every running job every third of
     ``lease_s``. A handler's ``WatchkeeperError`` (bad input) fails its job at
     once with the error's ``to_dict()``; any other exception puts the job back
-    until it has used its attempts.
+    until it has used its attempts. ``stop`` lets running jobs finish within
+    a grace period and hands the others back to the queue.
     """
 
     def __init__(self, queue: JobQueue, handlers: dict[str, JobHandler], *, threads: int, lease_s: float,
@@ -57,6 +65,8 @@ class WorkerPool:
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         self._heartbeat_s = lease_s / 3  # two heartbeats may fail before the lease lapses
         self._running: dict[str, _Running] = {}
+        self._changed = threading.Condition()  # guards _running and _handing_back; notified when a job ends
+        self._handing_back = False  # the grace has run out: a job claimed from now on goes back at once
         self._idle = threading.Condition()
         self._wakeups = 0  # counts wake() calls, so a wake between a claim and the wait is not missed
         self._stopping = threading.Event()
@@ -75,16 +85,34 @@ class WorkerPool:
             thread.start()
         log.info("job workers started", extra={"worker": self.name, "threads": self.threads})
 
-    def stop(self, timeout: float = 30) -> None:
-        """Stop claiming and wait up to ``timeout`` for running handlers (leases of any still running will lapse)."""
-        deadline = time.monotonic() + timeout
-        self._stopping.set()
-        self.wake()
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def stop(self, grace_s: float = 30) -> None:
+        """Stop claiming, let running jobs finish for up to ``grace_s``, then hand the rest back to the queue, so
+        that another worker claims them now rather than when their leases lapse."""
+        with self._changed:
+            log.info("job workers stopping: no new claims", extra={
+                "worker": self.name, "running": sorted(self._running), "grace_s": grace_s})
+            self._stopping.set()
+            self.wake()
+            finished = self._changed.wait_for(lambda: not self._running, grace_s)
+            self._handing_back = True
+            left = list(self._running.values())
+        if not finished:
+            log.warning("job workers' grace ran out: handing running jobs back", extra={
+                "worker": self.name, "jobs": [running.job.id for running in left]})
+        for running in left:
+            self._hand_back(running)
+        # A moment for a claim in flight to come back (and go back); a handed-back handler's thread is a daemon.
+        deadline = time.monotonic() + self.poll_s
         for thread in self._workers:
             thread.join(max(0.0, deadline - time.monotonic()))
-        self._stop_heartbeat.set()  # after the workers, so running handlers keep their leases until they return
+        self._stop_heartbeat.set()  # after the jobs, so running handlers keep their leases until they return
         if self._heartbeat is not None:
             self._heartbeat.join(max(0.0, deadline - time.monotonic()))
+        log.info("job workers stopped", extra={"worker": self.name, "handed_back": len(left)})
 
     def wake(self) -> None:
         """Let idle workers claim at once (call after a submit) instead of at their next poll."""
@@ -106,7 +134,10 @@ class WorkerPool:
                     self._idle.wait(self.poll_s)
 
     def run_one(self, worker: str, job_id: str | None = None) -> bool:
-        """Claim a job (that one, when named) and run it in this thread; False when there was none to claim."""
+        """Claim a job (that one, when named) and run it in this thread; False when there was none to claim (or
+        the pool is stopping)."""
+        if self.stopping:
+            return False
         job = self.queue.claim(worker, job_id=job_id)
         if job is None:
             return False
@@ -114,18 +145,39 @@ class WorkerPool:
         return True
 
     def _run(self, job: ClaimedJob) -> None:
-        running = self._running[job.id] = _Running(job)
+        running = _Running(job)
+        with self._changed:
+            late = self._handing_back  # claimed as the grace ran out
+            if not late:
+                self._running[job.id] = running
+        if late:
+            self._hand_back(running)
+            return
         try:
             finished = self._run_handler(job, running)
         finally:
-            del self._running[job.id]
+            with self._changed:
+                del self._running[job.id]
+                self._changed.notify_all()
         if finished:
             log.info("job run ended", extra={"job_id": job.id})
+        elif running.handed_back:
+            log.info("handed-back job's run stopped here; its outcome is dropped", extra={"job_id": job.id})
         else:
             log.warning("job lost its lease before finishing; this run's outcome is dropped", extra={"job_id": job.id})
 
+    def _hand_back(self, running: _Running) -> None:
+        running.lost = running.handed_back = True  # the handler stops at its next progress report
+        try:
+            if self.queue.release(running.job.id, running.job.token):
+                log.info("job handed back to the queue", extra={"job_id": running.job.id})
+        except Exception:  # the database is away: the job runs again once its lease lapses
+            log.exception("job not handed back; it runs again when its lease lapses", extra={"job_id": running.job.id})
+
     def _run_handler(self, job: ClaimedJob, running: _Running) -> bool:
         def progress(percent: float) -> None:
+            if running.handed_back:
+                raise JobInterrupted(job.id)
             if not self.queue.heartbeat(job.id, job.token, percent):
                 running.lost = True
 
@@ -140,6 +192,8 @@ class WorkerPool:
         try:
             with JOB_RUN_SECONDS.labels(job.kind).time():
                 result = handler(context)
+        except JobInterrupted:
+            return False
         except WatchkeeperError as exc:
             log.info("job failed", extra={"job_id": job.id, "error": str(exc)})
             return self.queue.fail(job.id, job.token, exc.to_dict(), retry=False)

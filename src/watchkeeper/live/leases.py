@@ -32,6 +32,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -46,6 +47,8 @@ from .service import LiveService
 log = logging.getLogger(__name__)
 
 WATCH_SHARE = 2 / 3  # of a lease, from the start of the last successful renewal
+# A lease row given back: claimable at once.
+_FREE = {"owner": None, "host": None, "acquired_at": None, "expires_at": func.now(), "health": None}
 
 
 class LeaseStore:
@@ -101,13 +104,16 @@ class LeaseStore:
         if cameras is not None:
             query = query.where(CameraLease.camera.in_(list(cameras)))
         with self.db.session() as session:
-            session.execute(query.values(owner=None, host=None, acquired_at=None, expires_at=func.now(), health=None))
+            session.execute(query.values(**_FREE))
 
-    def leave(self) -> None:
-        """Free every lease and take this worker off the heartbeat list (a clean shutdown)."""
-        self.release()
+    def leave(self) -> int:
+        """Free every lease and take this worker off the heartbeat list (a clean shutdown), in one transaction, so
+        that the others' next round sees both the free cameras and their larger share; returns how many were freed."""
         with self.db.session() as session:
+            freed = session.execute(update(CameraLease).where(CameraLease.owner == self.worker_id)
+                                    .values(**_FREE)).rowcount  # type: ignore[attr-defined]
             session.execute(delete(CameraWorker).where(CameraWorker.id == self.worker_id))
+        return freed
 
     def forget(self, wanted: Iterable[str]) -> None:
         """Delete the free or expired rows of every other camera (removed, or disabled)."""
@@ -156,15 +162,21 @@ class LeasedCameras:
         """Stop every camera (before waiting on a round that may hang on the database), then give back every
         lease, also those a last round claimed without starting."""
         self._stop.set()
-        with self._lock:
-            for name in list(self._held):
-                self._unwatch(name, "shutdown")
+        with self._lock:  # held no more: neither the guard nor a last round touches them now
+            stopping = sorted(self._held)
+            self._held.clear()
+        log.info("camera worker stopping its cameras", extra={"worker": self.store.worker_id, "cameras": stopping})
+        # Side by side: each camera's stop waits on its own threads (a window's analysis, the clips being cut).
+        with ThreadPoolExecutor(max(1, len(stopping)), thread_name_prefix="camera-stop") as pool:
+            list(pool.map(lambda name: self._stop_watching(name, "shutdown"), stopping))
         for thread in self._threads:
             thread.join()
         try:
-            self.store.leave()
+            freed = self.store.leave()
         except Exception:  # the leases expire by themselves
-            log.exception("leases not given back", extra={"worker": self.store.worker_id})
+            log.exception("leases not given back; they lapse in lease_s", extra={"worker": self.store.worker_id})
+        else:
+            log.info("camera leases given back", extra={"worker": self.store.worker_id, "leases": freed})
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -218,6 +230,9 @@ class LeasedCameras:
 
     def _unwatch(self, name: str, reason: str) -> None:  # under the lock
         del self._held[name]
+        self._stop_watching(name, reason)
+
+    def _stop_watching(self, name: str, reason: str) -> None:
         self.live.stop_camera(name)
         log.info("stopped watching camera", extra={"camera": name, "worker": self.store.worker_id, "reason": reason})
 
