@@ -140,6 +140,24 @@ def test_workers_split_the_cameras_fairly_and_hand_the_surplus_back(db):
     assert limited.held == [] and limited.live.monitors == {}
 
 
+def test_a_camera_that_fails_to_stop_does_not_keep_the_others_running_or_the_leases_held(db):
+    live = FakeLive("w", ["a", "b", "c"], {})
+    broken = live.stop_camera
+
+    def stop_camera(camera: str) -> None:
+        if camera == "b":
+            raise RuntimeError("decoder wedged")
+        broken(camera)
+
+    live.stop_camera = stop_camera
+    worker = LeasedCameras(live, store(db, "w"))
+    worker.tick()
+    assert worker.held == ["a", "b", "c"]
+    worker.stop()  # does not raise
+    assert set(live.stopped_at) == {"a", "c"}
+    assert store(db, "other").claim(["a", "b", "c"], 3) == ["a", "b", "c"]  # given back, not left to lapse
+
+
 def test_a_worker_that_cannot_renew_stops_watching_before_its_lease_expires(db):
     watching: dict[str, set[str]] = {}
     stuck = LeasedCameras(FakeLive("stuck", ["gate"], watching), store(db, "stuck", lease_s=1.5, renew_s=0.5))

@@ -137,6 +137,29 @@ def test_evidence_in_the_artefact_store_goes_by_age_then_oldest_incident_first(d
     assert retention.deleted == [stale, older]
 
 
+class DatabaseAway:
+    """Stored evidence whose database (or artefact store) is unreachable."""
+
+    def units(self):
+        raise ConnectionError("database unreachable")
+
+    def delete(self, unit):
+        raise ConnectionError("database unreachable")
+
+
+def test_recordings_are_still_pruned_and_checked_while_stored_evidence_cannot_be_reached(tmp_path, caplog):
+    old = write_segment(tmp_path / "door", "old.mp4", 1000, age_h=80)
+    recent = write_segment(tmp_path / "door", "recent.mp4", 1000, age_h=1)
+    retention = Retention(tmp_path, RecordingSettings(max_age_h=72, min_free_gb=1.0), free_bytes=lambda _: GB // 2,
+                          evidence=(tmp_path / "evidence", EvidenceSettings()), stored_evidence=DatabaseAway())
+    recorder = SegmentRecorder(tmp_path / "door", RecordingSettings())
+    retention.recorders.append(recorder)
+    retention.enforce()
+    assert not old.exists() and not recent.exists()  # by age, then for free space
+    assert recorder.paused_reason and "min_free_gb" in recorder.paused_reason
+    assert "database unreachable" in caplog.text
+
+
 def test_a_disk_short_of_room_pauses_recording_with_a_reason_until_there_is_room(tmp_path):
     free = {"bytes": 10 * GB}
     retention = Retention(tmp_path, RecordingSettings(min_free_gb=1.0), free_bytes=lambda _: free["bytes"])

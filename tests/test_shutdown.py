@@ -312,3 +312,30 @@ def test_a_stopped_camera_worker_closes_its_incident_keeps_its_alert_and_frees_i
     other.terminate(signal.SIGINT)  # Ctrl-C
     assert other.exit_code() == 0 and watched_by() == {}
     other.assert_steps("shutdown: SIGINT received", "camera leases given back", "shutdown: done")
+
+
+HANGING_SHUTDOWN = """
+import sys, time
+from watchkeeper.cli.stopping import StopSignals
+stop = StopSignals()
+print("ready", flush=True)
+print("stopping on", stop.wait(), flush=True)
+time.sleep(60)  # a shutdown that hangs
+"""
+
+
+@pytest.mark.parametrize("first", [signal.SIGTERM, signal.SIGINT])
+def test_a_second_signal_ends_a_hanging_shutdown_at_once(first):
+    process = subprocess.Popen([sys.executable, "-c", HANGING_SHUTDOWN], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert process.stdout.readline() == "ready\n"
+        process.send_signal(first)
+        assert process.stdout.readline() == f"stopping on {first.name}\n"  # the first is caught ...
+        process.send_signal(signal.SIGINT)
+        assert process.wait(10) == -signal.SIGINT  # ... the second (Ctrl-C again) is not
+        assert "a second SIGTERM or Ctrl-C ends the process at once" in process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

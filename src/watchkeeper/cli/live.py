@@ -117,9 +117,13 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings]) -> None:
             try:
                 log.info("shutdown: %s received", stop.wait())
             finally:
-                leases.stop()
-                live.stop()
-                alerts.stop()
+                try:
+                    leases.stop()
+                finally:  # whatever went wrong there, the rest still stops
+                    try:
+                        live.stop()
+                    finally:
+                        alerts.stop()
         log.info("shutdown: done")
 
     cameras_app = typer.Typer(help="Cameras.", no_args_is_help=True)

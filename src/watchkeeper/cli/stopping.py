@@ -2,24 +2,36 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from types import FrameType
 
+log = logging.getLogger(__name__)
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
 
 class StopSignals:
     """Catches SIGTERM and SIGINT from construction on (create it before starting anything, so that a signal
-    during start-up is kept rather than killing the process half-started); ``wait`` returns the first one's name."""
+    during start-up is kept rather than killing the process half-started); ``wait`` returns the first one's name.
+
+    Only the first is caught: a second SIGTERM or Ctrl-C ends the process at once, so a shutdown that hangs
+    can still be ended without SIGKILL."""
 
     def __init__(self) -> None:
         self._received: list[str] = []
         self._arrived = threading.Event()
-        for number in (signal.SIGTERM, signal.SIGINT):
+        for number in SIGNALS:
             signal.signal(number, self._note)
 
     def _note(self, number: int, _: FrameType | None) -> None:
-        self._received.append(signal.Signals(number).name)
+        name = signal.Signals(number).name
+        for each in SIGNALS:  # the default (terminate) again: the next one is not waited on
+            signal.signal(each, signal.SIG_DFL)
+        self._received.append(name)
         self._arrived.set()
+        log.warning("%s received: shutting down; a second SIGTERM or Ctrl-C ends the process at once", name)
 
     def wait(self) -> str:
         self._arrived.wait()

@@ -233,7 +233,14 @@ class LeasedCameras:
         self._stop_watching(name, reason)
 
     def _stop_watching(self, name: str, reason: str) -> None:
-        self.live.stop_camera(name)
+        # One camera's failed stop must not cost the others theirs, the guard its thread, or a shutdown the
+        # giving back of the leases.
+        try:
+            self.live.stop_camera(name)
+        except Exception:
+            log.exception("camera did not stop cleanly", extra={"camera": name, "worker": self.store.worker_id,
+                                                                "reason": reason})
+            return
         log.info("stopped watching camera", extra={"camera": name, "worker": self.store.worker_id, "reason": reason})
 
     def _health(self, name: str) -> dict[str, Any] | None:

@@ -228,8 +228,13 @@ class Retention:
             older_than, max_bytes = now - limits.max_age_days * 86400, limits.max_total_gb * GB
             prune(evidence_folders(folder), older_than=older_than, max_bytes=max_bytes, delete=self._delete)
             if self.stored_evidence is not None:
-                prune(self.stored_evidence.units(), older_than=older_than, max_bytes=max_bytes,
-                      delete=self._drop_stored)
+                # The database or artefact store may be away: that must not stop the recordings' pruning
+                # and the free-space check below, or the recordings' disk fills during the outage.
+                try:
+                    prune(self.stored_evidence.units(), older_than=older_than, max_bytes=max_bytes,
+                          delete=self._drop_stored)
+                except Exception as error:
+                    log.warning("stored evidence not pruned this pass (recordings still are): %s", error)
         keep = prune(segments(self.root), older_than=now - self.settings.max_age_h * 3600,
                      max_bytes=self.settings.max_total_gb * GB, delete=self._delete)
         if not self.recorders:
