@@ -22,6 +22,10 @@ from watchkeeper.artefacts import (
 )
 from watchkeeper.config import S3ArtefactSettings, Settings, load_settings
 from watchkeeper.errors import ArtefactStoreError, ConfigError
+from watchkeeper.store.db import Database
+from watchkeeper.store.live import add_live_evidence, drop_evidence
+from watchkeeper.store.models import Analysis, IncidentRecord
+from watchkeeper.store.references import evidence_artefacts
 
 JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40
 
@@ -223,9 +227,14 @@ def test_s3_copies_are_kept_for_tools_and_the_least_recently_used_go_unless_in_u
 def test_s3_failures_are_artefact_store_errors(tmp_path: Path):
     unreachable = S3ArtefactSettings(bucket="nowhere", endpoint_url="http://127.0.0.1:9", access_key_id="x",
                                      secret_access_key="y", region="us-east-1")
-    store = S3ArtefactStore(unreachable, LocalCopies(tmp_path / "cache", 10**6))
+    store = S3ArtefactStore(unreachable.model_copy(update={"addressing_style": "path"}),
+                            LocalCopies(tmp_path / "cache", 10**6))
     with pytest.raises(ArtefactStoreError, match="s3://nowhere/watchkeeper/"):
         store.put_bytes(JPEG, "jpg")
+    # Storage that does not answer holds a camera's analysis for seconds, not minutes.
+    config = store._client.meta.config
+    assert (config.connect_timeout, config.read_timeout, config.retries["total_max_attempts"]) == (5, 30, 3)
+    assert config.s3 == {"addressing_style": "path"}
 
 
 # -- settings ------------------------------------------------------------------------------------------
@@ -251,3 +260,59 @@ def test_the_backend_comes_from_the_settings_and_the_environment(s3: S3Server, t
         load_settings(env={"WATCHKEEPER_ARTEFACTS__BACKEND": "s3"}, dotenv=None)
     with pytest.raises(ConfigError, match="artefacts.backend"):
         load_settings(env={"WATCHKEEPER_ARTEFACTS__BACKEND": "ftp"}, dotenv=None)
+
+
+# -- rows that refer to objects ------------------------------------------------------------------------
+
+
+class _FailingDeletes(LocalArtefactStore):
+    def __init__(self, root: Path, failing: set[str]) -> None:
+        super().__init__(root)
+        self.failing = failing
+
+    def delete(self, address: str) -> None:
+        if address in self.failing:
+            raise ArtefactStoreError(f"{address}: the storage is down")
+        super().delete(address)
+
+
+def test_dropped_evidence_leaves_the_row_changed_when_an_object_cannot_be_deleted(db: Database, tmp_path: Path):
+    store = _FailingDeletes(tmp_path / "artefacts", set())
+    snapshot, close_up = store.put_bytes(JPEG, "jpg"), store.put_bytes(JPEG + b"crop", "jpg")
+    deleted_first, failing = sorted((snapshot, close_up))  # release deletes in this order
+    store.failing.add(failing)
+    live = {"evidence": {"snapshot": as_reference(snapshot), "weapon": as_reference(close_up), "clip": None},
+            "evidence_bytes": 2 * len(JPEG)}
+    _live_incident(db, live)
+    with db.session() as session:
+        dropped = drop_evidence(session, store, session.get(IncidentRecord, 1), ("snapshot", "weapon"))
+        assert set(dropped) == {"snapshot", "weapon"} and store.exists(snapshot)  # nothing goes before commit
+    with db.session(write=False) as session:
+        assert evidence_artefacts(session.get(IncidentRecord, 1).data) == {}
+    assert not store.exists(deleted_first) and store.exists(failing)  # left behind, named by no row
+
+
+def test_the_finished_clip_does_not_bring_back_a_snapshot_deleted_meanwhile(db: Database, tmp_path: Path):
+    store = LocalArtefactStore(tmp_path / "artefacts")
+    snapshot = as_reference(store.put_bytes(JPEG, "jpg"))
+    _live_incident(db, {"evidence": {"snapshot": snapshot, "clip": None}, "evidence_bytes": len(JPEG)})
+    with db.session() as session:
+        drop_evidence(session, store, session.get(IncidentRecord, 1), ("snapshot",))
+    clip = as_reference(address_of("c" * 64, "mp4"))
+    with db.session() as session:
+        assert add_live_evidence(session, 1, evidence={"clip": clip, "audio": None}, evidence_bytes=10,
+                                 evidence_errors=["audio.wav not stored"])
+        assert not add_live_evidence(session, 2, evidence={}, evidence_bytes=0, evidence_errors=[])
+    with db.session(write=False) as session:
+        live = session.get(IncidentRecord, 1).data["live"]
+    assert live == {"evidence": {"snapshot": None, "clip": clip, "audio": None}, "evidence_bytes": 10,
+                    "evidence_errors": ["audio.wav not stored"]}
+
+
+def _live_incident(db: Database, live: dict) -> None:
+    """Incident row 1, a live one with ``live`` as its live data."""
+    with db.session() as session:
+        session.add(Analysis(id="a1", source="camera", media_type="video", crime_detected=True, result={}))
+        session.add(IncidentRecord(id=1, analysis_id="a1", category="c", category_name="C", severity=3,
+                                   confidence=0.9, t_start_s=0, t_end_s=1, summary="", camera="hall",
+                                   requires_immediate_action=False, modalities=[], data={"live": live}))

@@ -11,9 +11,9 @@ import pytest
 from mediagen import noise, still_room, write_video
 from sqlalchemy import select
 
-from watchkeeper.artefacts import referenced_address
+from watchkeeper.artefacts import LocalArtefactStore, referenced_address
 from watchkeeper.config import CameraSettings, Settings
-from watchkeeper.errors import ConflictError, NotFoundError
+from watchkeeper.errors import ArtefactStoreError, ConflictError, NotFoundError
 from watchkeeper.live.monitor import tier_pipelines
 from watchkeeper.live.service import LiveService, redact_url
 from watchkeeper.samples import siren
@@ -77,6 +77,35 @@ def test_a_camera_from_the_settings_stores_its_incident_with_evidence(db, hall, 
     assert opened["incident"] == record.id and opened["location"] == "Main hall" and "snapshot" not in opened
     assert any(m["type"] == "evidence" and m["incident"] == record.id for m in messages)
     loop.close()
+
+
+class _NoSoundStore(LocalArtefactStore):
+    """A store that takes everything but sound: as when it fails part-way through an incident's evidence."""
+
+    def put_file(self, path: Path, extension: str, *, sha256: str | None = None) -> str:
+        if extension == ".wav":
+            raise ArtefactStoreError("the storage is down")
+        return super().put_file(path, extension, sha256=sha256)
+
+
+def test_evidence_the_store_does_not_take_is_kept_in_its_folder_and_named_among_the_errors(db, hall, pipelines,
+                                                                                          tmp_path):
+    camera = CameraSettings(name="hall", source=str(hall), location="Main hall", realtime=False)
+    settings = Settings(data_dir=tmp_path, live={"cameras": [camera]})
+    service = LiveService(settings, db, pipelines=lambda: pipelines,
+                          artefacts=_NoSoundStore(tmp_path / "artefacts"))
+    service.start()
+    assert service.monitor("hall").wait(120)
+    service.stop()
+    with db.session(write=False) as session:
+        record = session.scalars(select(IncidentRecord).where(IncidentRecord.category == "alarm")).one()
+        live = record.data["live"]
+    # The sound failing alone: the clip after it is still stored, the sound stays where it was written.
+    assert referenced_address(live["evidence"]["clip"]) and live["evidence"]["audio"] is None
+    [error] = live["evidence_errors"]
+    assert error.startswith("audio.wav not stored") and "the storage is down" in error
+    kept = [p.name for p in (tmp_path / "evidence").rglob("*") if p.is_file()]
+    assert kept == ["audio.wav"]
 
 
 def test_cameras_are_added_started_stopped_and_removed(db, hall, pipelines, tmp_path):

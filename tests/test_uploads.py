@@ -3,14 +3,18 @@ media roots."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from mediagen import tone, write_audio, write_video
 from PIL import Image
+from sqlalchemy import text
 
 from watchkeeper.errors import (
     CorruptMediaError, EmptyMediaError, MediaFetchError, MediaTooLargeError, NotFoundError, UnsafePathError,
@@ -18,7 +22,7 @@ from watchkeeper.errors import (
 )
 from watchkeeper.artefacts import LocalArtefactStore
 from watchkeeper.store.db import Database
-from watchkeeper.store.models import Upload
+from watchkeeper.store.models import Analysis, Job, Upload
 from watchkeeper.uploads import MediaRoots, StoredUpload, UploadStore, named_as_requested, secure_name
 
 
@@ -180,6 +184,43 @@ def test_saving_keeps_the_object_only_when_the_block_succeeds(store: UploadStore
     assert leftovers(store) == [store.get(kept).artefact]
 
 
+def test_recording_stores_the_bytes_again_when_a_failed_upload_deleted_them(store: UploadStore,
+                                                                            samples: dict[str, bytes]) -> None:
+    with store.saving(io.BytesIO(samples["jpeg"]), "b.jpg") as b:
+        # Upload A of the same bytes fails before B's row exists: no row names the object, so it goes.
+        with pytest.raises(RuntimeError), store.saving(io.BytesIO(samples["jpeg"]), "a.jpg"):
+            raise RuntimeError("database down")
+        assert not store.artefacts.exists(b.artefact)
+        with store.db.session() as session:
+            store.record(session, b, uploaded_by=None)
+    assert store.artefacts.exists(b.artefact)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite's writers cannot interleave
+def test_a_failed_upload_waits_for_a_row_being_written_for_the_same_bytes(store: UploadStore,
+                                                                         samples: dict[str, bytes]) -> None:
+    def fail_upload_a() -> None:
+        with contextlib.suppress(RuntimeError), store.saving(io.BytesIO(samples["jpeg"]), "a.jpg"):
+            raise RuntimeError("database down")
+
+    upload_a = threading.Thread(target=fail_upload_a)
+    with store.saving(io.BytesIO(samples["jpeg"]), "b.jpg") as b, store.db.session() as session:
+        store.record(session, b, uploaded_by=None)  # B's row is written, not yet committed
+        upload_a.start()
+        deadline = time.monotonic() + 10
+        while upload_a.is_alive() and not _waiting_for_an_advisory_lock(store.db) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    upload_a.join(10)
+    assert not upload_a.is_alive()
+    assert store.artefacts.exists(b.artefact) and store.get("b.jpg").artefact == b.artefact
+
+
+def _waiting_for_an_advisory_lock(db: Database) -> bool:
+    with db.engine.connect() as connection:
+        waiting = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        return bool(connection.scalar(waiting))
+
+
 @pytest.mark.parametrize("name", ["../lobby.jpg", "sub/lobby.jpg", ".upload-x.part", "", "lobby", "%2e%2e.jpg",
                                   "lobby.jpg\x00.png"])
 def test_get_refuses_names_it_never_makes(store: UploadStore, name: str) -> None:
@@ -199,11 +240,21 @@ def test_uploads_from_before_the_store_are_adopted(store: UploadStore, samples: 
     (folder / "old.jpg").write_bytes(samples["jpeg"])
     (tmp_path / "secret.wav").write_bytes(samples["wav"])
     (folder / "planted.wav").symlink_to(tmp_path / "secret.wav")
+    old_path = str((folder / "old.jpg").resolve())  # as analyses and jobs recorded it: MediaRoots.resolve's
     with store.db.session() as session:
         for name in ("old.jpg", "gone.png", "planted.wav"):
             session.add(Upload(filename=name, original_name=name, size_bytes=1, sha256="0" * 64, media_type="image"))
+        session.add(Analysis(id="a1", source="uploads/old.jpg", media_path=old_path, media_type="image",
+                             crime_detected=False, result={}))
+        for job_id, state in (("waiting", "pending"), ("done", "succeeded")):
+            session.add(Job(id=job_id, kind="analyze", state=state, params={"source": old_path, "camera": "c"}))
     assert store.adopt(folder) == 1
-    assert store.get("old.jpg").artefact == f"{hashlib.sha256(samples['jpeg']).hexdigest()}.jpg"
+    address = f"{hashlib.sha256(samples['jpeg']).hexdigest()}.jpg"
+    assert store.get("old.jpg").artefact == address
+    with store.db.session(write=False) as session:
+        assert session.get(Analysis, "a1").media_path == f"artefact:{address}"
+        assert session.get(Job, "waiting").params == {"source": f"artefact:{address}", "camera": "c"}
+        assert session.get(Job, "done").params["source"] == old_path  # finished: its record stays as it was
     assert not (folder / "old.jpg").exists() and store.adopt(folder) == 0
     for left in ("gone.png", "planted.wav"):  # no file, or not one of ours: nothing to serve
         with pytest.raises(NotFoundError):

@@ -284,11 +284,13 @@ class S3ArtefactStore(ArtefactStore):
         self.bucket = settings.bucket or ""
         self.prefix = settings.prefix
         self.copies = copies
-        # One client for the process: boto3's clients are thread-safe, its sessions are not.
+        # One client for the process: boto3's clients are thread-safe, its sessions are not. Short timeouts and
+        # few retries (botocore's defaults: 60 s each, more tries): a camera's analysis waits on its evidence.
         self._client = boto3.session.Session().client(
             "s3", endpoint_url=settings.endpoint_url, region_name=settings.region,
             aws_access_key_id=settings.access_key_id, aws_secret_access_key=settings.secret_access_key,
-            config=Config(s3={"addressing_style": settings.addressing_style}, retries={"mode": "standard"}))
+            config=Config(s3={"addressing_style": settings.addressing_style}, connect_timeout=5, read_timeout=30,
+                          retries={"mode": "standard", "max_attempts": 2}))  # retries: 3 tries in all
 
     def _key(self, address: str) -> str:
         return f"{self.prefix}{address[:2]}/{_check(address)}"

@@ -18,17 +18,17 @@ import re
 import secrets
 import tempfile
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from .artefacts import ArtefactStore
+from .artefacts import ArtefactNotFoundError, ArtefactStore, address_of, as_reference, file_sha256
 from .domain import MediaType
 from .errors import (
     EmptyMediaError, MediaError, MediaFetchError, MediaTooLargeError, NotFoundError, UnsafePathError,
@@ -39,8 +39,8 @@ from .media.detect import (
 )
 from .media.sources import HEAD_BYTES, SourceData
 from .store.db import Database
-from .store.models import Upload
-from .store.references import release
+from .store.models import Analysis, Job, Upload
+from .store.references import lock_addresses, release
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,7 @@ class StoredUpload:
     media_type: MediaType
     content_type: str  # from the content, not from the client
     original_name: str
+    spool: Path | None = field(default=None, compare=False)  # the checked bytes, while ``saving`` keeps them
 
     @classmethod
     def of(cls, row: Upload) -> StoredUpload:
@@ -113,7 +114,13 @@ class UploadStore:
 
     def save(self, stream: BinaryIO, original_name: str, content_type: str | None = None) -> StoredUpload:
         """Store ``stream`` if it is media whose extension (or, lacking one, ``content_type``) agrees with it;
-        ``record`` then gives it its name."""
+        ``record`` then gives it its name (``saving`` is the safer way: it also keeps the bytes at hand)."""
+        with self._spooled(stream, original_name, content_type) as stored:
+            return replace(stored, spool=None)
+
+    @contextmanager
+    def _spooled(self, stream: BinaryIO, original_name: str, content_type: str | None) -> Iterator[StoredUpload]:
+        """``save``, with the checked file kept in the spool folder until the block ends."""
         stem, extension = secure_name(original_name)
         if not extension and content_type:
             declared = _DECLARED_FORMATS.get(content_type.split(";")[0].strip().lower())
@@ -142,30 +149,38 @@ class UploadStore:
                     f"{original_name}: named '{extension}' ({named_format}) but holds {detected.format} data"
                 )
             artefact = self.artefacts.put_file(Path(part), extension, sha256=sha256)
+            yield StoredUpload(
+                filename=f"{stem}{extension}", artefact=artefact, size_bytes=size, sha256=sha256,
+                media_type=detected.media_type, content_type=_mime_type(detected.media_type, detected.format),
+                original_name=original_name[:_ORIGINAL_NAME_CHARS], spool=Path(part),
+            )
         finally:
             Path(part).unlink(missing_ok=True)
-        return StoredUpload(
-            filename=f"{stem}{extension}", artefact=artefact, size_bytes=size, sha256=sha256,
-            media_type=detected.media_type, content_type=_mime_type(detected.media_type, detected.format),
-            original_name=original_name[:_ORIGINAL_NAME_CHARS],
-        )
 
     @contextmanager
     def saving(self, stream: BinaryIO, original_name: str, content_type: str | None = None) -> Iterator[StoredUpload]:
         """``save``, undone if the block raises: an object whose database row was not written is not kept (unless
-        another row refers to the same bytes)."""
-        stored = self.save(stream, original_name, content_type)
-        try:
-            yield stored
-        except BaseException:
-            with self.db.session() as session:
-                release(session, self.artefacts, [stored.artefact])
-            raise
+        another row refers to the same bytes). Until the block ends the bytes stay in the spool folder, for
+        ``record`` to store again should another upload's failure or a purge have deleted the object meanwhile."""
+        with self._spooled(stream, original_name, content_type) as stored:
+            try:
+                yield stored
+            except BaseException:
+                with self.db.session() as session:
+                    release(session, self.artefacts, [stored.artefact])
+                raise
 
     def record(self, session: Session, stored: StoredUpload, *, uploaded_by: int | None) -> Upload:
         """The upload's row, under the first free name: the client's, else with a random suffix (the unique
         filename column decides, also between uploads at the same moment)."""
         stem, extension = os.path.splitext(stored.filename)
+        # Under the address's lock until commit no release decides on the object; one that went since save()
+        # (an upload of the same bytes failing, a purge) goes back before the row names it.
+        lock_addresses(session, [stored.artefact])
+        if not self.artefacts.exists(stored.artefact):
+            if stored.spool is None:
+                raise ArtefactNotFoundError(f"{stored.filename}: its stored bytes were deleted; upload it again")
+            self.artefacts.put_file(stored.spool, extension, sha256=stored.sha256)
         candidate = stored.filename
         while True:
             row = Upload(filename=candidate, artefact=stored.artefact, original_name=stored.original_name,
@@ -203,19 +218,34 @@ class UploadStore:
 
     def adopt(self, folder: Path) -> int:
         """Put the files of uploads stored before the artefact store (in ``folder``, the old uploads folder)
-        into the store, and remove them there; returns how many."""
-        adopted = []
-        with self.db.session() as session:
-            for row in session.scalars(select(Upload).where(Upload.artefact.is_(None))):
+        into the store, and remove them there; returns how many.
+
+        Analyses and pending jobs that name such a file by its path name it by its reference instead. Each
+        upload is one transaction, and its file goes once that is committed: a failure part-way leaves every
+        row naming something that exists.
+        """
+        with self.db.session(write=False) as session:
+            waiting = list(session.scalars(select(Upload.id).where(Upload.artefact.is_(None))))
+        adopted = 0
+        for upload_id in waiting:
+            with self.db.session() as session:
+                row = session.get(Upload, upload_id, with_for_update=True)
+                if row is None or row.artefact is not None:
+                    continue  # deleted, or adopted by another server, meanwhile
                 path = folder / row.filename
-                if _STORED_NAME.fullmatch(row.filename) and path.is_file() and not path.is_symlink():
-                    row.artefact = self.artefacts.put_file(path, path.suffix)
-                    adopted.append(path)
-        for path in adopted:  # only once the rows name their objects
+                if not (_STORED_NAME.fullmatch(row.filename) and path.is_file() and not path.is_symlink()):
+                    continue  # no file of ours to adopt
+                sha256 = file_sha256(path)
+                row.artefact = address_of(sha256, path.suffix)
+                lock_addresses(session, [row.artefact])  # see record()
+                self.artefacts.put_file(path, path.suffix, sha256=sha256)
+                # The path as it was recorded: the media root's real path (MediaRoots.resolve).
+                _name_by_reference(session, {str(path), str(path.resolve())}, as_reference(row.artefact))
             path.unlink(missing_ok=True)
+            adopted += 1
         if adopted:
-            log.info("uploads moved into the artefact store", extra={"uploads": len(adopted), "folder": str(folder)})
-        return len(adopted)
+            log.info("uploads moved into the artefact store", extra={"uploads": adopted, "folder": str(folder)})
+        return adopted
 
     def _copy(self, stream: BinaryIO, out: BinaryIO, name: str) -> tuple[int, str, bytes]:
         """Copy under the size limit: ``(size, sha256, first bytes)``."""
@@ -233,6 +263,14 @@ class UploadStore:
             digest.update(chunk)
             out.write(chunk)
         return size, digest.hexdigest(), head
+
+
+def _name_by_reference(session: Session, paths: Collection[str], reference: str) -> None:
+    """Analyses and jobs still to run that name a file by one of ``paths`` name ``reference`` instead."""
+    session.execute(update(Analysis).where(Analysis.media_path.in_(paths)).values(media_path=reference))
+    source = Job.params["source"].as_string()
+    for job in session.scalars(select(Job).where(Job.state == "pending", source.in_(paths))):
+        job.params = {**job.params, "source": reference}
 
 
 @contextmanager

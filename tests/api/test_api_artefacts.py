@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
+import yaml
 from apiserver import ApiServer, base_settings, finished_job, upload
 from mediagen import noise, still_room, write_video
 from polling import wait_until
@@ -79,18 +81,42 @@ def test_an_upload_through_one_replica_is_analysed_and_served_by_the_other(repli
     assert not files_in(a.data_dir / "uploads") and not files_in(b.data_dir / "uploads")
 
 
+def incident_with_evidence(client: httpx.Client) -> int:
+    """The first incident of A's camera whose snapshot, clip and sound are stored (waiting for it)."""
+
+    def complete() -> int | None:
+        items = client.get("/api/v1/incidents", params={"camera": "hall"}).json()["items"]
+        ids = [i["id"] for i in items if {"snapshot", "clip", "audio"} <= set(
+            client.get(f"/api/v1/incidents/{i['id']}").json()["evidence_files"])]
+        return ids[0] if ids else None
+
+    return wait_until(complete, "an incident of A's camera with its evidence", 120, every_s=0.5)
+
+
+def test_a_host_that_cannot_reach_the_store_still_gives_the_incident_report(replicas, tmp_path_factory):
+    a, _ = replicas
+    settings = yaml.safe_load(a.config.read_text())
+    if "s3" not in settings["artefacts"]:
+        pytest.skip("an outage of S3-compatible storage")
+    with a.client(a.admin_key) as on_a:
+        incident = incident_with_evidence(on_a)
+    unreachable = {**settings["artefacts"], "s3": {**settings["artefacts"]["s3"], "endpoint_url": "http://127.0.0.1:9"}}
+    c = ApiServer(tmp_path_factory.mktemp("artefacts-c-outage"), {**settings, "artefacts": unreachable, "live": {}})
+    c.admin_key = a.admin_key
+    c.start()
+    try:
+        with c.client(c.admin_key) as on_c:
+            report = on_c.get(f"/api/v1/incidents/{incident}/report", params={"format": "json"})
+            assert report.status_code == 200, report.text  # without its pictures, as for a deleted snapshot
+            assert on_c.get(f"/api/v1/incidents/{incident}/evidence/snapshot").status_code == 503
+    finally:
+        c.stop()
+
+
 def test_a_camera_on_one_replica_has_its_evidence_served_by_the_other(replicas):
     a, b = replicas
     with b.client(b.admin_key) as on_b:
-
-        def incident_with_evidence() -> int | None:
-            items = on_b.get("/api/v1/incidents", params={"camera": "hall"}).json()["items"]
-            complete = [i["id"] for i in items
-                        if {"snapshot", "clip", "audio"} <= set(on_b.get(f"/api/v1/incidents/{i['id']}")
-                                                                 .json()["evidence_files"])]
-            return complete[0] if complete else None
-
-        incident = wait_until(incident_with_evidence, "an incident of A's camera with its evidence", 120, every_s=0.5)
+        incident = incident_with_evidence(on_b)
         snapshot = on_b.get(f"/api/v1/incidents/{incident}/evidence/snapshot")
         assert snapshot.status_code == 200 and snapshot.headers["content-type"] == "image/jpeg"
         assert snapshot.content.startswith(b"\xff\xd8\xff")

@@ -12,15 +12,17 @@ sound) and ``audio.wav``. A camera in privacy mode keeps none of them.
 
 Given an artefact store (a server's cameras), each piece goes there instead,
 for every host to serve: the pictures straight from memory, the clip and the
-sound from the incident's folder, which they leave once stored.
+sound from the incident's folder, which they leave once stored. A piece the
+store fails to take stays in (or is written to) that folder instead, and the
+evidence's errors say so; the other pieces are still stored.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import queue
-import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -57,7 +59,7 @@ class Evidence:
     clip_span_s: tuple[float, float] | None = None
     errors: list[str] = field(default_factory=list)
     artefacts: dict[str, str] = field(default_factory=dict)  # kind (snapshot, weapon, clip, audio) -> address
-    stored_bytes: int = 0  # of the pieces in the artefact store
+    sizes: dict[str, int] = field(default_factory=dict)  # kind -> bytes, of the pieces in the artefact store
 
 
 def write_clip(path: Path, frames: list[tuple[float, bytes]], sound: np.ndarray | None, t_start: float,
@@ -141,26 +143,35 @@ class EvidenceRecorder:
         jpeg = io.BytesIO()
         picture.save(jpeg, format="JPEG", quality=self.settings.jpeg_quality)
         data = jpeg.getvalue()
-        try:
-            self._stored(evidence, name, self.artefacts.put_bytes(data, "jpg"), len(data))
-        except WatchkeeperError as exc:  # the store failing must not stop the camera's analysis
-            log.error("evidence picture not stored: %s", exc, extra={"camera": self.capture.camera.name})
-            evidence.errors.append(f"{name}: {exc}")
+        artefacts = self.artefacts
+        if not self._store(evidence, name, lambda: artefacts.put_bytes(data, "jpg"), len(data)):
+            (evidence.folder / name).write_bytes(data)
+            setattr(evidence, _kind(name), evidence.folder / name)
 
     def _keep_file(self, evidence: Evidence, path: Path) -> None:
-        """A written clip or sound: kept where it is, or moved into the artefact store."""
-        if self.artefacts is None:
+        """A written clip or sound: moved into the artefact store, or kept where it is (no store, or it failed)."""
+        artefacts = self.artefacts
+        if artefacts is not None and self._store(evidence, path.name, lambda: artefacts.put_file(path, path.suffix),
+                                                 path.stat().st_size):
+            path.unlink()
+        else:
             setattr(evidence, _kind(path.name), path)
-            return
-        size = path.stat().st_size
-        self._stored(evidence, path.name, self.artefacts.put_file(path, path.suffix), size)
-        path.unlink()
 
-    def _stored(self, evidence: Evidence, name: str, address: str, size: int) -> None:
+    def _store(self, evidence: Evidence, name: str, put: Callable[[], str], size: int) -> bool:
+        """Put one piece into the artefact store; False, with the failure among the evidence's errors, if that
+        failed: the store failing must stop neither the other pieces nor the camera's analysis."""
         assert self.artefacts is not None
+        try:
+            address = put()
+        except (WatchkeeperError, OSError) as exc:
+            log.error("evidence not stored, kept in its folder: %s", exc,
+                      extra={"camera": self.capture.camera.name, "file": str(evidence.folder / name)})
+            evidence.errors.append(f"{name} not stored, kept in {evidence.folder}: {exc}")
+            return False
         evidence.artefacts[_kind(name)] = address
-        evidence.stored_bytes += size
+        evidence.sizes[_kind(name)] = size
         setattr(evidence, _kind(name), self.artefacts.path_on_disk(address))
+        return True
 
     def close(self, timeout_s: float = 60.0) -> None:
         """Finish the pending clips with what the ring holds (the camera has stopped), then stop."""
@@ -179,8 +190,8 @@ class EvidenceRecorder:
             except Exception as exc:  # a broken clip must not lose the next incident's evidence
                 log.exception("evidence clip failed", extra={"camera": self.capture.camera.name})
                 cut.evidence.errors.append(f"{type(exc).__name__}: {exc}")
-            if self.artefacts is not None:  # everything went to the store: the incident's folder is spent
-                shutil.rmtree(cut.evidence.folder, ignore_errors=True)
+            if self.artefacts is not None:
+                _clear(cut.evidence)
             if self.on_written is not None:
                 self.on_written(cut.evidence)
 
@@ -200,6 +211,17 @@ class EvidenceRecorder:
         self._keep_file(evidence, write_clip(evidence.folder / CLIP, frames, clip_sound, t_first,
                                              self.settings.clip_fps))
         evidence.clip_span_s = (t_first, t_to)
+
+
+def _clear(evidence: Evidence) -> None:
+    """Empty the incident's folder (a clip whose writing failed half-way goes too) but for the pieces the artefact
+    store did not take, and remove it once empty."""
+    kept = {evidence.snapshot, evidence.weapon, evidence.clip, evidence.audio}
+    for path in evidence.folder.glob("*"):
+        if path not in kept:
+            path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # not empty: it holds what was kept
+        evidence.folder.rmdir()
 
 
 def _kind(name: str) -> str:

@@ -20,7 +20,7 @@ import asyncio
 import logging
 import threading
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,7 +34,7 @@ from ..config import CameraSettings, Settings
 from ..errors import ConflictError, NotFoundError
 from ..pipeline import Pipeline
 from ..store.db import Database
-from ..store.live import open_live_incident, update_live_incident
+from ..store.live import add_live_evidence, open_live_incident, update_live_incident
 from ..store.models import CameraLease, CameraRecord, utcnow
 from ..store.references import EVIDENCE_KINDS
 from .bus import open_event_bus
@@ -54,6 +54,7 @@ OnCommit = Callable[[Session], None]
 RECENT_EVENTS = 200
 SUBSCRIBER_BACKLOG = 500
 TRACKED_INCIDENTS = 1000
+FINISHED_KINDS = ("clip", "audio")  # the evidence written once the clip's span has passed
 
 
 def redact_url(source: str) -> str:
@@ -385,16 +386,17 @@ class LiveService:
         self._settle(evidence.incident_id, "evidence")
         if row_id is not None:
             with self.db.session() as session:
-                update_live_incident(session, row_id, **_kept(evidence))
+                add_live_evidence(session, row_id, **_kept(evidence, FINISHED_KINDS))
         self.hub.publish({"type": "evidence", "incident": row_id, "incident_id": evidence.incident_id,
                           "evidence": sorted(evidence.artefacts)})
 
 
-def _kept(evidence: Evidence | None) -> dict[str, Any]:
-    """What an incident's row says of its evidence: a reference to each piece in the artefact store, and their
-    size (which retention goes by)."""
+def _kept(evidence: Evidence | None, kinds: Sequence[str] = EVIDENCE_KINDS) -> dict[str, Any]:
+    """What an incident's row says of its evidence of ``kinds``: a reference to each piece in the artefact store,
+    their size (which retention goes by), and what could not be written or stored."""
     if evidence is None:
         return {}
     references = {kind: as_reference(evidence.artefacts[kind]) if kind in evidence.artefacts else None
-                  for kind in EVIDENCE_KINDS}
-    return {"evidence": references, "evidence_bytes": evidence.stored_bytes}
+                  for kind in kinds}
+    return {"evidence": references, "evidence_bytes": sum(evidence.sizes.get(kind, 0) for kind in kinds),
+            "evidence_errors": evidence.errors}

@@ -3,11 +3,12 @@ up to date as the incident grows and ends, with its evidence (``artefact:`` refe
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from ..artefacts import ArtefactStore, referenced_address
@@ -15,6 +16,8 @@ from ..domain import AnalysisResult, Incident
 from .analyses import save_analysis
 from .models import IncidentRecord, utcnow
 from .references import release
+
+log = logging.getLogger(__name__)
 
 
 def open_live_incident(session: Session, window: AnalysisResult, incident: Incident, *, camera: str, source: str,
@@ -51,6 +54,25 @@ def update_live_incident(session: Session, row_id: int, incident: Incident | Non
     return True
 
 
+def add_live_evidence(session: Session, row_id: int, *, evidence: dict[str, str | None], evidence_bytes: int,
+                      evidence_errors: list[str]) -> bool:
+    """Add the pieces of evidence written after the incident opened (its clip and sound, ``evidence_bytes`` in
+    the artefact store) to the row, with the errors of all its evidence; False if the row is gone.
+
+    The kinds not in ``evidence`` stay as the row has them: a snapshot deleted meanwhile stays deleted.
+    """
+    record = session.get(IncidentRecord, row_id, with_for_update=True)
+    if record is None:
+        return False
+    live = dict(record.data.get("live") or {})
+    live["evidence"] = {**(live.get("evidence") or {}), **evidence}
+    live["evidence_bytes"] = (live.get("evidence_bytes") or 0) + evidence_bytes
+    live["evidence_errors"] = evidence_errors
+    record.data = {**record.data, "live": live}
+    record.updated_at = utcnow()
+    return True
+
+
 def incidents_with_stored_evidence(session: Session) -> list[tuple[int, int, datetime]]:
     """Every live incident that keeps evidence in the artefact store: (row id, its evidence's bytes, created)."""
     size = IncidentRecord.data[("live", "evidence_bytes")].as_integer()
@@ -61,9 +83,11 @@ def incidents_with_stored_evidence(session: Session) -> list[tuple[int, int, dat
 
 def drop_evidence(session: Session, artefacts: ArtefactStore, row: IncidentRecord,
                   kinds: Collection[str]) -> dict[str, str]:
-    """Forget the row's evidence of ``kinds`` and delete the objects that no other row refers to; returns what
-    went (kind -> what the row said). Objects go inside the transaction: one that cannot be deleted leaves the
-    row as it was."""
+    """Forget the row's evidence of ``kinds``; returns what went (kind -> what the row said).
+
+    The objects that no other row refers to are deleted once the session's transaction has committed: a
+    failure then leaves an object behind (logged), never a row naming one that is gone.
+    """
     live = dict(row.data.get("live") or {})
     evidence = dict(live.get("evidence") or {})
     dropped = {kind: evidence[kind] for kind in kinds if evidence.get(kind)}
@@ -72,6 +96,17 @@ def drop_evidence(session: Session, artefacts: ArtefactStore, row: IncidentRecor
     if not any(evidence.values()):
         live["evidence_bytes"] = 0
     row.data = {**row.data, "live": live}
-    session.flush()
-    release(session, artefacts, [address for value in dropped.values() if (address := referenced_address(value))])
+    addresses = [address for value in dropped.values() if (address := referenced_address(value))]
+    if addresses:
+        event.listen(session, "after_commit", lambda committed: _release_after(committed, artefacts, addresses),
+                     once=True)
     return dropped
+
+
+def _release_after(committed: Session, artefacts: ArtefactStore, addresses: list[str]) -> None:
+    # The committed session cannot run statements now: a session of its own, on the same engine.
+    try:
+        with Session(committed.get_bind()) as session, session.begin():
+            release(session, artefacts, addresses)
+    except Exception:
+        log.exception("evidence objects left in the artefact store", extra={"artefacts": addresses})

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..artefacts import ArtefactStore, as_reference, referenced_address
@@ -19,6 +19,8 @@ from .models import IncidentRecord, Upload
 
 EVIDENCE_KINDS = ("snapshot", "weapon", "clip", "audio")
 _BATCH = 500  # addresses per IN (...): well under every database's limit on bound parameters
+# First key of pg_advisory_xact_lock(int, int) for artefact addresses: apart from the one-key locks (migrations).
+_ADDRESS_LOCKS = 0x5741  # "WA"
 
 
 def evidence_artefacts(data: dict[str, Any] | None) -> dict[str, str]:
@@ -43,12 +45,24 @@ def referenced(session: Session, addresses: Collection[str]) -> set[str]:
     return found
 
 
+def lock_addresses(session: Session, addresses: Iterable[str]) -> None:
+    """Hold ``addresses`` until the transaction ends, so that ``release`` and a transaction writing a row that
+    names one of them take turns: otherwise a check that cannot see an uncommitted row deletes the object that
+    row is about to name. SQLite needs nothing: its write transactions take turns already (BEGIN IMMEDIATE)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for address in sorted(set(addresses)):  # one order everywhere: two transactions cannot deadlock
+        session.execute(select(func.pg_advisory_xact_lock(_ADDRESS_LOCKS, func.hashtext(address))))
+
+
 def release(session: Session, artefacts: ArtefactStore, addresses: Iterable[str]) -> int:
     """Delete the objects of ``addresses`` that no row refers to any more; returns how many went.
 
-    Call it after the rows that referred to them are gone (or in their transaction, after the change).
+    Call it after the rows that referred to them are gone for good, in a write session: the check and the
+    deletes hold the addresses' locks until it ends.
     """
     candidates = set(addresses)
+    lock_addresses(session, candidates)
     unreferenced = candidates - referenced(session, candidates)
     for address in sorted(unreferenced):
         artefacts.delete(address)

@@ -9,11 +9,11 @@ from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ...artefacts import ArtefactNotFoundError, ArtefactStore
+from ...artefacts import ArtefactStore
 from ...auth import role_allows
 from ...auth.audit import record
 from ...domain import AnalysisResult, Incident
-from ...errors import BadRequestError, NotFoundError
+from ...errors import BadRequestError, NotFoundError, WatchkeeperError
 from ...reasoning.reports import picture
 from ...store.analyses import set_incident_status
 from ...store.models import AuditEntry, IncidentRecord, User, utcnow
@@ -149,11 +149,12 @@ def incident_report(incident_id: IdPath, request: Request, services: ServicesDep
 
 
 def _read(artefacts: ArtefactStore, address: str | None) -> bytes | None:
-    """A piece of evidence's bytes, while the artefact store has it."""
+    """A piece of evidence's bytes, while the artefact store has it and can be reached (as ``media_pictures``:
+    the report is still worth having without it)."""
     if address is None:
         return None
     try:
         with artefacts.open(address).stream as stream:
             return stream.read()
-    except ArtefactNotFoundError:
+    except WatchkeeperError:
         return None
