@@ -17,6 +17,9 @@ worker renews into its leases (``camera_leases.health``, what the API shows):
   steady phase; bounded lag is the claim under test;
 - fps achieved per camera: frames counted between the first and the last
   renewal of the steady phase, over the time between them;
+- analysis per camera: windows analysed per second (one a second expected)
+  and windows skipped (analysis behind the camera moves on to the newest
+  window), counted the same way; capture can keep up while analysis does not;
 - CPU: the workers' processor time over the steady phase (from /proc), in
   all and per camera;
 - failover: one worker killed with SIGKILL, then another stopped with
@@ -100,26 +103,31 @@ def wait_for(check: Callable[[], bool], what: str, timeout_s: float, every_s: fl
 
 
 def steady(db: Database, cameras: list[str], seconds: float, lease_s: float) -> dict[str, dict[str, Any]]:
-    """Per camera: its worker, its lag at each renewal, and its fps between the phase's first and last renewal."""
-    # (camera, worker) -> renewal time -> (newest frame's age, frames so far); a camera that moved counts anew.
-    renewals: dict[tuple[str, int | None], dict[float, tuple[float, int]]] = {}
+    """Per camera: its worker, its lag at each renewal, and between the phase's first and last renewal its fps,
+    windows analysed per second and windows skipped."""
+    # (camera, worker) -> renewal time -> (newest frame's age, frames, windows analysed, windows skipped so far);
+    # a camera that moved counts anew.
+    renewals: dict[tuple[str, int | None], dict[float, tuple[float, int, int, int]]] = {}
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         for camera, lease in read_leases(db, lease_s).items():
             age = lease.health.get("last_frame_age_s")
             if age is not None:
-                renewals.setdefault((camera, lease.worker), {})[lease.renewed_at] = (age, lease.health["frames"])
+                renewals.setdefault((camera, lease.worker), {})[lease.renewed_at] = (
+                    age, lease.health["frames"], lease.health["windows_analysed"], lease.health["windows_skipped"])
         time.sleep(0.5)
     leases = read_leases(db, lease_s)
     out = {}
     for camera in cameras:
         seen = renewals[camera, leases[camera].worker]
-        ages = [age for age, _ in seen.values()]
-        (t0, (_, f0)), (t1, (_, f1)) = min(seen.items()), max(seen.items())
+        ages = [age for age, *_ in seen.values()]
+        (t0, (_, f0, a0, s0)), (t1, (_, f1, a1, s1)) = min(seen.items()), max(seen.items())
         out[camera] = {"worker": leases[camera].worker, "renewals": len(ages),
                        "lag_median_s": round(median(ages), 3), "lag_p95_s": round(percentile95(ages), 3),
                        "lag_max_s": round(max(ages), 3),
-                       "fps": round((f1 - f0) / (t1 - t0), 2) if t1 > t0 else None}
+                       "fps": round((f1 - f0) / (t1 - t0), 2) if t1 > t0 else None,
+                       "analysed_per_s": round((a1 - a0) / (t1 - t0), 2) if t1 > t0 else None,
+                       "skipped": s1 - s0}
     return out
 
 
@@ -238,18 +246,25 @@ def main() -> None:
     print(f"all watched {all_watched_s:.1f} s after start; cameras per worker {spread_steady}; "
           f"steady phase {args.seconds:g} s")
     print(f"{'camera':>7} {'worker':>7} {'fps':>6} {'lag med s':>10} {'lag p95 s':>10} {'lag max s':>10} "
-          f"{'renewals':>9}")
+          f"{'analysed/s':>11} {'skipped':>8} {'renewals':>9}")
     for camera, row in per_camera.items():
         print(f"{camera:>7} {row['worker']:>7} {row['fps'] if row['fps'] is not None else '-':>6} "
-              f"{row['lag_median_s']:>10.3f} {row['lag_p95_s']:>10.3f} {row['lag_max_s']:>10.3f} {row['renewals']:>9}")
+              f"{row['lag_median_s']:>10.3f} {row['lag_p95_s']:>10.3f} {row['lag_max_s']:>10.3f} "
+              f"{row['analysed_per_s'] if row['analysed_per_s'] is not None else '-':>11} {row['skipped']:>8} "
+              f"{row['renewals']:>9}")
     rates = [row["fps"] for row in per_camera.values() if row["fps"] is not None]
+    analysed = [row["analysed_per_s"] for row in per_camera.values() if row["analysed_per_s"] is not None]
     summary = {"fps_min": min(rates), "fps_median": median(rates),
+               "analysed_per_s_min": min(analysed), "analysed_per_s_median": median(analysed),
+               "windows_skipped": sum(row["skipped"] for row in per_camera.values()),
                "lag_median_s": median(row["lag_median_s"] for row in per_camera.values()),
                "lag_max_s": max(row["lag_max_s"] for row in per_camera.values()),
                "cpu_percent_of_one_core": round(cpu_percent, 1),
                "cpu_percent_per_camera": round(cpu_percent / len(cameras), 2)}
     print(f"all cameras: fps min {summary['fps_min']:.2f}, median {summary['fps_median']:.2f} (source {args.fps}); "
-          f"lag median {summary['lag_median_s']:.3f} s, worst {summary['lag_max_s']:.3f} s; workers' CPU "
+          f"lag median {summary['lag_median_s']:.3f} s, worst {summary['lag_max_s']:.3f} s; windows analysed per "
+          f"second min {summary['analysed_per_s_min']:.2f}, median {summary['analysed_per_s_median']:.2f}, "
+          f"{summary['windows_skipped']} skipped; workers' CPU "
           f"{cpu_percent:.0f}% of one core, {summary['cpu_percent_per_camera']:.1f}% per camera")
     print(f"{'failover':>9} {'cameras':>8} {'exit s':>7} {'leased again s (med/max)':>25} {'frames again max s':>19} "
           f"{'spread after':>14}")

@@ -65,7 +65,8 @@ class FakeLive:
         self.stopped_at[camera] = time.time()
 
     def status(self, camera: str) -> Any:
-        return type("Status", (), {"health": {"frames": 1}})()
+        return type("Status", (), {"health": {"frames": 1},
+                                   "statistics": {"windows_analysed": 1, "windows_skipped": 0}})()
 
 
 def test_lease_settings_leave_room_for_a_second_renewal():

@@ -244,5 +244,11 @@ class LeasedCameras:
         log.info("stopped watching camera", extra={"camera": name, "worker": self.store.worker_id, "reason": reason})
 
     def _health(self, name: str) -> dict[str, Any] | None:
-        monitor = self.live.monitors.get(name)
-        return self.live.status(name).health if monitor is not None else None
+        """The camera's capture health, with its analysis windows done and skipped so far (whether analysis keeps
+        up, which capture alone does not show)."""
+        if self.live.monitors.get(name) is None:
+            return None
+        status = self.live.status(name)
+        statistics = status.statistics or {}
+        return {**status.health, "windows_analysed": statistics.get("windows_analysed"),
+                "windows_skipped": statistics.get("windows_skipped")}
