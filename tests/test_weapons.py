@@ -22,6 +22,7 @@ from watchkeeper.weapons.dataset import load_box_dataset, negative_files, parse_
 from watchkeeper.weapons.detector import WeaponDetector
 from watchkeeper.weapons.model import WEIGHT_ARRAYS, WeaponModel
 from watchkeeper.weapons.training import _placeholder_meta, label_windows
+from watchkeeper.weapons import windows
 from watchkeeper.weapons.windows import FEATURE_DIM
 
 CLASSES = {0: "handgun", 1: "knife", 2: "long_gun"}
@@ -91,6 +92,44 @@ def test_window_labels_want_most_of_a_weapon_of_a_fitting_size():
         [105, 100, 135, 130],  # too small to hold it: left out
     ], float)
     assert label_windows(box, windows).tolist() == [1, 0, -1, -1, -1]
+
+
+class RecordedBackbone:
+    """Stands in for YOLOv3-tiny's feature maps with random ones (strides 16 and 32), keeping them to compare."""
+
+    def __init__(self):
+        self.rng = np.random.default_rng(3)
+        self.maps = None
+
+    def feature_maps(self, canvas, layers):
+        fine_channels = FEATURE_DIM - 2 * 256  # the context layer's channels
+        height, width = canvas.shape[:2]
+        self.maps = (self.rng.random((256, height // 16, width // 16), np.float32),
+                     self.rng.random((fine_channels, height // 32, width // 32), np.float32))
+        return self.maps
+
+
+@pytest.mark.parametrize("region", [windows.Region((0, 0, 1280, 720), 216.0),
+                                    windows.Region((-40, 250, 470, 520), 78.0, person=0),
+                                    windows.Region((30, 40, 75, 70), 30.0)])
+def test_each_window_holds_the_mean_and_maximum_of_its_square_of_cells(region):
+    backbone = RecordedBackbone()
+    cut = windows.region_windows(backbone, np.zeros((720, 1280, 3), np.uint8), region)
+    fine, coarse = backbone.maps
+    scale = windows.WINDOW_PX / region.window_px
+    cells, half = windows.CELLS, windows.CELLS // 2
+    assert len(cut.features) > 0 and (cut.person == (-1 if region.person is None else region.person)).all()
+    for features, box in zip(cut.features, cut.boxes):
+        # The window's top-left cell, from its box; the context square is the coarse one under it.
+        row = round((box[1] - max(0, region.box[1])) * scale / 16)
+        col = round((box[0] - max(0, region.box[0])) * scale / 16)
+        block = fine[:, row:row + cells, col:col + cells]
+        top, left = min(row // 2, coarse.shape[1] - half), min(col // 2, coarse.shape[2] - half)
+        expected = np.concatenate([block.mean((1, 2)), block.max((1, 2)),
+                                   coarse[:, top:top + half, left:left + half].mean((1, 2))])
+        assert block.shape[1:] == (cells, cells)
+        assert np.allclose(features, expected, rtol=1e-5, atol=1e-6)
+        assert box[2] - box[0] == pytest.approx(max(region.window_px, windows.MIN_WINDOW_PX))
 
 
 # -- the model file ------------------------------------------------------------------------------------------------

@@ -73,6 +73,21 @@ def _positions(cells: int) -> list[int]:
     return positions
 
 
+def _window_totals(maps: np.ndarray, rows: np.ndarray, cols: np.ndarray, cells: int, combine: np.ufunc) -> np.ndarray:
+    """``combine`` (np.add, np.maximum) of each channel over every cells x cells square at (rows x cols).
+
+    Separable: the squares' rows are combined first, then their columns, a few whole-array operations in all.
+    Returns (channels, len(rows), len(cols)).
+    """
+    over_rows = maps[:, rows]
+    for offset in range(1, cells):
+        combine(over_rows, maps[:, rows + offset], out=over_rows)
+    squares = over_rows[:, :, cols]
+    for offset in range(1, cells):
+        combine(squares, over_rows[:, :, cols + offset], out=squares)
+    return squares
+
+
 def region_windows(yolo: YoloV3Tiny, image_rgb: np.ndarray, region: Region) -> Windows:
     """Every window of one region, with its features, from one forward pass."""
     height, width = image_rgb.shape[:2]
@@ -97,20 +112,20 @@ def region_windows(yolo: YoloV3Tiny, image_rgb: np.ndarray, region: Region) -> W
     canvas = np.full((canvas_h, canvas_w, 3), _PAD_GREY, np.uint8)
     canvas[:scaled_h, :scaled_w] = scaled
     fine, coarse = yolo.feature_maps(canvas, LAYERS)
-    rows = _positions(min(fine.shape[1], max(CELLS, -(-scaled_h // STRIDE_PX))))
-    cols = _positions(min(fine.shape[2], max(CELLS, -(-scaled_w // STRIDE_PX))))
-    features, boxes = [], []
-    for i in rows:
-        for j in cols:
-            block = fine[:, i:i + CELLS, j:j + CELLS]
-            ci = min(i // 2, coarse.shape[1] - CELLS // 2)
-            cj = min(j // 2, coarse.shape[2] - CELLS // 2)
-            context = coarse[:, ci:ci + CELLS // 2, cj:cj + CELLS // 2]
-            features.append(np.concatenate([block.mean((1, 2)), block.max((1, 2)), context.mean((1, 2))]))
-            left, top = x0 + j * STRIDE_PX / scale, y0 + i * STRIDE_PX / scale
-            boxes.append((left, top, left + window_px, top + window_px))
+    rows = np.asarray(_positions(min(fine.shape[1], max(CELLS, -(-scaled_h // STRIDE_PX)))))
+    cols = np.asarray(_positions(min(fine.shape[2], max(CELLS, -(-scaled_w // STRIDE_PX)))))
+    half = CELLS // 2
+    context_rows = np.minimum(rows // 2, coarse.shape[1] - half)
+    context_cols = np.minimum(cols // 2, coarse.shape[2] - half)
+    features = np.concatenate([_window_totals(fine, rows, cols, CELLS, np.add) / CELLS**2,
+                               _window_totals(fine, rows, cols, CELLS, np.maximum),
+                               _window_totals(coarse, context_rows, context_cols, half, np.add) / half**2])
+    features = features.reshape(len(features), -1).T  # (windows, FEATURE_DIM), rows before columns
+    tops = y0 + np.repeat(rows, len(cols)) * STRIDE_PX / scale
+    lefts = x0 + np.tile(cols, len(rows)) * STRIDE_PX / scale
+    boxes = np.stack([lefts, tops, lefts + window_px, tops + window_px], axis=1)
     count = len(features)
-    return Windows(np.asarray(features, np.float32), np.asarray(boxes, float),
+    return Windows(np.ascontiguousarray(features, np.float32), boxes,
                    np.full(count, -1 if region.person is None else region.person, int))
 
 
