@@ -10,12 +10,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Query, Response
 
-from ..artefacts import referenced_address
 from ..domain import AnalysisResult
-from ..errors import WatchkeeperError
 from ..reasoning.render import render
 from ..reasoning.report_model import Picture, Report
-from ..reasoning.reports import ReportWriter, incident_pictures
+from ..reasoning.reports import ReportWriter, analysed_file_pictures
 from .services import Services
 
 ReportFormat = Literal["pdf", "html", "markdown", "json"]
@@ -35,19 +33,9 @@ def report_writer(services: Services) -> ReportWriter:
 
 
 def media_pictures(services: Services, media_path: str | None, result: AnalysisResult) -> dict[int, list[Picture]]:
-    """Each incident's frame with its boxes (by incident position), while the analysed file is still there (an
-    upload in the artefact store, a file in a media root) and readable; none otherwise, since the report is still
-    worth having without them."""
-    if not media_path:
-        return {}
-    address = referenced_address(media_path)
-    try:
-        if address is None:
-            return incident_pictures(services.media_roots.resolve(media_path), result, services.settings.media)
-        with services.uploads.artefacts.local_path(address) as path:
-            return incident_pictures(path, result, services.settings.media)
-    except WatchkeeperError:
-        return {}
+    """Each incident's frame with its boxes (by incident position): an upload's, or a file's in a media root."""
+    return analysed_file_pictures(services.uploads.artefacts, media_path, result, services.settings.media,
+                                  resolve=services.media_roots.resolve)
 
 
 def report_response(report: Report, report_format: ReportFormat, name: str, *, download: bool = True) -> Response:

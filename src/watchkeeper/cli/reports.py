@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -13,10 +13,6 @@ from rich.markup import escape
 
 from ..config import Settings
 from ..errors import NotFoundError
-
-if TYPE_CHECKING:
-    from ..domain import AnalysisResult
-    from ..reasoning.report_model import Picture
 
 SUFFIXES = {"pdf": ".pdf", "html": ".html", "markdown": ".md", "json": ".json"}
 
@@ -41,7 +37,8 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings]) -> None:
         """Write the incident report of an analysis: seven sections per incident, evidence, timeline, charts."""
         from ..pipeline import Pipeline
         from ..reasoning.render import render
-        from ..reasoning.reports import ReportWriter
+        from ..artefacts import open_artefact_store
+        from ..reasoning.reports import ReportWriter, analysed_file_pictures
 
         settings = load_settings()
         pipeline = Pipeline(settings)
@@ -52,7 +49,7 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings]) -> None:
             subject_fields = {}
         else:
             result, media, subject_fields = _stored(settings, subject)
-        pictures = _pictures(settings, media, result)
+        pictures = analysed_file_pictures(open_artefact_store(settings), media, result, settings.media)
         writer = ReportWriter(settings, pipeline.fusion.rules.categories, pipeline.reasoner)
         body = render(writer.for_analysis(result, subject=subject_fields, pictures=pictures), output_format.value)
         if out is None and output_format in (ReportFormat.markdown, ReportFormat.json):
@@ -76,17 +73,3 @@ def _stored(settings: Settings, analysis_id: str):
         return result, row.media_path, {"analysis_id": row.id, **({"camera": row.camera} if row.camera else {})}
 
 
-def _pictures(settings: Settings, media: str | None, result: AnalysisResult) -> dict[int, list[Picture]]:
-    """Each incident's frame, while the analysed file is still there: on this machine, or an upload in the
-    artefact store."""
-    from ..artefacts import ArtefactNotFoundError, open_artefact_store, referenced_address
-    from ..reasoning.reports import incident_pictures
-
-    address = referenced_address(media)
-    if address is None:
-        return incident_pictures(Path(media), result, settings.media) if media and Path(media).is_file() else {}
-    try:
-        with open_artefact_store(settings).local_path(address) as path:
-            return incident_pictures(path, result, settings.media)
-    except ArtefactNotFoundError:
-        return {}

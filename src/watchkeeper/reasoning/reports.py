@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cache
@@ -22,9 +23,10 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from ..artefacts import ArtefactStore, referenced_address
 from ..config import MediaSettings, Settings
 from ..domain import AnalysisResult, Incident, MediaInfo, Verification
-from ..errors import ProviderError
+from ..errors import ProviderError, WatchkeeperError
 from ..media import nearest_frames
 from ..media.sources import MediaSource
 from ..taxonomy import SEVERITY_COLORS, Category, confidence_word
@@ -265,6 +267,23 @@ def incident_pictures(source: MediaSource, result: AnalysisResult, media: MediaS
         if close_up is not None:
             pictures[n].append(picture("the weapon, close up", close_up))
     return pictures
+
+
+def analysed_file_pictures(store: ArtefactStore, media: str | None, result: AnalysisResult, settings: MediaSettings,
+                           *, resolve: Callable[[str], Path] = Path) -> dict[int, list[Picture]]:
+    """``incident_pictures`` of the analysed file while it is still there (an upload in the artefact store, or a
+    file ``resolve`` finds) and readable; none otherwise, since the report is still worth having without them."""
+    if not media:
+        return {}
+    address = referenced_address(media)
+    try:
+        if address is None:
+            path = resolve(media)
+            return incident_pictures(path, result, settings) if path.is_file() else {}
+        with store.local_path(address) as path:
+            return incident_pictures(path, result, settings)
+    except WatchkeeperError:
+        return {}
 
 
 def _leads(result: AnalysisResult, incident: Incident) -> bool:
