@@ -70,7 +70,10 @@ def test_table_and_markdown(folder):
 
 
 def test_usage_errors_exit_1(folder):
-    assert run("analyze", "--format", "xml", "media", cwd=folder).returncode == 1
+    for wrong in (run("analyze", "--format", "xml", "media", cwd=folder),
+                  run("analyze", "media", "--no-such-option", cwd=folder)):
+        assert wrong.returncode == 1 and "Traceback" not in wrong.stderr
+    assert "No such option: --no-such-option" in wrong.stderr
     assert run("analyze", "media/notes.txt", "--frame-interval", "0", cwd=folder).returncode == 1
     empty = folder / "empty"
     empty.mkdir()

@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 import click
 import typer
 from rich.console import Console
+from typer.exceptions import TyperException
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -457,11 +458,12 @@ def main() -> None:
     """Entry point: maps usage and settings errors to exit code 1."""
     try:
         code = app(standalone_mode=False)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, typer.Abort):
         err.print("aborted")
         sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
+    # Typer parses with its own copy of Click, whose errors are not click's; our commands raise click's.
+    except (click.ClickException, TyperException) as exc:
+        exc.show() if hasattr(exc, "show") else err.print(f"error: {exc}", highlight=False, markup=False)
         sys.exit(EXIT_USAGE)
     except ConfigError as exc:
         err.print(f"settings error: {exc}", highlight=False, markup=False)
