@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from pathlib import Path
 
@@ -159,3 +160,30 @@ def test_an_incident_the_database_cannot_take_still_reaches_the_feed(db, hall, p
     service.db.close()
     opened = [m for m in service.hub.recent if m["type"] == "incident" and m["event"] == "opened"]
     assert opened and opened[0]["category"] == "alarm" and opened[0]["incident"] is None
+
+
+class _StopsWithAnother:
+    """A camera's monitor whose stop waits until another camera's stop has begun (or fails, if told to)."""
+
+    def __init__(self, both_stopping: threading.Barrier, *, fails: bool = False):
+        self.both_stopping, self.fails, self.stopped = both_stopping, fails, False
+
+    def stop(self):
+        self.both_stopping.wait()  # stopped one after another, the first would wait here in vain
+        if self.fails:
+            raise RuntimeError("the camera's threads did not end")
+        self.stopped = True
+
+    def statistics(self):
+        return {}
+
+
+def test_a_server_stops_its_cameras_side_by_side_and_one_failing_stops_no_other(db, tmp_path):
+    cameras = [CameraSettings(name=name, source="rtsp://127.0.0.1:1/none", enabled=False) for name in ("a", "b")]
+    service = LiveService(Settings(data_dir=tmp_path, live={"cameras": cameras}), db,
+                          pipelines=lambda: pytest.fail("no models needed"))
+    both_stopping = threading.Barrier(2, timeout=30)
+    service.monitors.update(a=_StopsWithAnother(both_stopping, fails=True), b=_StopsWithAnother(both_stopping))
+    stopped = service.monitors["b"]
+    service.stop()
+    assert stopped.stopped and not both_stopping.broken and service.monitors == {}

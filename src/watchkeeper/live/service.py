@@ -21,6 +21,7 @@ import logging
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -208,8 +209,10 @@ class LiveService:
                 self.start_camera(camera.name)
 
     def stop(self) -> None:
-        for name in list(self.monitors):
-            self.stop_camera(name)
+        # Side by side: each camera's stop waits on its own threads (a window's analysis, the clips being cut).
+        names = list(self.monitors)
+        with ThreadPoolExecutor(max(1, len(names)), thread_name_prefix="camera-stop") as pool:
+            list(pool.map(self._stop_for_shutdown, names))
         self.retention.stop()
         self.hub.stop()  # after the cameras: their last events still leave
 
@@ -291,6 +294,12 @@ class LiveService:
             monitor.stop()
             self.hub.publish({"type": "camera", "camera": name, "state": "stopped",
                               "statistics": monitor.statistics()})
+
+    def _stop_for_shutdown(self, name: str) -> None:
+        try:
+            self.stop_camera(name)
+        except Exception:  # the other cameras still stop, and their last events still leave
+            log.exception("camera did not stop cleanly", extra={"camera": name})
 
     def _camera_state(self, name: str, health: CameraHealth) -> None:
         if self.alerts is not None:
