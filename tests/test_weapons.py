@@ -163,6 +163,11 @@ def test_model_files_round_trip_and_refuse_other_weights(tmp_path):
     (tmp_path / "bad.json").write_text('{"format": "something else"}')
     with pytest.raises(ModelError, match="not a weapon model"):
         WeaponModel.load(tmp_path / "bad.json")
+    # A file trained on the windows of another version: said so, with what to do.
+    older = json.loads((tmp_path / "other.json").read_text()) | {"features": "yolov3-tiny-windows-v0"}
+    (tmp_path / "older.json").write_text(json.dumps(older))
+    with pytest.raises(ModelError, match="reads features 'yolov3-tiny-windows-v0'.*train it again"):
+        WeaponModel.load(tmp_path / "older.json")
 
 
 def test_the_holder_is_the_person_with_a_wrist_by_the_weapon_else_the_one_within_reach():

@@ -10,6 +10,7 @@ other weights than its own.
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Literal
 
@@ -23,7 +24,7 @@ from .windows import FEATURE_DIM
 
 MODEL_FORMAT = "watchkeeper-weapon-detector"
 # Bump when windows.py changes what a feature vector means.
-FEATURES = "yolov3-tiny-windows-v1"
+FEATURES = "yolov3-tiny-windows-v2"
 WEIGHT_ARRAYS = ("mean", "scale", "hidden_w", "hidden_b", "out_w", "out_b", "kind_w", "kind_b")
 
 
@@ -76,7 +77,7 @@ class WeaponModelFile(_Strict):
     format: Literal["watchkeeper-weapon-detector"] = MODEL_FORMAT
     format_version: Literal[1] = 1
     name: str = Field(min_length=1)
-    features: Literal["yolov3-tiny-windows-v1"] = FEATURES
+    features: Literal["yolov3-tiny-windows-v2"] = FEATURES
     kinds: list[str]
     weights_file: str
     weights_sha256: str
@@ -149,10 +150,16 @@ class WeaponModel:
     def load(cls, json_path: str | Path) -> WeaponModel:
         json_path = Path(json_path)
         try:
-            meta = WeaponModelFile.model_validate_json(json_path.read_text(encoding="utf-8"))
+            text = json_path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ModelError(f"cannot read the weapon model {json_path}: {exc}") from exc
+        try:
+            meta = WeaponModelFile.model_validate_json(text)
         except ValidationError as exc:
+            features = _stated_features(text)
+            if features is not None and features != FEATURES:
+                raise ModelError(f"{json_path} reads features '{features}', this version cuts '{FEATURES}': "
+                                 "train it again (its card's trained_with is the command)") from exc
             raise ModelError(f"{json_path} is not a weapon model file: {exc}") from exc
         weights_path = json_path.parent / meta.weights_file
         if not weights_path.is_file():
@@ -163,6 +170,14 @@ class WeaponModel:
             raise ModelError(f"{json_path}: kinds {meta.kinds}, expected {list(WEAPON_KINDS)}")
         with np.load(weights_path) as arrays:
             return cls(meta, {k: arrays[k] for k in arrays.files})
+
+
+def _stated_features(text: str) -> str | None:
+    try:
+        stated = json.loads(text)
+    except ValueError:
+        return None
+    return stated.get("features") if isinstance(stated, dict) else None
 
 
 def _sha256(path: Path) -> str:

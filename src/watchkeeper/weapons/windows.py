@@ -3,10 +3,11 @@
 A region of a frame is scaled so that one window becomes ``WINDOW_PX`` pixels
 and run once through the YOLOv3-tiny backbone. Every square of ``CELLS`` x
 ``CELLS`` cells of ``leaky_9`` (stride 16), stepped by ``STEP`` cells, is one
-window: the mean and the maximum of ``leaky_9`` and the mean of ``leaky_13``
+window: the mean and the maximum of ``leaky_9`` and the mean of ``leaky_11``
 (stride 32) over its area. One forward pass thus scores dozens of overlapping
-windows, and a handgun that covers 2% of a wide frame fills half a window once
-the region around a person is scaled up.
+windows, and a handgun next to a person fills about a third of a window once
+the region around them is scaled to their size. The pass stops at ``leaky_11``:
+the 1,024-channel layer after it costs as much as every layer before it.
 
 Where to look (``candidate_regions``) is shared by training and detection, so
 the classifier is trained on the very windows it will be asked about.
@@ -26,8 +27,8 @@ WINDOW_PX = 128
 STRIDE_PX = 16
 CELLS = WINDOW_PX // STRIDE_PX
 STEP = CELLS // 2
-LAYERS = ("leaky_9", "leaky_13")
-FEATURE_DIM = 256 * 2 + 1024
+LAYERS = ("leaky_9", "leaky_11")
+FEATURE_DIM = 256 * 2 + 512
 # The scaled region's longer side is capped: it bounds one pass's cost.
 MAX_REGION_PX = 768
 # Windows smaller than this many frame pixels hold too little to judge, however far they are scaled up.
