@@ -121,6 +121,38 @@ def test_batched_passes_match_single_ones(model):
         assert [o.label for o in a.objects] == [o.label for o in b.objects]
 
 
+def test_each_input_shape_keeps_its_network_and_passes_match_a_fresh_one(registry):
+    """Passes of several shapes in turn run on one network per shape (OpenCV re-plans a network's buffers at
+    every change of shape), at most ``networks_kept``, and give what one network re-planned each time gives."""
+    reads = []
+
+    def read_network():
+        reads.append(1)
+        return registry.get("yolov3-tiny")._read_network()
+
+    yolo = YoloV3Tiny(read_network, networks_kept=2)
+    replanned = YoloV3Tiny(read_network, networks_kept=1)  # one network for all shapes, as OpenCV has it
+    images = [cv2.resize(data.coffee(), size) for size in ((384, 256), (640, 384), (384, 256), (320, 320))]
+    for _ in range(2):
+        for image in images:
+            [mine], [theirs] = yolo.feature_maps(image, ["leaky_11"]), replanned.feature_maps(image, ["leaky_11"])
+            assert np.allclose(mine, theirs, atol=1e-3)  # the same up to the order of float sums
+    assert len(yolo._networks) == 2 and sum(reads) == 2 + 1  # two kept, and the re-planned one
+    assert list(yolo._networks) == [(1, 3, 256, 384), (1, 3, 320, 320)]  # the least recently used was lent on
+
+
+def test_objects_found_at_the_images_own_shape_match_the_square_pass(model):
+    """``feature_maps_and_objects`` decodes its boxes as ``detect`` does: on a 416-pixel square they agree."""
+    image = np.ascontiguousarray(cv2.resize(data.astronaut(), (416, 416)))
+    zoomed = np.full((416, 416, 3), 114, np.uint8)
+    zoomed[104:312, 104:312] = cv2.resize(image, (208, 208))  # small enough for YOLOv3-tiny to find
+    [maps], objects = model.feature_maps_and_objects(zoomed, ["leaky_11"])
+    square = model.detect([zoomed])[0].objects
+    assert maps.shape == (512, 13, 13)
+    assert "person" in [o.label for o in objects]
+    assert [(o.label, o.box_xywh_norm) for o in objects] == [(o.label, o.box_xywh_norm) for o in square]
+
+
 def test_embeddings_stay_out_of_the_json(objects, tmp_path):
     path = tmp_path / "astronaut.jpg"
     Image.fromarray(data.astronaut()).save(path)

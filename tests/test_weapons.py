@@ -17,6 +17,7 @@ from watchkeeper.analyzers.weapons import weapon_model
 from watchkeeper.config import Settings
 from watchkeeper.errors import ConfigError, ModelError
 from watchkeeper.models import ModelRegistry, weapon_windows
+from watchkeeper.models.yolo import ObjectBox
 from watchkeeper.reasoning.reports import incident_pictures
 from watchkeeper.weapons.dataset import load_box_dataset, negative_files, parse_class_map
 from watchkeeper.weapons.detector import WeaponDetector
@@ -109,6 +110,19 @@ class RecordedBackbone:
         return self.maps
 
 
+class BackboneSeeingOnePerson(RecordedBackbone):
+    """Its whole-frame pass finds one person, given normalised to the canvas it is shown."""
+
+    def __init__(self, box_xywh_norm):
+        super().__init__()
+        self.box = box_xywh_norm
+        self.canvases = []
+
+    def feature_maps_and_objects(self, canvas, layers, *, min_score):
+        self.canvases.append(canvas.shape[:2])
+        return self.feature_maps(canvas, layers), [ObjectBox("person", 0.9, self.box)]
+
+
 @pytest.mark.parametrize("region", [windows.Region((0, 0, 1280, 720), 216.0),
                                     windows.Region((-40, 250, 470, 520), 78.0, person=0),
                                     windows.Region((30, 40, 75, 70), 30.0)])
@@ -130,6 +144,33 @@ def test_each_window_holds_the_mean_and_maximum_of_its_square_of_cells(region):
         assert block.shape[1:] == (cells, cells)
         assert np.allclose(features, expected, rtol=1e-5, atol=1e-6)
         assert box[2] - box[0] == pytest.approx(max(region.window_px, windows.MIN_WINDOW_PX))
+
+
+def test_people_the_whole_frame_pass_finds_are_searched_and_box_the_given_ones_they_hold():
+    """A small person the objects analyzer boxed by their upper half only is searched at their whole height,
+    as the whole-frame pass (the frame at its own shape) boxes them; a given person elsewhere is kept."""
+    # 1280x720 at 0.3 of the shorter side: scale 128/216, the frame 758x427 on a 768x448 canvas.
+    scale = windows.WINDOW_PX / (windows.FRAME_WINDOWS[0] * 720)
+    whole = (600.0, 300.0, 660.0, 480.0)  # frame pixels
+    canvas_box = (whole[0] * scale / 768, whole[1] * scale / 448, 60 * scale / 768, 180 * scale / 448)
+    backbone = BackboneSeeingOnePerson(canvas_box)
+    upper_half = (605.0, 300.0, 655.0, 390.0)
+    elsewhere = (100.0, 100.0, 160.0, 280.0)
+    cut, people = windows.frame_windows(backbone, np.zeros((720, 1280, 3), np.uint8), [upper_half, elsewhere],
+                                        max_people=3)
+    assert backbone.canvases == [(448, 768)]
+    assert people[0] == pytest.approx(whole, abs=0.5) and people[1:] == [elsewhere]
+    around = cut.boxes[cut.person == 0]
+    assert len(around) > 0
+    assert around[:, 2] - around[:, 0] == pytest.approx(windows.PERSON_WINDOW * 180, abs=0.5)  # their whole height
+    assert (cut.person == 1).any() and not (cut.person == 2).any()
+
+
+def test_merged_people_keep_the_found_boxes_and_the_given_ones_none_of_them_holds():
+    found = [(0.0, 0.0, 100.0, 300.0)]
+    given = [(10.0, 20.0, 90.0, 140.0), (300.0, 0.0, 380.0, 200.0)]
+    assert windows.merged_people(found, given) == [found[0], given[1]]
+    assert windows.merged_people([], given) == given
 
 
 # -- the model file ------------------------------------------------------------------------------------------------

@@ -1,10 +1,10 @@
 """Handguns, long guns and knives per frame (``watchkeeper.weapons``), attached to the person holding them.
 
-The people come from the objects analyzer and their wrists from the pose
-analyzer when they ran. Frames the motion gate found unchanged reuse the
-previous frame's findings. A finding's score is the window's weapon
-probability mapped onto the ``weapon`` category's scale, so that the
-detector's own model-card threshold is where fusion decides.
+The people come from the objects analyzer and the detector's own whole-frame
+pass, their wrists from the pose analyzer when it ran. Frames the motion gate
+found unchanged reuse the previous frame's findings. A finding's score is the
+window's weapon probability mapped onto the ``weapon`` category's scale, so
+that the detector's own model-card threshold is where fusion decides.
 """
 
 from __future__ import annotations
@@ -114,16 +114,14 @@ class WeaponsAnalyzer(Analyzer):
                 runs += 1
             found = []
             for finding in latest:
-                holder = people_norm[finding.holder] if finding.holder is not None and finding.holder < len(
-                    people_norm) else None
                 attributes: dict[str, Any] = {
                     "kind": finding.kind, "probability": round(finding.probability, 4),
                     "kind_confidence": round(finding.kind_confidence, 4), "threshold": model.threshold,
-                    "held": holder is not None, "near_wrist": finding.near_wrist,
+                    "held": finding.holder is not None, "near_wrist": finding.near_wrist,
                     "window_xywh_norm": list(_norm(finding.window, width, height)),
                 }
-                if holder is not None:
-                    attributes["holder_box_xywh_norm"] = [round(float(v), 4) for v in holder]
+                if finding.holder is not None:
+                    attributes["holder_box_xywh_norm"] = list(_norm(finding.holder, width, height))
                 if reused:
                     attributes["reused"] = True
                 score = on_category_scale(finding.probability, model.threshold, self.category_threshold)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +44,10 @@ _DARKNET_SPELLING = {
 
 EMBEDDING_LAYER = "leaky_13"
 EMBEDDING_DIM = 1024
+# OpenCV's DNN plans its buffers again whenever the input's shape changes, which costs about half a pass
+# at camera sizes; a frame's passes come in a few shapes (the objects' square, the weapon windows' regions),
+# so one network is kept per shape, this many at most, the least recently used lent to a new shape.
+NETWORKS_KEPT = 6
 
 
 @dataclass(frozen=True)
@@ -65,13 +70,34 @@ class YoloV3Tiny:
 
     model_id = "yolov3-tiny"
 
-    def __init__(self, net: cv2.dnn.Net) -> None:
-        self._net = net
+    def __init__(self, read_network: Callable[[], cv2.dnn.Net], *, networks_kept: int = NETWORKS_KEPT) -> None:
+        self._read_network = read_network
+        self._networks_kept = networks_kept
+        self._spare: cv2.dnn.Net | None = read_network()  # read at load to check it; given the first shape
+        self._networks: OrderedDict[tuple[int, ...], cv2.dnn.Net] = OrderedDict()
         self._lock = threading.Lock()
-        self._outputs = [*net.getUnconnectedOutLayersNames(), EMBEDDING_LAYER]
+        self._heads = list(self._spare.getUnconnectedOutLayersNames())
         # Counters: the motion gate's effect is visible in them.
         self.forward_passes = 0
         self.images_processed = 0
+
+    def _run(self, blob: np.ndarray, outputs: Sequence[str]) -> list[np.ndarray]:
+        """One forward pass, on the network kept for the blob's shape."""
+        with self._lock:
+            network = self._networks.pop(blob.shape, None)
+            if network is None:
+                if self._spare is not None:
+                    network, self._spare = self._spare, None
+                elif len(self._networks) < self._networks_kept:
+                    network = self._read_network()
+                else:
+                    network = self._networks.popitem(last=False)[1]
+            self._networks[blob.shape] = network
+            network.setInput(blob)
+            found = network.forward(list(outputs))
+            self.forward_passes += 1
+            self.images_processed += len(blob)
+        return list(found)
 
     def detect(
         self,
@@ -107,16 +133,23 @@ class YoloV3Tiny:
 
         Both sides must be multiples of 32 (the network's stride).
         """
+        return [output[0] for output in self._run(self._own_size_blob(image_rgb), layers)]
+
+    def feature_maps_and_objects(self, image_rgb: np.ndarray, layers: Sequence[str], *, min_score: float = 0.25,
+                                 nms_iou: float = 0.45) -> tuple[list[np.ndarray], list[ObjectBox]]:
+        """``feature_maps`` and the objects found in the same pass at the image's own size and shape
+        (boxes normalised to the image): finer than the squeezed square of ``detect`` for wide frames."""
+        *maps, first_head, second_head = self._run(self._own_size_blob(image_rgb), [*layers, *self._heads])
+        rows = np.concatenate([first_head.reshape(-1, first_head.shape[-1]),
+                               second_head.reshape(-1, second_head.shape[-1])])
+        return [m[0] for m in maps], _nms(_candidates(rows, min_score), min_score, nms_iou)
+
+    @staticmethod
+    def _own_size_blob(image_rgb: np.ndarray) -> np.ndarray:
         h, w = image_rgb.shape[:2]
         if h % 32 or w % 32:
             raise MediaError(f"feature maps need sides in multiples of 32, got {w}x{h}")
-        blob = cv2.dnn.blobFromImage(image_rgb, 1 / 255.0, (w, h), swapRB=False, crop=False)
-        with self._lock:
-            self._net.setInput(blob)
-            outputs = self._net.forward(list(layers))
-            self.forward_passes += 1
-            self.images_processed += 1
-        return [output[0] for output in outputs]
+        return cv2.dnn.blobFromImage(image_rgb, 1 / 255.0, (w, h), swapRB=False, crop=False)
 
     def _forward(
         self, images: Sequence[np.ndarray], input_size: int, min_score: float, batch_size: int
@@ -127,11 +160,7 @@ class YoloV3Tiny:
             batch = list(images[start:start + batch_size])
             # Darknet weights expect RGB in 0..1 on a plain (not letterboxed) resize.
             blob = cv2.dnn.blobFromImages(batch, 1 / 255.0, (input_size, input_size), swapRB=False, crop=False)
-            with self._lock:
-                self._net.setInput(blob)
-                *heads, features = self._net.forward(self._outputs)
-                self.forward_passes += 1
-                self.images_processed += len(batch)
+            *heads, features = self._run(blob, [*self._heads, EMBEDDING_LAYER])
             rows = np.concatenate([h.reshape(len(batch), -1, h.shape[-1]) for h in heads], axis=1)
             candidates += [_candidates(r, min_score) for r in rows]
             embeddings += list(features.mean(axis=(2, 3)).astype(np.float32))
@@ -223,12 +252,16 @@ class YoloV3TinyBackend(ModelBackend):
             raise ModelError(
                 f"{paths['names']} does not list the 80 COCO classes in order; these weights are not COCO YOLO"
             )
-        try:
-            net = cv2.dnn.readNetFromDarknet(str(paths["config"]), str(paths["weights"]))
-        except cv2.error as exc:
-            raise ModelError(f"OpenCV cannot read the Darknet model {paths['config']}: {exc}") from exc
-        if EMBEDDING_LAYER not in net.getLayerNames():
-            raise ModelError(f"the network has no layer '{EMBEDDING_LAYER}' to take the embedding from")
-        net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
-        net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
-        return YoloV3Tiny(net)
+
+        def read_network() -> cv2.dnn.Net:
+            try:
+                net = cv2.dnn.readNetFromDarknet(str(paths["config"]), str(paths["weights"]))
+            except cv2.error as exc:
+                raise ModelError(f"OpenCV cannot read the Darknet model {paths['config']}: {exc}") from exc
+            if EMBEDDING_LAYER not in net.getLayerNames():
+                raise ModelError(f"the network has no layer '{EMBEDDING_LAYER}' to take the embedding from")
+            net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
+            net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
+            return net
+
+        return YoloV3Tiny(read_network)

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..models.yolo import YoloV3Tiny
 from .model import WeaponModel
-from .windows import Box, frame_windows, reach
+from .windows import Box, holds, frame_windows, reach
 
 # Windows overlapping a kept one by more than this (intersection over union) are the same weapon.
 SAME_WEAPON_IOU = 0.25
@@ -25,7 +25,7 @@ class WeaponFinding:
     kind_confidence: float  # p(kind | weapon)
     box: Box  # estimated weapon box, frame pixels
     window: Box  # the window it was found in
-    holder: int | None  # index of the person holding it, in the people given
+    holder: Box | None  # the box of the person holding it, frame pixels
     near_wrist: bool  # a wrist keypoint of the holder is next to it
 
 
@@ -59,8 +59,15 @@ class WeaponDetector:
 
     def find(self, image_rgb: np.ndarray, people: Sequence[Box],
              wrists: Sequence[Sequence[tuple[float, float]]] = ()) -> list[WeaponFinding]:
-        """Weapons in an RGB frame, strongest first; ``people`` in frame pixels, ``wrists[k]`` person k's wrists."""
-        windows = frame_windows(self.yolo, image_rgb, people, max_people=self.max_people)
+        """Weapons in an RGB frame, strongest first; ``people`` in frame pixels, ``wrists[k]`` person k's wrists.
+
+        The detector finds people itself too (``frame_windows``); a person it boxes better than a given one
+        takes over that person's wrists.
+        """
+        given = list(people)
+        windows, people = frame_windows(self.yolo, image_rgb, given, max_people=self.max_people)
+        wrists = [[point for k, box in enumerate(given) if k < len(wrists) and holds(person, box)
+                   for point in wrists[k]] for person in people]
         probability = self.model.weapon_probability(windows.features)
         candidates = np.flatnonzero(probability >= self.min_probability)
         kept: list[int] = []
@@ -80,7 +87,7 @@ class WeaponDetector:
                 kind=self.model.meta.kinds[kind], probability=float(probability[index]),
                 kind_confidence=float(kinds[row, kind]), box=box,
                 window=tuple(float(v) for v in windows.boxes[index]),  # type: ignore[arg-type]
-                holder=holder, near_wrist=near_wrist,
+                holder=None if holder is None else people[holder], near_wrist=near_wrist,
             ))
         return findings
 

@@ -179,7 +179,7 @@ def extract_windows(dataset: BoxDataset, negatives: list[NegativeFile], settings
         boxes = [(WEAPON_KINDS.index(b.kind), b.box[0] * w, b.box[1] * h, b.box[2] * w, b.box[3] * h)
                  for b in image.boxes]
         people = _people(yolo, rgb, settings, still_image=True)
-        scored = frame_windows(yolo, rgb, people, max_people=options.max_people)
+        scored, people = frame_windows(yolo, rgb, people, max_people=options.max_people)
         extra = []
         for _, x0, y0, x1, y1 in boxes[:2]:  # a weapon at a random size within its window
             side = max(x1 - x0, y1 - y0) / rng.uniform(0.3, 0.6)
@@ -193,7 +193,7 @@ def extract_windows(dataset: BoxDataset, negatives: list[NegativeFile], settings
             table.boxes_per_kind[box.kind] += 1
         painted = painted_out(rgb, boxes) if options.painted_negatives else None
         if painted is not None:  # the same scene, people and hands without the weapon: the hardest negative
-            windows = frame_windows(yolo, painted, people, max_people=options.max_people)
+            windows, _ = frame_windows(yolo, painted, people, max_people=options.max_people)
             count = len(windows.boxes)
             table.add(windows, np.zeros(count, int), np.ones(count, bool), False, image.group)
             table.painted_images += 1
@@ -207,8 +207,8 @@ def extract_windows(dataset: BoxDataset, negatives: list[NegativeFile], settings
             continue
         table.negative_files += 1
         for still_image, frame in frames:
-            windows = frame_windows(yolo, frame, _people(yolo, frame, settings, still_image=still_image),
-                                    max_people=options.max_people)
+            windows, _ = frame_windows(yolo, frame, _people(yolo, frame, settings, still_image=still_image),
+                                       max_people=options.max_people)
             count = len(windows.boxes)
             table.add(windows, np.zeros(count, int), np.ones(count, bool), False, negative.group)
         if on_file:

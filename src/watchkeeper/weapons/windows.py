@@ -9,7 +9,7 @@ windows, and a handgun next to a person fills about a third of a window once
 the region around them is scaled to their size. The pass stops at ``leaky_11``:
 the 1,024-channel layer after it costs as much as every layer before it.
 
-Where to look (``candidate_regions``) is shared by training and detection, so
+Where to look (``frame_windows``) is shared by training and detection, so
 the classifier is trained on the very windows it will be asked about.
 """
 
@@ -89,45 +89,81 @@ def _window_totals(maps: np.ndarray, rows: np.ndarray, cols: np.ndarray, cells: 
     return squares
 
 
+# Scaled regions are padded to multiples of this: a camera's regions then come in a few shapes, and the
+# network keeps one set of buffers per shape (``models.yolo.NETWORKS_KEPT``).
+CANVAS_STEP = 64
+
+
+@dataclass(frozen=True)
+class _View:
+    """A region cut from the frame and scaled so that its windows become ``WINDOW_PX`` pixels, on a canvas."""
+
+    canvas: np.ndarray
+    left: int  # the region's top-left in frame pixels, after clipping
+    top: int
+    scale: float
+    scaled_w: int
+    scaled_h: int
+
+    @classmethod
+    def of(cls, image_rgb: np.ndarray, region: Region) -> _View | None:
+        height, width = image_rgb.shape[:2]
+        x0, y0, x1, y1 = region.box
+        x0, y0 = max(0, int(round(x0))), max(0, int(round(y0)))
+        x1, y1 = min(width, int(round(x1))), min(height, int(round(y1)))
+        scale = WINDOW_PX / max(region.window_px, MIN_WINDOW_PX)
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            return None
+        longest = max(x1 - x0, y1 - y0) * scale
+        if longest > MAX_REGION_PX:  # keep the middle of an over-long region
+            keep = MAX_REGION_PX / scale
+            cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+            x0, x1 = max(x0, int(cx - keep / 2)), min(x1, int(cx + keep / 2))
+            y0, y1 = max(y0, int(cy - keep / 2)), min(y1, int(cy + keep / 2))
+        scaled_w, scaled_h = max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))
+        scaled = cv2.resize(image_rgb[y0:y1, x0:x1], (scaled_w, scaled_h),
+                            interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        canvas_w = max(WINDOW_PX, -(-scaled_w // CANVAS_STEP) * CANVAS_STEP)
+        canvas_h = max(WINDOW_PX, -(-scaled_h // CANVAS_STEP) * CANVAS_STEP)
+        canvas = np.full((canvas_h, canvas_w, 3), _PAD_GREY, np.uint8)
+        canvas[:scaled_h, :scaled_w] = scaled
+        return cls(canvas, x0, y0, scale, scaled_w, scaled_h)
+
+    def windows(self, fine: np.ndarray, coarse: np.ndarray, region: Region) -> Windows:
+        """Every window of the region from its feature maps: the mean and maximum of ``fine`` over the window's
+        cells, the mean of ``coarse`` over the square under them."""
+        rows = np.asarray(_positions(min(fine.shape[1], max(CELLS, -(-self.scaled_h // STRIDE_PX)))))
+        cols = np.asarray(_positions(min(fine.shape[2], max(CELLS, -(-self.scaled_w // STRIDE_PX)))))
+        half = CELLS // 2
+        context_rows = np.minimum(rows // 2, coarse.shape[1] - half)
+        context_cols = np.minimum(cols // 2, coarse.shape[2] - half)
+        features = np.concatenate([_window_totals(fine, rows, cols, CELLS, np.add) / CELLS**2,
+                                   _window_totals(fine, rows, cols, CELLS, np.maximum),
+                                   _window_totals(coarse, context_rows, context_cols, half, np.add) / half**2])
+        features = features.reshape(len(features), -1).T  # (windows, FEATURE_DIM), rows before columns
+        tops = self.top + np.repeat(rows, len(cols)) * STRIDE_PX / self.scale
+        lefts = self.left + np.tile(cols, len(rows)) * STRIDE_PX / self.scale
+        window_px = WINDOW_PX / self.scale
+        boxes = np.stack([lefts, tops, lefts + window_px, tops + window_px], axis=1)
+        return Windows(np.ascontiguousarray(features, np.float32), boxes,
+                       np.full(len(features), -1 if region.person is None else region.person, int))
+
+    def frame_box(self, box_xywh_norm: tuple[float, float, float, float]) -> Box:
+        """A box found on the canvas (normalised to it), in frame pixels."""
+        x, y, w, h = box_xywh_norm
+        canvas_h, canvas_w = self.canvas.shape[:2]
+        to_frame = np.array([canvas_w, canvas_h, canvas_w, canvas_h]) / self.scale
+        x0, y0, x1, y1 = np.array([x, y, x + w, y + h]) * to_frame + [self.left, self.top, self.left, self.top]
+        return (float(x0), float(y0), float(x1), float(y1))
+
+
 def region_windows(yolo: YoloV3Tiny, image_rgb: np.ndarray, region: Region) -> Windows:
     """Every window of one region, with its features, from one forward pass."""
-    height, width = image_rgb.shape[:2]
-    x0, y0, x1, y1 = region.box
-    x0, y0 = max(0, int(round(x0))), max(0, int(round(y0)))
-    x1, y1 = min(width, int(round(x1))), min(height, int(round(y1)))
-    window_px = max(region.window_px, MIN_WINDOW_PX)
-    scale = WINDOW_PX / window_px
-    if x1 - x0 < 2 or y1 - y0 < 2:
+    view = _View.of(image_rgb, region)
+    if view is None:
         return Windows.empty()
-    longest = max(x1 - x0, y1 - y0) * scale
-    if longest > MAX_REGION_PX:  # keep the middle of an over-long region
-        keep = MAX_REGION_PX / scale
-        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-        x0, x1 = max(x0, int(cx - keep / 2)), min(x1, int(cx + keep / 2))
-        y0, y1 = max(y0, int(cy - keep / 2)), min(y1, int(cy + keep / 2))
-    scaled_w, scaled_h = max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))
-    crop = image_rgb[y0:y1, x0:x1]
-    scaled = cv2.resize(crop, (scaled_w, scaled_h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    canvas_w = max(WINDOW_PX, -(-scaled_w // 32) * 32)
-    canvas_h = max(WINDOW_PX, -(-scaled_h // 32) * 32)
-    canvas = np.full((canvas_h, canvas_w, 3), _PAD_GREY, np.uint8)
-    canvas[:scaled_h, :scaled_w] = scaled
-    fine, coarse = yolo.feature_maps(canvas, LAYERS)
-    rows = np.asarray(_positions(min(fine.shape[1], max(CELLS, -(-scaled_h // STRIDE_PX)))))
-    cols = np.asarray(_positions(min(fine.shape[2], max(CELLS, -(-scaled_w // STRIDE_PX)))))
-    half = CELLS // 2
-    context_rows = np.minimum(rows // 2, coarse.shape[1] - half)
-    context_cols = np.minimum(cols // 2, coarse.shape[2] - half)
-    features = np.concatenate([_window_totals(fine, rows, cols, CELLS, np.add) / CELLS**2,
-                               _window_totals(fine, rows, cols, CELLS, np.maximum),
-                               _window_totals(coarse, context_rows, context_cols, half, np.add) / half**2])
-    features = features.reshape(len(features), -1).T  # (windows, FEATURE_DIM), rows before columns
-    tops = y0 + np.repeat(rows, len(cols)) * STRIDE_PX / scale
-    lefts = x0 + np.tile(cols, len(rows)) * STRIDE_PX / scale
-    boxes = np.stack([lefts, tops, lefts + window_px, tops + window_px], axis=1)
-    count = len(features)
-    return Windows(np.ascontiguousarray(features, np.float32), boxes,
-                   np.full(count, -1 if region.person is None else region.person, int))
+    fine, coarse = yolo.feature_maps(view.canvas, LAYERS)
+    return view.windows(fine, coarse, region)
 
 
 # Relative to a person's height: the window size searched around them (a handgun or knife is about
@@ -138,8 +174,11 @@ REACH_SIDE = 0.45
 REACH_UP = 0.1
 REACH_DOWN = 0.8
 # The whole frame is searched too, at these fractions of its shorter side (people the object detector
-# missed, long guns, close-ups).
+# missed, long guns, close-ups). The first pass also looks for the people: at the frame's own shape and
+# about 430 pixels on its shorter side, it boxes small people whole where the objects analyzer's squeezed
+# 416-pixel square often boxes only their upper half, which would make their windows half the size.
 FRAME_WINDOWS = (0.3, 0.6)
+PERSON_MIN_SCORE = 0.25
 
 
 def reach(person: Box) -> Box:
@@ -151,23 +190,45 @@ def reach(person: Box) -> Box:
 
 def candidate_settings() -> tuple:
     """Everything that decides which windows are cut (part of a window cache's key)."""
-    return (WINDOW_PX, CELLS, STEP, LAYERS, MAX_REGION_PX, MIN_WINDOW_PX, PERSON_WINDOW, REACH_SIDE, REACH_UP,
-            REACH_DOWN, FRAME_WINDOWS)
+    return (WINDOW_PX, CELLS, STEP, LAYERS, MAX_REGION_PX, MIN_WINDOW_PX, CANVAS_STEP, PERSON_WINDOW, REACH_SIDE,
+            REACH_UP, REACH_DOWN, FRAME_WINDOWS, PERSON_MIN_SCORE)
 
 
-def candidate_regions(width: int, height: int, people: Sequence[Box], *, max_people: int) -> list[Region]:
-    """Where to look in a frame: around the largest people, then the whole frame."""
+def holds(outer: Box, inner: Box) -> bool:
+    cx, cy = (inner[0] + inner[2]) / 2, (inner[1] + inner[3]) / 2
+    return outer[0] <= cx <= outer[2] and outer[1] <= cy <= outer[3]
+
+
+def merged_people(found: Sequence[Box], given: Sequence[Box]) -> list[Box]:
+    """The people the whole-frame pass found, then those given (the objects analyzer's) that none of them
+    holds: a given box whose middle lies in a found one is the same person, boxed less well."""
+    return [*found, *(person for person in given if not any(holds(box, person) for box in found))]
+
+
+def person_regions(people: Sequence[Box], *, max_people: int) -> list[Region]:
+    """Around the largest people, each at a window size of their height."""
     regions = []
     largest = sorted(range(len(people)), key=lambda k: -(people[k][3] - people[k][1]))[:max_people]
     for k in largest:
         tall = people[k][3] - people[k][1]
         if tall > 0:
             regions.append(Region(reach(people[k]), PERSON_WINDOW * tall, person=k))
-    regions += [Region((0, 0, width, height), share * min(width, height)) for share in FRAME_WINDOWS]
     return regions
 
 
-def frame_windows(yolo: YoloV3Tiny, image_rgb: np.ndarray, people: Sequence[Box], *, max_people: int) -> Windows:
+def frame_windows(yolo: YoloV3Tiny, image_rgb: np.ndarray, people: Sequence[Box], *,
+                  max_people: int) -> tuple[Windows, list[Box]]:
+    """Where to look in a frame and what is there: the whole frame (whose first pass also finds people),
+    then around the largest people. Returns the windows and the people their ``person`` indices name."""
     height, width = image_rgb.shape[:2]
-    regions = candidate_regions(width, height, people, max_people=max_people)
-    return Windows.concat([region_windows(yolo, image_rgb, r) for r in regions])
+    overview = Region((0, 0, width, height), FRAME_WINDOWS[0] * min(width, height))
+    view = _View.of(image_rgb, overview)
+    if view is None:
+        return Windows.empty(), list(people)
+    (fine, coarse), objects = yolo.feature_maps_and_objects(view.canvas, LAYERS, min_score=PERSON_MIN_SCORE)
+    found = [view.frame_box(o.box_xywh_norm) for o in objects if o.label == "person"]
+    people = merged_people(found, people)
+    regions = person_regions(people, max_people=max_people)
+    regions += [Region((0, 0, width, height), share * min(width, height)) for share in FRAME_WINDOWS[1:]]
+    return Windows.concat([view.windows(fine, coarse, overview), *(region_windows(yolo, image_rgb, r)
+                                                                   for r in regions)]), people
