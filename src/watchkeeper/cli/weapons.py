@@ -18,7 +18,8 @@ from ..errors import ConfigError
 def train_weapon_detector(dataset_dir: Path, settings: Settings, *, category: str, classes: str | None,
                           negatives: list[Path], exclude: str | None, group_pattern: str | None,
                           copies_per_group: int, max_images: int | None, folds: int, target_far: float,
-                          out: Path | None, name: str | None, windows_cache: Path | None) -> None:
+                          out: Path | None, name: str | None, windows_cache: Path | None,
+                          shrunk_share: float) -> None:
     from ..weapons.dataset import ROBOFLOW_GROUP, load_box_dataset, negative_files, parse_class_map
     from ..weapons.training import WeaponTrainOptions, train_weapon_model
     from .main import EXIT_OK, EXIT_SOME_FAILED, _progress, err
@@ -33,7 +34,8 @@ def train_weapon_detector(dataset_dir: Path, settings: Settings, *, category: st
                                exclude=exclude)
     weapon_free = negative_files(negatives)
     options = WeaponTrainOptions(folds=folds, target_far=target_far, copies_per_group=copies_per_group,
-                                 max_images=max_images, name=name or "weapon-windows", windows_cache=windows_cache)
+                                 max_images=max_images, name=name or "weapon-windows", windows_cache=windows_cache,
+                                 shrunk_share=shrunk_share)
     total = min(max_images or len(dataset.images), len(dataset.images)) + len(weapon_free)
     with _progress(total) as progress:
         task = progress.add_task("cutting windows", total=total)
@@ -49,7 +51,8 @@ def train_weapon_detector(dataset_dir: Path, settings: Settings, *, category: st
     rows = [
         ("images", f"{card.data.images} with weapons ({card.data.groups} source images), "
                    f"{card.data.negative_frames} weapon-free frames from {card.data.negative_files} files, "
-                   f"{card.data.painted_images} pictures with their weapons painted out"),
+                   f"{card.data.painted_images} pictures with their weapons painted out, "
+                   f"{card.data.shrunk_images} pictures and frames shrunk first"),
         ("boxes", ", ".join(f"{kind} {count}" for kind, count in card.data.boxes_per_kind.items())),
         ("skipped", ", ".join(f"{reason}: {count}" for reason, count in card.data.skipped.items()) or "none"),
         ("windows", f"{card.data.positive_windows} weapon, {card.data.negative_windows} background"),

@@ -42,6 +42,8 @@ class WeaponDataCard(_Strict):
     negative_files: int
     negative_frames: int
     painted_images: int = Field(0, description="Labelled pictures used again, weapons painted out, as negatives.")
+    shrunk_images: int = Field(0, description="Pictures and weapon-free frames shrunk 2-4 times before their "
+                                              "windows were cut, as small people in a wide view are seen.")
     positive_windows: int
     negative_windows: int
 

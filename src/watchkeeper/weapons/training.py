@@ -51,6 +51,7 @@ HARD_NEGATIVES = 40_000
 # Positive windows are repeated up to this share of the fitting rows.
 POSITIVE_SHARE = 0.2
 NEGATIVE_FRAMES_PER_VIDEO = 4
+SHRINK_FACTORS = (2.0, 4.0)
 FEATURE_DTYPE = np.float16
 
 
@@ -67,6 +68,9 @@ class WeaponTrainOptions:
     windows_cache: Path | None = None
     # Each labelled picture also serves, its weapons painted out, as a weapon-free one.
     painted_negatives: bool = True
+    # This share of the pictures and weapon-free frames is first shrunk 2-4 times, as a person far from a
+    # wide camera is: their windows are then scaled up from a few pixels, as the detector sees such people.
+    shrunk_share: float = 0.0
 
 
 @dataclass
@@ -81,6 +85,7 @@ class WindowTable:
     failed: list[tuple[str, str]] = field(default_factory=list)
     negative_files: int = 0
     painted_images: int = 0
+    shrunk_images: int = 0
     boxes_per_kind: dict[str, int] = field(default_factory=lambda: dict.fromkeys(WEAPON_KINDS, 0))
 
     def add(self, windows: Windows, labels: np.ndarray, scoring: np.ndarray, positive: bool, group: str) -> None:
@@ -98,7 +103,7 @@ class WindowTable:
                  labels=np.concatenate(self.labels), scoring=np.concatenate(self.scoring),
                  positive=np.asarray(self.positive), groups=np.asarray(self.groups),
                  failed=json.dumps(self.failed), negative_files=self.negative_files,
-                 painted_images=self.painted_images,
+                 painted_images=self.painted_images, shrunk_images=self.shrunk_images,
                  boxes_per_kind=json.dumps(self.boxes_per_kind))
 
     @classmethod
@@ -112,6 +117,7 @@ class WindowTable:
                 scoring=np.split(saved["scoring"], bounds), positive=[bool(p) for p in saved["positive"]],
                 groups=[str(g) for g in saved["groups"]], failed=[tuple(f) for f in json.loads(str(saved["failed"]))],
                 negative_files=int(saved["negative_files"]), painted_images=int(saved["painted_images"]),
+                shrunk_images=int(saved["shrunk_images"]),
                 boxes_per_kind=json.loads(str(saved["boxes_per_kind"])),
             )
 
@@ -121,7 +127,8 @@ def table_key(dataset: BoxDataset, negatives: list[NegativeFile], options: Weapo
     digest = hashlib.sha256(FEATURES.encode())
     for path in [i.path for i in select_images(dataset, options)] + [n.path for n in negatives]:
         digest.update(str(path.resolve()).encode())
-    digest.update(repr((options.max_people, options.seed, options.painted_negatives, candidate_settings())).encode())
+    digest.update(repr((options.max_people, options.seed, options.painted_negatives, options.shrunk_share,
+                        candidate_settings())).encode())
     return digest.hexdigest()
 
 
@@ -175,6 +182,9 @@ def extract_windows(dataset: BoxDataset, negatives: list[NegativeFile], settings
         except OSError as exc:
             table.failed.append((str(image.path), str(exc)))
             continue
+        if rng.random() < options.shrunk_share:
+            rgb = shrunk(rgb, rng.uniform(*SHRINK_FACTORS))
+            table.shrunk_images += 1
         h, w = rgb.shape[:2]
         boxes = [(WEAPON_KINDS.index(b.kind), b.box[0] * w, b.box[1] * h, b.box[2] * w, b.box[3] * h)
                  for b in image.boxes]
@@ -207,6 +217,9 @@ def extract_windows(dataset: BoxDataset, negatives: list[NegativeFile], settings
             continue
         table.negative_files += 1
         for still_image, frame in frames:
+            if rng.random() < options.shrunk_share:
+                frame = shrunk(frame, rng.uniform(*SHRINK_FACTORS))
+                table.shrunk_images += 1
             windows, _ = frame_windows(yolo, frame, _people(yolo, frame, settings, still_image=still_image),
                                        max_people=options.max_people)
             count = len(windows.boxes)
@@ -249,6 +262,15 @@ def select_images(dataset: BoxDataset, options: WeaponTrainOptions) -> list:
         if options.max_images and len(chosen) >= options.max_images:
             break
     return chosen[:options.max_images] if options.max_images else chosen
+
+
+def shrunk(rgb: np.ndarray, factor: float) -> np.ndarray:
+    """The picture ``factor`` times smaller (pixels averaged, as a camera's sensor does)."""
+    import cv2
+
+    height, width = rgb.shape[:2]
+    size = (max(1, round(width / factor)), max(1, round(height / factor)))
+    return np.ascontiguousarray(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA))
 
 
 def _negative_frames(negative: NegativeFile, settings: Settings) -> list[tuple[bool, np.ndarray]]:
@@ -414,6 +436,7 @@ def train_weapon_model(dataset: BoxDataset, negatives: list[NegativeFile], setti
                 {"unreadable": len(table.failed)} if table.failed else {}),
             negative_files=table.negative_files, negative_frames=int((~positive).sum()) - table.painted_images,
             painted_images=table.painted_images,
+            shrunk_images=table.shrunk_images,
             positive_windows=int((all_labels > 0).sum()), negative_windows=int((all_labels == 0).sum()),
         ),
         cross_validation=WeaponCrossValidation(
