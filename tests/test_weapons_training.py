@@ -12,7 +12,10 @@ from sklearn.datasets import load_sample_image
 
 from mediagen import PISTOL_IN_HAND
 from test_train_eval_cli import run
+from watchkeeper.config import Settings
+from watchkeeper.weapons.dataset import load_box_dataset, negative_files
 from watchkeeper.weapons.model import WeaponModel
+from watchkeeper.weapons.training import WeaponTrainOptions, extract_windows, shrunk
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +100,17 @@ def test_train_refuses_yolo_data_without_what_it_needs(yolo_data, tmp_path):
                             "at least two source pictures")):
         result = run(*base, *extra, cwd=tmp_path)
         assert result.returncode == 1 and message in result.stderr, result.stderr
+
+
+def test_shrunk_pictures_keep_their_weapons_labelled(yolo_data):
+    """With ``shrunk_share`` 1 every picture and weapon-free frame is shrunk 2-4 times before its windows are
+    cut; the weapons' boxes shrink with it, so each picture still has weapon windows."""
+    dataset = load_box_dataset(yolo_data / "data", {0: "handgun"})
+    negatives = negative_files([yolo_data / "negatives"])
+    options = dict(painted_negatives=False, copies_per_group=1)
+    shrunk_table = extract_windows(dataset, negatives, Settings(), WeaponTrainOptions(shrunk_share=1.0, **options))
+    plain = extract_windows(dataset, negatives, Settings(), WeaponTrainOptions(**options))
+    assert (shrunk_table.shrunk_images, plain.shrunk_images) == (4 + 3, 0)  # four pictures, three photos
+    assert all((labels > 0).any() for labels, positive in zip(shrunk_table.labels, shrunk_table.positive)
+               if positive)
+    assert shrunk(np.zeros((416, 416, 3), np.uint8), 2.5).shape == (166, 166, 3)
