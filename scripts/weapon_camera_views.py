@@ -31,6 +31,8 @@ def load(frame: Path) -> tuple[np.ndarray, np.ndarray]:
     rgb = cv2.cvtColor(cv2.imread(str(frame)), cv2.COLOR_BGR2RGB)
     height, width = rgb.shape[:2]
     labels = frame.parent.parent / "labels_yolo" / f"{frame.stem}.txt"
+    if not labels.exists():
+        raise SystemExit(f"{frame}: its pistol's box is not there ({labels}); extract the data again")
     boxes = []
     for row in labels.read_text().split("\n"):
         if row.strip():

@@ -466,7 +466,10 @@ def main() -> None:
         sys.exit(130)
     # Typer parses with its own copy of Click, whose errors are not click's; our commands raise click's.
     except (click.ClickException, TyperException) as exc:
-        exc.show() if hasattr(exc, "show") else err.print(f"error: {exc}", highlight=False, markup=False)
+        if hasattr(exc, "show"):
+            exc.show()
+        else:
+            err.print(f"error: {exc}", highlight=False, markup=False)
         sys.exit(EXIT_USAGE)
     except ConfigError as exc:
         err.print(f"settings error: {exc}", highlight=False, markup=False)
