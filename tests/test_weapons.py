@@ -20,7 +20,7 @@ from watchkeeper.models import ModelRegistry, weapon_windows
 from watchkeeper.models.yolo import ObjectBox
 from watchkeeper.reasoning.reports import incident_pictures
 from watchkeeper.weapons.dataset import load_box_dataset, negative_files, parse_class_map
-from watchkeeper.weapons.detector import WeaponDetector
+from watchkeeper.weapons.detector import WeaponDetector, handed_over
 from watchkeeper.weapons.model import WEIGHT_ARRAYS, WeaponModel
 from watchkeeper.weapons.training import _placeholder_meta, label_windows
 from watchkeeper.weapons import windows
@@ -166,11 +166,15 @@ def test_people_the_whole_frame_pass_finds_are_searched_and_box_the_given_ones_t
     assert (cut.person == 1).any() and not (cut.person == 2).any()
 
 
-def test_merged_people_keep_the_found_boxes_and_the_given_ones_none_of_them_holds():
+def test_merged_people_keep_the_found_boxes_and_the_given_ones_none_of_them_holds_with_their_wrists():
     found = [(0.0, 0.0, 100.0, 300.0)]
     given = [(10.0, 20.0, 90.0, 140.0), (300.0, 0.0, 380.0, 200.0)]
-    assert windows.merged_people(found, given) == [found[0], given[1]]
+    searched = windows.merged_people(found, given)
+    assert searched == [found[0], given[1]]
     assert windows.merged_people([], given) == given
+    # The whole-body box takes over the wrists of the upper half it replaced.
+    assert handed_over([[(20.0, 130.0)], [(310.0, 90.0)]], given, searched) == [[(20.0, 130.0)], [(310.0, 90.0)]]
+    assert handed_over([], given, searched) == [[], []]  # no pose
 
 
 # -- the model file ------------------------------------------------------------------------------------------------

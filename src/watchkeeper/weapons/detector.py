@@ -9,7 +9,7 @@ import numpy as np
 
 from ..models.yolo import YoloV3Tiny
 from .model import WeaponModel
-from .windows import Box, holds, frame_windows, reach
+from .windows import Box, frame_windows, holds, reach
 
 # Windows overlapping a kept one by more than this (intersection over union) are the same weapon.
 SAME_WEAPON_IOU = 0.25
@@ -48,6 +48,13 @@ def _within_reach(person: Box, point: tuple[float, float]) -> bool:
     return x0 <= point[0] <= x1 and y0 <= point[1] <= y1
 
 
+def handed_over(wrists: Sequence[Sequence[tuple[float, float]]], given: Sequence[Box],
+                searched: Sequence[Box]) -> list[list[tuple[float, float]]]:
+    """Each searched person's wrists: those of the given people whose box's middle lies in theirs."""
+    return [[point for box, points in zip(given, wrists) if holds(person, box) for point in points]
+            for person in searched]
+
+
 class WeaponDetector:
     def __init__(self, yolo: YoloV3Tiny, model: WeaponModel, *, max_people: int = 3,
                  min_probability: float = 0.2, wrist_reach: float = 0.12) -> None:
@@ -64,10 +71,8 @@ class WeaponDetector:
         The detector finds people itself too (``frame_windows``); a person it boxes better than a given one
         takes over that person's wrists.
         """
-        given = list(people)
-        windows, people = frame_windows(self.yolo, image_rgb, given, max_people=self.max_people)
-        wrists = [[point for k, box in enumerate(given) if k < len(wrists) and holds(person, box)
-                   for point in wrists[k]] for person in people]
+        windows, searched = frame_windows(self.yolo, image_rgb, people, max_people=self.max_people)
+        searched_wrists = handed_over(wrists, people, searched)
         probability = self.model.weapon_probability(windows.features)
         candidates = np.flatnonzero(probability >= self.min_probability)
         kept: list[int] = []
@@ -82,12 +87,12 @@ class WeaponDetector:
         for row, index in enumerate(kept):
             kind = int(np.argmax(kinds[row]))
             box = _middle(windows.boxes[index], BOX_SHARE)
-            holder, near_wrist = self._holder(box, int(windows.person[index]), people, wrists)
+            holder, near_wrist = self._holder(box, int(windows.person[index]), searched, searched_wrists)
             findings.append(WeaponFinding(
                 kind=self.model.meta.kinds[kind], probability=float(probability[index]),
                 kind_confidence=float(kinds[row, kind]), box=box,
                 window=tuple(float(v) for v in windows.boxes[index]),  # type: ignore[arg-type]
-                holder=None if holder is None else people[holder], near_wrist=near_wrist,
+                holder=None if holder is None else searched[holder], near_wrist=near_wrist,
             ))
         return findings
 
