@@ -195,6 +195,7 @@ def candidate_settings() -> tuple:
 
 
 def holds(outer: Box, inner: Box) -> bool:
+    """Whether the middle of ``inner`` lies in ``outer``."""
     cx, cy = (inner[0] + inner[2]) / 2, (inner[1] + inner[3]) / 2
     return outer[0] <= cx <= outer[2] and outer[1] <= cy <= outer[3]
 
