@@ -339,3 +339,29 @@ def test_a_second_signal_ends_a_hanging_shutdown_at_once(first):
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+SIGNAL_ON_ANOTHER_THREAD = """
+import signal, threading, time
+from watchkeeper.cli.stopping import StopSignals
+stop = StopSignals()
+def elsewhere():
+    time.sleep(0.3)
+    signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+threading.Thread(target=elsewhere).start()
+print("stopping on", stop.wait(), flush=True)
+"""
+
+
+def test_a_signal_the_kernel_hands_to_another_thread_still_stops_the_process():
+    """A process-wide SIGTERM may land on any thread (a camera's, OpenCV's); the main thread's wait must still
+    see it. It did not: a camera worker once ignored a clean stop for 60 seconds."""
+    process = subprocess.Popen([sys.executable, "-c", SIGNAL_ON_ANOTHER_THREAD], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert process.wait(10) == 0
+        assert process.stdout.read() == "stopping on SIGTERM\n"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

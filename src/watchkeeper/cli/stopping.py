@@ -10,6 +10,7 @@ from types import FrameType
 log = logging.getLogger(__name__)
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
+WAKE_S = 0.2
 
 
 class StopSignals:
@@ -34,5 +35,8 @@ class StopSignals:
         log.warning("%s received: shutting down; a second SIGTERM or Ctrl-C ends the process at once", name)
 
     def wait(self) -> str:
-        self._arrived.wait()
+        # In slices: the kernel may hand the signal to any thread, and Python runs the handler only when the
+        # main thread next runs Python code, which a wait without a timeout never does.
+        while not self._arrived.wait(WAKE_S):
+            pass
         return self._received[0]
