@@ -182,9 +182,7 @@ def extract_windows(dataset: BoxDataset, negatives: list[NegativeFile], settings
         except OSError as exc:
             table.failed.append((str(image.path), str(exc)))
             continue
-        if rng.random() < options.shrunk_share:
-            rgb = shrunk(rgb, rng.uniform(*SHRINK_FACTORS))
-            table.shrunk_images += 1
+        rgb = _perhaps_shrunk(rgb, rng, options.shrunk_share, table)
         h, w = rgb.shape[:2]
         boxes = [(WEAPON_KINDS.index(b.kind), b.box[0] * w, b.box[1] * h, b.box[2] * w, b.box[3] * h)
                  for b in image.boxes]
@@ -217,9 +215,7 @@ def extract_windows(dataset: BoxDataset, negatives: list[NegativeFile], settings
             continue
         table.negative_files += 1
         for still_image, frame in frames:
-            if rng.random() < options.shrunk_share:
-                frame = shrunk(frame, rng.uniform(*SHRINK_FACTORS))
-                table.shrunk_images += 1
+            frame = _perhaps_shrunk(frame, rng, options.shrunk_share, table)
             windows, _ = frame_windows(yolo, frame, _people(yolo, frame, settings, still_image=still_image),
                                        max_people=options.max_people)
             count = len(windows.boxes)
@@ -271,6 +267,15 @@ def shrunk(rgb: np.ndarray, factor: float) -> np.ndarray:
     height, width = rgb.shape[:2]
     size = (max(1, round(width / factor)), max(1, round(height / factor)))
     return np.ascontiguousarray(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA))
+
+
+def _perhaps_shrunk(rgb: np.ndarray, rng: random.Random, share: float, table: WindowTable) -> np.ndarray:
+    """``rgb`` shrunk 2-4 times for ``share`` of the calls (counted in the table), else as it is. Draws nothing
+    when ``share`` is 0, so a recipe without shrinking cuts the same windows as before the option existed."""
+    if not share or rng.random() >= share:
+        return rgb
+    table.shrunk_images += 1
+    return shrunk(rgb, rng.uniform(*SHRINK_FACTORS))
 
 
 def _negative_frames(negative: NegativeFile, settings: Settings) -> list[tuple[bool, np.ndarray]]:
