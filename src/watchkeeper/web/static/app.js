@@ -18,11 +18,17 @@ const wk = (() => {
     return data;
   }
 
-  // The user's settings live on the server (GET/PUT /api/v1/auth/me/preferences); one copy per page.
-  let settings = null;
+  // The user's settings live on the server (GET/PUT /api/v1/auth/me/preferences); one copy per page, fetched
+  // once: callers that load side by side share the fetch, so a later copy never replaces one already changed.
+  let settings = {};
+  let loading = null;
   const prefs = {
-    async load() { settings = settings || await api("GET", "/api/v1/auth/me/preferences").catch(() => ({})); return settings; },
-    get(key, fallback) { return settings && key in settings ? settings[key] : fallback; },
+    async load() {
+      loading = loading || api("GET", "/api/v1/auth/me/preferences").then((saved) => { settings = saved; }, () => {});
+      await loading;
+      return settings;
+    },
+    get(key, fallback) { return key in settings ? settings[key] : fallback; },
     async set(key, value) { await prefs.load(); settings[key] = value; await api("PUT", "/api/v1/auth/me/preferences", settings); },
   };
 
