@@ -1,5 +1,5 @@
 """The dashboard in headless Chromium: sign in, watch a camera fed by a generated video, get its gunshots as a
-toast and an emergency that must be acknowledged, and keep the theme across pages."""
+toast and an emergency that must be acknowledged, and keep the theme and layout across browsers."""
 
 from __future__ import annotations
 
@@ -66,16 +66,25 @@ def test_the_live_view_streams_and_an_emergency_must_be_acknowledged(browser, ga
     page.context.close()
 
 
-def test_the_theme_is_remembered_for_the_user(browser, gate_server):
+def _saved(page):
+    """Waits, around the action in its block, for the page to store the user's settings on the server."""
+    return page.expect_response(lambda r: r.url.endswith("/auth/me/preferences") and r.request.method == "PUT")
+
+
+def test_the_theme_and_layout_are_remembered_for_the_user(browser, gate_server):
     page = signed_in(browser, gate_server)
     before = page.evaluate("document.documentElement.dataset.theme")
-    page.get_by_role("button", name="Dark theme").click()
+    with _saved(page) as theme_saved:
+        page.get_by_role("button", name="Dark theme").click()
     after = page.evaluate("document.documentElement.dataset.theme")
-    assert after != before
-    wait_until(lambda: gate_server.client(gate_server.admin_key).get("/api/v1/auth/me").status_code == 200, "")
+    assert after != before and theme_saved.value.ok
+    with _saved(page) as layout_saved:
+        page.get_by_label("Columns").select_option("3")
+    assert layout_saved.value.ok
     page.context.close()
     again = signed_in(browser, gate_server)  # a new browser profile: only the server remembers
     again.wait_for_function(f"document.documentElement.dataset.theme === '{after}'")
+    again.wait_for_function("document.getElementById('grid-size').value === '3'")  # the theme was not lost
     screenshot(again, f"live-{after}")
     again.context.close()
 
