@@ -15,7 +15,7 @@ from mediagen import still_room, write_video
 from watchkeeper.analyzers.base import AnalysisContext
 from watchkeeper.analyzers.gate import GateAnalyzer
 from watchkeeper.analyzers.objects import ObjectsAnalyzer, ObjectsOutput
-from watchkeeper.config import Settings
+from watchkeeper.config import Settings, load_settings
 from watchkeeper.errors import ConfigError, MediaError
 from watchkeeper.media import load_media
 from watchkeeper.models.registry import ModelRegistry
@@ -139,6 +139,17 @@ def test_each_input_shape_keeps_its_network_and_passes_match_a_fresh_one(registr
             assert np.allclose(mine, theirs, atol=1e-3)  # the same up to the order of float sums
     assert len(yolo._networks) == 2 and sum(reads) == 2 + 1  # two kept, and the re-planned one
     assert list(yolo._networks) == [(1, 3, 256, 384), (1, 3, 320, 320)]  # the least recently used was lent on
+
+
+def test_the_networks_kept_are_a_setting():
+    """``models.yolo_networks_kept`` bounds the networks (about 120 MB each) a loaded model keeps."""
+    settings = load_settings(env={"WATCHKEEPER_MODELS__YOLO_NETWORKS_KEPT": "1"}, dotenv=None)
+    yolo = ModelRegistry(settings.models).get("yolov3-tiny")
+    for size in ((384, 256), (640, 384)):
+        yolo.feature_maps(cv2.resize(data.coffee(), size), ["leaky_11"])
+    assert list(yolo._networks) == [(1, 3, 384, 640)]
+    with pytest.raises(ConfigError, match="yolo_networks_kept"):
+        load_settings(env={"WATCHKEEPER_MODELS__YOLO_NETWORKS_KEPT": "0"}, dotenv=None)
 
 
 def test_objects_found_at_the_images_own_shape_match_the_square_pass(model):

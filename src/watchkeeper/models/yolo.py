@@ -44,11 +44,6 @@ _DARKNET_SPELLING = {
 
 EMBEDDING_LAYER = "leaky_13"
 EMBEDDING_DIM = 1024
-# OpenCV's DNN plans its buffers again whenever the input's shape changes, which costs about half a pass
-# at camera sizes; a frame's passes come in a few shapes (the objects' square, the weapon windows' regions),
-# so one network is kept per shape, this many at most, the least recently used lent to a new shape.
-NETWORKS_KEPT = 6
-
 
 @dataclass(frozen=True)
 class ObjectBox:
@@ -70,7 +65,11 @@ class YoloV3Tiny:
 
     model_id = "yolov3-tiny"
 
-    def __init__(self, read_network: Callable[[], cv2.dnn.Net], *, networks_kept: int = NETWORKS_KEPT) -> None:
+    # OpenCV's DNN plans its buffers again whenever the input's shape changes, which costs about half a pass at
+    # camera sizes; a frame's passes come in a few shapes (the objects' square, the weapon windows' regions), so
+    # one network is kept per shape, ``networks_kept`` at most (``models.yolo_networks_kept``), the least
+    # recently used lent to a new shape.
+    def __init__(self, read_network: Callable[[], cv2.dnn.Net], *, networks_kept: int) -> None:
         self._read_network = read_network
         self._networks_kept = networks_kept
         self._spare: cv2.dnn.Net | None = read_network()  # read at load to check it; given the first shape
@@ -264,4 +263,4 @@ class YoloV3TinyBackend(ModelBackend):
             net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
             return net
 
-        return YoloV3Tiny(read_network)
+        return YoloV3Tiny(read_network, networks_kept=self.settings.yolo_networks_kept)

@@ -90,7 +90,7 @@ def _window_totals(maps: np.ndarray, rows: np.ndarray, cols: np.ndarray, cells: 
 
 
 # Scaled regions are padded to multiples of this: a camera's regions then come in a few shapes, and the
-# network keeps one set of buffers per shape (``models.yolo.NETWORKS_KEPT``).
+# network keeps one set of buffers per shape (``models.yolo_networks_kept``).
 CANVAS_STEP = 64
 
 
