@@ -32,7 +32,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -42,7 +41,7 @@ from sqlalchemy.dialects.postgresql import insert
 from ..config import LeaseSettings
 from ..store.db import Database
 from ..store.models import CameraLease, CameraWorker
-from .service import LiveService
+from .service import LiveService, stop_side_by_side
 
 log = logging.getLogger(__name__)
 
@@ -166,9 +165,7 @@ class LeasedCameras:
             stopping = sorted(self._held)
             self._held.clear()
         log.info("camera worker stopping its cameras", extra={"worker": self.store.worker_id, "cameras": stopping})
-        # Side by side: each camera's stop waits on its own threads (a window's analysis, the clips being cut).
-        with ThreadPoolExecutor(max(1, len(stopping)), thread_name_prefix="camera-stop") as pool:
-            list(pool.map(lambda name: self._stop_watching(name, "shutdown"), stopping))
+        stop_side_by_side(stopping, lambda name: self._stop_watching(name, "shutdown"))
         for thread in self._threads:
             thread.join()
         try:

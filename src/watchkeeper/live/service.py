@@ -151,6 +151,13 @@ class CameraStatus:
     worker: dict[str, Any] | None = None  # with live.leases: the camera worker watching it (host, since)
 
 
+def stop_side_by_side(cameras: Sequence[str], stop: Callable[[str], None]) -> None:
+    """``stop`` each camera, all at once: each stop waits on its own threads (a window's analysis, the clips
+    being cut). ``stop`` must not raise: one camera's failure must not cost the others their stop."""
+    with ThreadPoolExecutor(max(1, len(cameras)), thread_name_prefix="camera-stop") as pool:
+        list(pool.map(stop, cameras))
+
+
 class LiveService:
     def __init__(self, settings: Settings, db: Database, *, evidence_dir: Path | None = None,
                  pipelines: Callable[[], tuple[Pipeline, Pipeline]] | None = None,
@@ -209,10 +216,7 @@ class LiveService:
                 self.start_camera(camera.name)
 
     def stop(self) -> None:
-        # Side by side: each camera's stop waits on its own threads (a window's analysis, the clips being cut).
-        names = list(self.monitors)
-        with ThreadPoolExecutor(max(1, len(names)), thread_name_prefix="camera-stop") as pool:
-            list(pool.map(self._stop_for_shutdown, names))
+        stop_side_by_side(list(self.monitors), self._stop_for_shutdown)
         self.retention.stop()
         self.hub.stop()  # after the cameras: their last events still leave
 
