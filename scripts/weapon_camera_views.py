@@ -22,7 +22,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
 from sklearn.datasets import load_sample_image
 
 from watchkeeper.config import Settings
