@@ -175,6 +175,11 @@ def test_merged_people_keep_the_found_boxes_and_the_given_ones_none_of_them_hold
     # The whole-body box takes over the wrists of the upper half it replaced.
     assert handed_over([[(20.0, 130.0)], [(310.0, 90.0)]], given, searched) == [[(20.0, 130.0)], [(310.0, 90.0)]]
     assert handed_over([], given, searched) == [[], []]  # no pose
+    # Two given people, the second's middle inside the first's box (one stands behind the other): each keeps
+    # their own wrists.
+    front, behind = (0.0, 0.0, 200.0, 400.0), (80.0, 100.0, 140.0, 220.0)
+    assert handed_over([[(10.0, 200.0)], [(90.0, 150.0)]], [front, behind], [front, behind]) == [
+        [(10.0, 200.0)], [(90.0, 150.0)]]
 
 
 # -- the model file ------------------------------------------------------------------------------------------------

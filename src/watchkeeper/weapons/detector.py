@@ -50,9 +50,16 @@ def _within_reach(person: Box, point: tuple[float, float]) -> bool:
 
 def handed_over(wrists: Sequence[Sequence[tuple[float, float]]], given: Sequence[Box],
                 searched: Sequence[Box]) -> list[list[tuple[float, float]]]:
-    """Each searched person's wrists: those of the given people whose box's middle lies in theirs."""
-    return [[point for box, points in zip(given, wrists) if holds(person, box) for point in points]
-            for person in searched]
+    """Each searched person's wrists. A given person searched as given keeps their own (a person standing in
+    front of them does not take them); one the whole-frame pass boxed better hands theirs to the box that
+    holds their middle."""
+    handed: list[list[tuple[float, float]]] = [[] for _ in searched]
+    for box, points in zip(given, wrists):
+        k = searched.index(box) if box in searched else next(
+            (k for k, person in enumerate(searched) if holds(person, box)), None)
+        if k is not None:
+            handed[k].extend(points)
+    return handed
 
 
 class WeaponDetector:
