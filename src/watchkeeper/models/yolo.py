@@ -45,6 +45,7 @@ _DARKNET_SPELLING = {
 EMBEDDING_LAYER = "leaky_13"
 EMBEDDING_DIM = 1024
 
+
 @dataclass(frozen=True)
 class ObjectBox:
     label: str
