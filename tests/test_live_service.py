@@ -147,6 +147,7 @@ def test_cameras_added_through_the_service_survive_a_restart_and_remember_being_
     again.start()  # neither is enabled: nothing starts
     assert not again.monitors
     again.remove_camera("gate")
+    again.stop()  # its retention thread and event bus, which would outlive the test's database
     assert sorted(LiveService(settings, db, pipelines=lambda: pipelines).cameras) == ["hall"]
 
 
