@@ -110,17 +110,28 @@ class RecordedBackbone:
         return self.maps
 
 
-class BackboneSeeingOnePerson(RecordedBackbone):
-    """Its whole-frame pass finds one person, given normalised to the canvas it is shown."""
+class BackboneSeeingPeople(RecordedBackbone):
+    """Each pass that looks for objects finds the next person of ``boxes`` (normalised to the canvas it is
+    shown), or nobody once they are used up."""
 
-    def __init__(self, box_xywh_norm):
+    def __init__(self, *boxes_xywh_norm):
         super().__init__()
-        self.box = box_xywh_norm
+        self.boxes = list(boxes_xywh_norm)
         self.canvases = []
 
     def feature_maps_and_objects(self, canvas, layers, *, min_score):
         self.canvases.append(canvas.shape[:2])
-        return self.feature_maps(canvas, layers), [ObjectBox("person", 0.9, self.box)]
+        seen = [ObjectBox("person", 0.9, self.boxes.pop(0))] if self.boxes else []
+        return self.feature_maps(canvas, layers), seen
+
+
+# 1280x720 at 0.3 of the shorter side: scale 128/216, the frame 758x427 on a 768x448 canvas.
+OVERVIEW_SCALE = windows.WINDOW_PX / (windows.FRAME_WINDOWS[0] * 720)
+
+
+def on_overview(box):
+    x0, y0, x1, y1 = np.array(box) * OVERVIEW_SCALE
+    return (x0 / 768, y0 / 448, (x1 - x0) / 768, (y1 - y0) / 448)
 
 
 @pytest.mark.parametrize("region", [windows.Region((0, 0, 1280, 720), 216.0),
@@ -149,21 +160,49 @@ def test_each_window_holds_the_mean_and_maximum_of_its_square_of_cells(region):
 def test_people_the_whole_frame_pass_finds_are_searched_and_box_the_given_ones_they_hold():
     """A small person the objects analyzer boxed by their upper half only is searched at their whole height,
     as the whole-frame pass (the frame at its own shape) boxes them; a given person elsewhere is kept."""
-    # 1280x720 at 0.3 of the shorter side: scale 128/216, the frame 758x427 on a 768x448 canvas.
-    scale = windows.WINDOW_PX / (windows.FRAME_WINDOWS[0] * 720)
     whole = (600.0, 300.0, 660.0, 480.0)  # frame pixels
-    canvas_box = (whole[0] * scale / 768, whole[1] * scale / 448, 60 * scale / 768, 180 * scale / 448)
-    backbone = BackboneSeeingOnePerson(canvas_box)
+    backbone = BackboneSeeingPeople(on_overview(whole))
     upper_half = (605.0, 300.0, 655.0, 390.0)
     elsewhere = (100.0, 100.0, 160.0, 280.0)
     cut, people = windows.frame_windows(backbone, np.zeros((720, 1280, 3), np.uint8), [upper_half, elsewhere],
                                         max_people=3)
+    # Only the overview: both people are 0.25 of the height, not small enough for a closer look.
     assert backbone.canvases == [(448, 768)]
     assert people[0] == pytest.approx(whole, abs=0.5) and people[1:] == [elsewhere]
     around = cut.boxes[cut.person == 0]
     assert len(around) > 0
     assert around[:, 2] - around[:, 0] == pytest.approx(windows.PERSON_WINDOW * 180, abs=0.5)  # their whole height
     assert (cut.person == 1).any() and not (cut.person == 2).any()
+
+
+def test_a_small_person_boxed_by_their_middle_is_looked_at_closer_and_searched_at_their_height():
+    middle = (630.0, 360.0, 660.0, 420.0)  # 60 pixels of a 150-pixel person
+    whole = (610.0, 320.0, 680.0, 470.0)
+    # The closer look: a square of REFINE_SIDE heights around the box, on a canvas of REFINE_PX pixels.
+    side = windows.REFINE_SIDE * 60
+    square = (645 - side / 2, 390 - side / 2)
+    closer = ((whole[0] - square[0]) / side, (whole[1] - square[1]) / side, 70 / side, 150 / side)
+    backbone = BackboneSeeingPeople(on_overview(middle), closer)
+    cut, people = windows.frame_windows(backbone, np.zeros((720, 1280, 3), np.uint8), [], max_people=3)
+    assert backbone.canvases == [(448, 768), (windows.REFINE_PX, windows.REFINE_PX)]
+    assert people == [pytest.approx(whole, abs=0.5)]
+    around = cut.boxes[cut.person == 0]
+    assert len(around) > 0 and around[:, 2] - around[:, 0] == pytest.approx(windows.PERSON_WINDOW * 150, abs=0.5)
+    # A closer look that finds nobody taller leaves the box as it was.
+    backbone = BackboneSeeingPeople(on_overview(middle))
+    assert windows.frame_windows(backbone, np.zeros((720, 1280, 3), np.uint8), [], max_people=3)[1] == [
+        pytest.approx(middle, abs=0.5)]
+
+
+def test_whole_frame_windows_leave_a_small_searched_person_to_their_own_region():
+    boxes = np.array([[0, 0, 216, 216],  # holds the small person
+                      [0, 0, 216, 216],  # the same place, from the person's own region
+                      [500, 0, 716, 216],  # holds the tall person, taller than the window
+                      [900, 400, 1116, 616]])  # nobody
+    cut = windows.Windows(np.zeros((4, FEATURE_DIM), np.float32), boxes.astype(float), np.array([-1, 0, -1, -1]))
+    small, tall = (80.0, 50.0, 120.0, 150.0), (560.0, 0.0, 660.0, 300.0)
+    assert windows.left_to_their_regions(cut, [small, tall]).tolist() == [True, False, False, False]
+    assert not windows.left_to_their_regions(cut, []).any()
 
 
 def test_merged_people_keep_the_found_boxes_and_the_given_ones_none_of_them_holds_with_their_wrists():

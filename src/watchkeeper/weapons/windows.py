@@ -58,6 +58,9 @@ class Windows:
     def empty(cls) -> Windows:
         return cls(np.zeros((0, FEATURE_DIM), np.float32), np.zeros((0, 4)), np.zeros(0, int))
 
+    def take(self, keep: np.ndarray) -> Windows:
+        return Windows(self.features[keep], self.boxes[keep], self.person[keep])
+
     @classmethod
     def concat(cls, parts: Sequence[Windows]) -> Windows:
         if not parts:
@@ -179,6 +182,13 @@ REACH_DOWN = 0.8
 # 416-pixel square often boxes only their upper half, which would make their windows half the size.
 FRAME_WINDOWS = (0.3, 0.6)
 PERSON_MIN_SCORE = 0.25
+# People shorter than this share of the frame's shorter side are looked at again, closer: at 60-100 pixels in
+# the whole-frame pass, YOLOv3-tiny often boxes a person by their middle only (head, feet and an arm held out
+# left out), and a box half the person's height searches windows half the size, too near the body. The closer
+# look is a square of REFINE_SIDE box heights around the box, scaled to REFINE_PX pixels.
+REFINE_BELOW = 0.25
+REFINE_SIDE = 3.0
+REFINE_PX = 192
 
 
 def reach(person: Box) -> Box:
@@ -191,7 +201,7 @@ def reach(person: Box) -> Box:
 def candidate_settings() -> tuple:
     """Everything that decides which windows are cut (part of a window cache's key)."""
     return (WINDOW_PX, CELLS, STEP, LAYERS, MAX_REGION_PX, MIN_WINDOW_PX, CANVAS_STEP, PERSON_WINDOW, REACH_SIDE,
-            REACH_UP, REACH_DOWN, FRAME_WINDOWS, PERSON_MIN_SCORE)
+            REACH_UP, REACH_DOWN, FRAME_WINDOWS, PERSON_MIN_SCORE, REFINE_BELOW, REFINE_SIDE, REFINE_PX)
 
 
 def holds(outer: Box, inner: Box) -> bool:
@@ -206,11 +216,29 @@ def merged_people(found: Sequence[Box], given: Sequence[Box]) -> list[Box]:
     return [*found, *(person for person in given if not any(holds(box, person) for box in found))]
 
 
+def _largest(people: Sequence[Box], count: int) -> list[int]:
+    return sorted(range(len(people)), key=lambda k: -(people[k][3] - people[k][1]))[:count]
+
+
+def refined(yolo: YoloV3Tiny, image_rgb: np.ndarray, person: Box) -> Box:
+    """A small person's box after a closer look: the tallest person found there that holds the box's middle,
+    where taller than the box."""
+    tall = person[3] - person[1]
+    cx, cy, half = (person[0] + person[2]) / 2, (person[1] + person[3]) / 2, REFINE_SIDE * tall / 2
+    view = _View.of(image_rgb, Region((cx - half, cy - half, cx + half, cy + half),
+                                      WINDOW_PX * 2 * half / REFINE_PX))
+    if view is None:
+        return person
+    _, objects = yolo.feature_maps_and_objects(view.canvas, LAYERS, min_score=PERSON_MIN_SCORE)
+    closer = [view.frame_box(o.box_xywh_norm) for o in objects if o.label == "person"]
+    best = max((box for box in closer if holds(box, person)), key=lambda box: box[3] - box[1], default=None)
+    return best if best is not None and best[3] - best[1] > tall else person
+
+
 def person_regions(people: Sequence[Box], *, max_people: int) -> list[Region]:
     """Around the largest people, each at a window size of their height."""
     regions = []
-    largest = sorted(range(len(people)), key=lambda k: -(people[k][3] - people[k][1]))[:max_people]
-    for k in largest:
+    for k in _largest(people, max_people):
         tall = people[k][3] - people[k][1]
         if tall > 0:
             regions.append(Region(reach(people[k]), PERSON_WINDOW * tall, person=k))
@@ -220,7 +248,8 @@ def person_regions(people: Sequence[Box], *, max_people: int) -> list[Region]:
 def frame_windows(yolo: YoloV3Tiny, image_rgb: np.ndarray, people: Sequence[Box], *,
                   max_people: int) -> tuple[Windows, list[Box]]:
     """Where to look in a frame and what is there: the whole frame (whose first pass also finds people),
-    then around the largest people. Returns the windows and the people their ``person`` indices name."""
+    then around the largest people, small ones looked at again first. Returns the windows and the people
+    their ``person`` indices name."""
     height, width = image_rgb.shape[:2]
     overview = Region((0, 0, width, height), FRAME_WINDOWS[0] * min(width, height))
     view = _View.of(image_rgb, overview)
@@ -229,7 +258,28 @@ def frame_windows(yolo: YoloV3Tiny, image_rgb: np.ndarray, people: Sequence[Box]
     (fine, coarse), objects = yolo.feature_maps_and_objects(view.canvas, LAYERS, min_score=PERSON_MIN_SCORE)
     found = [view.frame_box(o.box_xywh_norm) for o in objects if o.label == "person"]
     people = merged_people(found, people)
+    for k in _largest(people, max_people):
+        if people[k][3] - people[k][1] < REFINE_BELOW * min(width, height):
+            people[k] = refined(yolo, image_rgb, people[k])
     regions = person_regions(people, max_people=max_people)
-    regions += [Region((0, 0, width, height), share * min(width, height)) for share in FRAME_WINDOWS[1:]]
-    return Windows.concat([view.windows(fine, coarse, overview), *(region_windows(yolo, image_rgb, r)
-                                                                   for r in regions)]), people
+    whole = [Region((0, 0, width, height), share * min(width, height)) for share in FRAME_WINDOWS[1:]]
+    cut = Windows.concat([view.windows(fine, coarse, overview), *(region_windows(yolo, image_rgb, r)
+                                                                  for r in [*regions, *whole])])
+    searched = [people[r.person] for r in regions if r.person is not None]
+    return cut.take(~left_to_their_regions(cut, searched)), people
+
+
+def left_to_their_regions(cut: Windows, searched: Sequence[Box]) -> np.ndarray:
+    """Which whole-frame windows hold a searched person no taller than the window: that person's own region
+    judges them at their scale, where such a window sees a small figure whole and scores it by its
+    posture more than by what is in its hands (measured: it lifted weapon-free scenes to the scores of
+    armed ones)."""
+    left = np.zeros(len(cut.boxes), bool)
+    whole = cut.person < 0
+    sides = cut.boxes[:, 2] - cut.boxes[:, 0]
+    for x0, y0, x1, y1 in searched:
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        inside = ((cut.boxes[:, 0] <= cx) & (cx <= cut.boxes[:, 2]) & (cut.boxes[:, 1] <= cy)
+                  & (cy <= cut.boxes[:, 3]))
+        left |= whole & inside & (y1 - y0 <= sides)
+    return left
