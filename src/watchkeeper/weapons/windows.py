@@ -189,6 +189,8 @@ PERSON_MIN_SCORE = 0.25
 REFINE_BELOW = 0.25
 REFINE_SIDE = 3.0
 REFINE_PX = 192
+# Boxes overlapping more than this (intersection over union) are one person.
+SAME_PERSON_IOU = 0.5
 
 
 def reach(person: Box) -> Box:
@@ -201,7 +203,8 @@ def reach(person: Box) -> Box:
 def candidate_settings() -> tuple:
     """Everything that decides which windows are cut (part of a window cache's key)."""
     return (WINDOW_PX, CELLS, STEP, LAYERS, MAX_REGION_PX, MIN_WINDOW_PX, CANVAS_STEP, PERSON_WINDOW, REACH_SIDE,
-            REACH_UP, REACH_DOWN, FRAME_WINDOWS, PERSON_MIN_SCORE, REFINE_BELOW, REFINE_SIDE, REFINE_PX)
+            REACH_UP, REACH_DOWN, FRAME_WINDOWS, PERSON_MIN_SCORE, REFINE_BELOW, REFINE_SIDE, REFINE_PX,
+            SAME_PERSON_IOU)
 
 
 def holds(outer: Box, inner: Box) -> bool:
@@ -218,6 +221,22 @@ def merged_people(found: Sequence[Box], given: Sequence[Box]) -> list[Box]:
 
 def _largest(people: Sequence[Box], count: int) -> list[int]:
     return sorted(range(len(people)), key=lambda k: -(people[k][3] - people[k][1]))[:count]
+
+
+def _iou(a: Box, b: Box) -> float:
+    inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def distinct(people: Sequence[Box]) -> list[Box]:
+    """The people, less those boxing the same person as a taller one (a closer look can turn a partial box
+    into one the whole-frame pass already had), in their order."""
+    kept: list[int] = []
+    for k in _largest(people, len(people)):
+        if all(_iou(people[k], people[j]) < SAME_PERSON_IOU for j in kept):
+            kept.append(k)
+    return [people[k] for k in sorted(kept)]
 
 
 def refined(yolo: YoloV3Tiny, image_rgb: np.ndarray, person: Box) -> Box:
@@ -261,6 +280,7 @@ def frame_windows(yolo: YoloV3Tiny, image_rgb: np.ndarray, people: Sequence[Box]
     for k in _largest(people, max_people):
         if people[k][3] - people[k][1] < REFINE_BELOW * min(width, height):
             people[k] = refined(yolo, image_rgb, people[k])
+    people = distinct(people)
     regions = person_regions(people, max_people=max_people)
     whole = [Region((0, 0, width, height), share * min(width, height)) for share in FRAME_WINDOWS[1:]]
     cut = Windows.concat([view.windows(fine, coarse, overview), *(region_windows(yolo, image_rgb, r)
