@@ -1,6 +1,7 @@
 """Test media: the package's sample generators, under the name the tests import, and real recorded sounds."""
 
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,41 @@ def doom_sound(lump: str, wad: Path = FREEDOOM_WAD) -> np.ndarray:
 # (AhmedMohsenElgarh/new-dataset-weapon, CC BY 4.0; see tests/data/README.md). The frame it came
 # from was squeezed to 416x416 from 16:9, so it is widened back when pasted.
 PISTOL_IN_HAND = Path(__file__).parent / "data" / "pistol_in_hand.png"
+
+
+@dataclass(frozen=True)
+class ArmedPerson:
+    """A person holding a pistol, cut from a camera frame with a margin and scaled so that the pistol is 2% of
+    a 1280x720 frame's width (``tests/data``); ``twin``: the same cut with the pistol painted out. Boxes
+    (x0, y0, x1, y1) within the cut."""
+
+    cut: str
+    person: tuple[float, float, float, float]
+    pistol: tuple[float, float, float, float]
+    twin: str | None = None
+
+
+PISTOL_HELD_OUT = ArmedPerson("pistol_held_out_small.png", (15.4, 15.3, 132.7, 203.9), (112.2, 72.2, 137.8, 92.6),
+                              twin="pistol_held_out_small_twin.png")
+PISTOL_HELD_LOW = ArmedPerson("pistol_held_low_small.png", (18.5, 10.0, 102.7, 133.1), (10.0, 64.2, 35.6, 86.4))
 PISTOL_ASPECT = 27 * (16 / 9) / 29
+
+
+def street_with_armed_person(armed: ArmedPerson, *, twin: bool = False
+                             ) -> tuple[np.ndarray, tuple[float, ...], tuple[float, ...]]:
+    """The 1280x720 street photo of ``street_scene`` with the armed person (or their twin) pasted in at
+    (900, 300); returns the frame and the person's and the pistol's boxes in it."""
+    import cv2
+    from sklearn.datasets import load_sample_image
+
+    frame = cv2.resize(load_sample_image("china.jpg"), (1280, 720), interpolation=cv2.INTER_CUBIC)
+    name = armed.twin if twin else armed.cut
+    assert name is not None, f"{armed.cut} has no twin"
+    cut = cv2.cvtColor(cv2.imread(str(Path(__file__).parent / "data" / name)), cv2.COLOR_BGR2RGB)
+    left, top = 900, 300
+    frame[top:top + cut.shape[0], left:left + cut.shape[1]] = cut
+    shift = np.array([left, top, left, top])
+    return frame, tuple(np.array(armed.person) + shift), tuple(np.array(armed.pistol) + shift)
 
 
 def street_scene(*, pistol_share: float | None = None) -> tuple[np.ndarray, tuple[int, ...], tuple[int, ...] | None]:
