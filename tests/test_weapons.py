@@ -211,6 +211,9 @@ def test_merged_people_keep_the_found_boxes_and_the_given_ones_none_of_them_hold
     searched = windows.merged_people(found, given)
     assert searched == [found[0], given[1]]
     assert windows.merged_people([], given) == given
+    # Two boxes of one person (overlapping by more than half) are searched once, as the taller; order is kept.
+    partial, whole, other = (5.0, 10.0, 100.0, 280.0), (0.0, 0.0, 100.0, 300.0), (300.0, 0.0, 380.0, 200.0)
+    assert windows.distinct([partial, other, whole]) == [other, whole]
     # The whole-body box takes over the wrists of the upper half it replaced.
     assert handed_over([[(20.0, 130.0)], [(310.0, 90.0)]], given, searched) == [[(20.0, 130.0)], [(310.0, 90.0)]]
     assert handed_over([], given, searched) == [[], []]  # no pose
