@@ -40,6 +40,7 @@ def doom_sound(lump: str, wad: Path = FREEDOOM_WAD) -> np.ndarray:
 # (AhmedMohsenElgarh/new-dataset-weapon, CC BY 4.0; see tests/data/README.md). The frame it came
 # from was squeezed to 416x416 from 16:9, so it is widened back when pasted.
 PISTOL_IN_HAND = Path(__file__).parent / "data" / "pistol_in_hand.png"
+PISTOL_ASPECT = 27 * (16 / 9) / 29
 
 
 @dataclass(frozen=True)
@@ -57,17 +58,23 @@ class ArmedPerson:
 PISTOL_HELD_OUT = ArmedPerson("pistol_held_out_small.png", (15.4, 15.3, 132.7, 203.9), (112.2, 72.2, 137.8, 92.6),
                               twin="pistol_held_out_small_twin.png")
 PISTOL_HELD_LOW = ArmedPerson("pistol_held_low_small.png", (18.5, 10.0, 102.7, 133.1), (10.0, 64.2, 35.6, 86.4))
-PISTOL_ASPECT = 27 * (16 / 9) / 29
+
+
+def street_photo() -> np.ndarray:
+    """scikit-learn's china.jpg at 1280x720, RGB."""
+    import cv2
+    from sklearn.datasets import load_sample_image
+
+    return cv2.resize(load_sample_image("china.jpg"), (1280, 720), interpolation=cv2.INTER_CUBIC)
 
 
 def street_with_armed_person(armed: ArmedPerson, *, twin: bool = False
                              ) -> tuple[np.ndarray, tuple[float, ...], tuple[float, ...]]:
-    """The 1280x720 street photo of ``street_scene`` with the armed person (or their twin) pasted in at
-    (900, 300); returns the frame and the person's and the pistol's boxes in it."""
+    """The street photo with the armed person (or their twin) pasted in at (900, 300); returns the frame and
+    the person's and the pistol's boxes in it."""
     import cv2
-    from sklearn.datasets import load_sample_image
 
-    frame = cv2.resize(load_sample_image("china.jpg"), (1280, 720), interpolation=cv2.INTER_CUBIC)
+    frame = street_photo()
     name = armed.twin if twin else armed.cut
     assert name is not None, f"{armed.cut} has no twin"
     cut = cv2.cvtColor(cv2.imread(str(Path(__file__).parent / "data" / name)), cv2.COLOR_BGR2RGB)
@@ -85,9 +92,8 @@ def street_scene(*, pistol_share: float | None = None) -> tuple[np.ndarray, tupl
     """
     import cv2
     from skimage import data as skdata
-    from sklearn.datasets import load_sample_image
 
-    frame = cv2.resize(load_sample_image("china.jpg"), (1280, 720), interpolation=cv2.INTER_CUBIC)
+    frame = street_photo()
     person = (480, 330, 780, 630)
     frame[person[1]:person[3], person[0]:person[2]] = cv2.resize(skdata.astronaut(), (300, 300),
                                                                   interpolation=cv2.INTER_AREA)
