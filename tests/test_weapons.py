@@ -290,8 +290,7 @@ def test_no_weapon_in_a_street_photo_with_a_person_nor_in_sample_photos(detector
 
 
 def _iou(a, b):
-    inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+    return float(windows.iou(np.asarray(a, float), np.asarray([b], float))[0])
 
 
 def test_a_small_handgun_in_a_persons_hand_is_found_and_attached_to_them(detector):

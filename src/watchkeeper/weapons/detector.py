@@ -9,7 +9,7 @@ import numpy as np
 
 from ..models.yolo import YoloV3Tiny
 from .model import WeaponModel
-from .windows import Box, frame_windows, holds, reach
+from .windows import Box, frame_windows, holds, iou, reach
 
 # Windows overlapping a kept one by more than this (intersection over union) are the same weapon.
 SAME_WEAPON_IOU = 0.25
@@ -27,14 +27,6 @@ class WeaponFinding:
     window: Box  # the window it was found in
     holder: Box | None  # the box of the person holding it, frame pixels
     near_wrist: bool  # a wrist keypoint of the holder is next to it
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    ix = np.clip(np.minimum(a[2], b[:, 2]) - np.maximum(a[0], b[:, 0]), 0, None)
-    iy = np.clip(np.minimum(a[3], b[:, 3]) - np.maximum(a[1], b[:, 1]), 0, None)
-    inter = ix * iy
-    area = (a[2] - a[0]) * (a[3] - a[1])
-    return inter / (area + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter)
 
 
 def _middle(window: np.ndarray, share: float) -> Box:
@@ -84,7 +76,7 @@ class WeaponDetector:
         candidates = np.flatnonzero(probability >= self.min_probability)
         kept: list[int] = []
         for index in candidates[np.argsort(-probability[candidates])]:
-            if kept and (_iou(windows.boxes[index], windows.boxes[kept]) > SAME_WEAPON_IOU).any():
+            if kept and (iou(windows.boxes[index], windows.boxes[kept]) > SAME_WEAPON_IOU).any():
                 continue
             kept.append(int(index))
         if not kept:

@@ -223,18 +223,23 @@ def _largest(people: Sequence[Box], count: int) -> list[int]:
     return sorted(range(len(people)), key=lambda k: -(people[k][3] - people[k][1]))[:count]
 
 
-def _iou(a: Box, b: Box) -> float:
-    inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Intersection over union of one (x0, y0, x1, y1) box with each of ``boxes`` (N, 4); 0 where both are
+    empty."""
+    ix = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
+    iy = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+    inter = ix * iy
+    union = (box[2] - box[0]) * (box[3] - box[1]) + (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) - inter
+    return np.divide(inter, union, out=np.zeros_like(inter, dtype=float), where=union > 0)
 
 
 def distinct(people: Sequence[Box]) -> list[Box]:
     """The people, less those boxing the same person as a taller one (a closer look can turn a partial box
     into one the whole-frame pass already had), in their order."""
+    boxes = np.asarray(people, float).reshape(-1, 4)
     kept: list[int] = []
     for k in _largest(people, len(people)):
-        if all(_iou(people[k], people[j]) < SAME_PERSON_IOU for j in kept):
+        if (iou(boxes[k], boxes[kept]) < SAME_PERSON_IOU).all():  # true while none is kept
             kept.append(k)
     return [people[k] for k in sorted(kept)]
 
@@ -248,7 +253,7 @@ def refined(yolo: YoloV3Tiny, image_rgb: np.ndarray, person: Box) -> Box:
                                       WINDOW_PX * 2 * half / REFINE_PX))
     if view is None:
         return person
-    _, objects = yolo.feature_maps_and_objects(view.canvas, LAYERS, min_score=PERSON_MIN_SCORE)
+    _, objects = yolo.feature_maps_and_objects(view.canvas, (), min_score=PERSON_MIN_SCORE)
     closer = [view.frame_box(o.box_xywh_norm) for o in objects if o.label == "person"]
     best = max((box for box in closer if holds(box, person)), key=lambda box: box[3] - box[1], default=None)
     return best if best is not None and best[3] - best[1] > tall else person
