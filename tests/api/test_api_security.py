@@ -189,7 +189,8 @@ def test_stored_names_are_safe(operator):
 VIEWER_MAY = {("post", "/api/v1/auth/login"), ("post", "/api/v1/auth/logout"), ("post", "/api/v1/auth/register"),
               ("delete", "/api/v1/auth/sessions/{session_id}"),
               ("post", "/ack/{incident_id}"),  # an alert's signed link is its own credential, whoever holds it
-              ("put", "/api/v1/auth/me/preferences")}  # every user keeps their own dashboard settings
+              ("put", "/api/v1/auth/me/preferences"),  # every user keeps their own dashboard settings
+              ("patch", "/api/v1/auth/me/preferences")}
 
 
 def _unsafe_operations(client: httpx.Client) -> list[tuple[str, str]]:

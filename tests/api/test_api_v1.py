@@ -62,6 +62,18 @@ def test_keys_are_shown_once_and_listed_by_prefix(operator):
     assert "key" not in operator.get(f"/api/v1/keys/{made['id']}").json()
 
 
+def test_a_settings_change_keeps_the_other_settings_stored(viewer):
+    """Two tabs, each with its own copy: each sends only the key it changed, and both changes stay."""
+    assert viewer.put("/api/v1/auth/me/preferences", json={"theme": "light", "grid": 2}).status_code == 200
+    assert viewer.patch("/api/v1/auth/me/preferences", json={"theme": "dark"}).json() == {"theme": "dark", "grid": 2}
+    viewer.patch("/api/v1/auth/me/preferences", json={"grid": 3})
+    assert viewer.get("/api/v1/auth/me/preferences").json() == {"theme": "dark", "grid": 3}
+    too_big = {"filters": "x" * 20000}
+    assert_problem(viewer.patch("/api/v1/auth/me/preferences", json=too_big), 400)
+    assert viewer.get("/api/v1/auth/me/preferences").json() == {"theme": "dark", "grid": 3}  # nothing half-stored
+    assert viewer.put("/api/v1/auth/me/preferences", json={}).json() == {}
+
+
 def test_users_see_only_their_own_keys(operator, admin):
     admin_key_id = admin.get("/api/v1/auth/me").json()["key_id"]
     assert all(k["id"] != admin_key_id for k in operator.get("/api/v1/keys").json()["items"])

@@ -68,7 +68,7 @@ def test_the_live_view_streams_and_an_emergency_must_be_acknowledged(browser, ga
 
 def _saved(page):
     """Waits, around the action in its block, for the page to store the user's settings on the server."""
-    return page.expect_response(lambda r: r.url.endswith("/auth/me/preferences") and r.request.method == "PUT")
+    return page.expect_response(lambda r: r.url.endswith("/auth/me/preferences") and r.request.method == "PATCH")
 
 
 def test_the_theme_and_layout_are_remembered_for_the_user(browser, gate_server):

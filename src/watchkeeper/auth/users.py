@@ -25,8 +25,9 @@ def find_user(session: Session, name: str) -> User | None:
     return session.scalars(select(User).where(func.lower(User.name) == name.lower())).first()
 
 
-def get_user(session: Session, user_id: int) -> User:
-    user = session.get(User, user_id)
+def get_user(session: Session, user_id: int, *, lock: bool = False) -> User:
+    """The user; ``lock``: their row locked until the transaction ends (a read-modify-write)."""
+    user = session.get(User, user_id, with_for_update=lock)
     if user is None:
         raise NotFoundError(f"no user with id {user_id}")
     return user

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
@@ -95,16 +96,30 @@ def get_preferences(services: ServicesDep, principal: Anyone) -> dict[str, Any]:
         return dict(get_user(session, principal.user_id).preferences or {})
 
 
+def _store_preferences(services: ServicesDep, principal: Anyone,
+                       change: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+    """The user's settings after ``change`` (given the stored ones), stored within the size limit."""
+    if principal.user_id is None:
+        raise BadRequestError("settings belong to a user; this key has none")
+    with services.db.session() as session:
+        user = get_user(session, principal.user_id, lock=True)  # two tabs changing settings at once: both kept
+        preferences = change(dict(user.preferences or {}))
+        if len(json.dumps(preferences)) > PREFERENCES_MAX_BYTES:
+            raise BadRequestError(f"settings are limited to {PREFERENCES_MAX_BYTES} bytes of JSON")
+        user.preferences = preferences
+    return preferences
+
+
 @router.put("/me/preferences", response_model=dict[str, Any],
             summary="Replace your dashboard settings (theme, layout, saved filters): any JSON object up to 16 KiB")
 def put_preferences(services: ServicesDep, principal: Anyone, body: dict[str, Any]) -> dict[str, Any]:
-    if principal.user_id is None:
-        raise BadRequestError("settings belong to a user; this key has none")
-    if len(json.dumps(body)) > PREFERENCES_MAX_BYTES:
-        raise BadRequestError(f"settings are limited to {PREFERENCES_MAX_BYTES} bytes of JSON")
-    with services.db.session() as session:
-        get_user(session, principal.user_id).preferences = body
-    return body
+    return _store_preferences(services, principal, lambda stored: body)
+
+
+@router.patch("/me/preferences", response_model=dict[str, Any],
+              summary="Change some of your dashboard settings: the body's keys replace those stored, others stay")
+def patch_preferences(services: ServicesDep, principal: Anyone, body: dict[str, Any]) -> dict[str, Any]:
+    return _store_preferences(services, principal, lambda stored: stored | body)
 
 
 def _signed_in(principal: Anyone) -> Principal:

@@ -18,8 +18,10 @@ const wk = (() => {
     return data;
   }
 
-  // The user's settings live on the server (GET/PUT /api/v1/auth/me/preferences); one copy per page, fetched
+  // The user's settings live on the server (GET/PATCH /api/v1/auth/me/preferences); one copy per page, fetched
   // once: callers that load side by side share the fetch, so a later copy never replaces one already changed.
+  // A change sends only its own key: settings changed in another tab, or kept while this page's fetch failed,
+  // stay stored.
   let settings = {};
   let loading = null;
   const prefs = {
@@ -29,7 +31,7 @@ const wk = (() => {
       return settings;
     },
     get(key, fallback) { return key in settings ? settings[key] : fallback; },
-    async set(key, value) { await prefs.load(); settings[key] = value; await api("PUT", "/api/v1/auth/me/preferences", settings); },
+    async set(key, value) { await prefs.load(); settings[key] = value; await api("PATCH", "/api/v1/auth/me/preferences", {[key]: value}); },
   };
 
   const listeners = [];
