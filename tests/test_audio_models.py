@@ -8,7 +8,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from mediagen import SR, noise, speak, tone
+from mediagen import SR, doom_sound, noise, speak, tone
 from watchkeeper import audio_features as af
 from watchkeeper.config import ModelSettings
 from watchkeeper.errors import ModelUnavailableError
@@ -86,7 +86,8 @@ def test_yamnet_batched_graph_matches_the_packaged_one(yamnet, registry):
     assert scores.shape == (len(times), 521) and embeddings.shape == (len(times), 1024)
     paths, _ = registry.resolve_files("yamnet")
     with zipfile.ZipFile(paths["model_zip"]) as archive:
-        original = ort.InferenceSession(yamnet_module._with_embedded_weights(archive).SerializeToString())
+        original = ort.InferenceSession(yamnet_module._with_embedded_weights(archive).SerializeToString(),
+                                        yamnet_module.session_options())
     patches, _ = af.log_mel_patches(audio)
     quantised = yamnet.input_quant.quantise(patches)
     one_by_one = np.concatenate([original.run(None, {"audio": q[None, None]})[0] for q in quantised])
@@ -102,6 +103,15 @@ def test_yamnet_names_plain_sounds(yamnet, audio, expected):
     _, scores, _ = yamnet.scores(audio)
     top3 = {yamnet.class_names[i] for i in np.argsort(-scores.mean(axis=0))[:3]}
     assert top3 & expected, top3
+
+
+def test_yamnet_hears_a_recorded_pistol_shot_on_any_cpu(yamnet):
+    """The int8 graph fused into onnxruntime's int8 kernels heard this shot as noise on CPUs without VNNI."""
+    quiet = noise(1.0, amplitude=0.003)
+    _, scores, _ = yamnet.scores(np.concatenate([quiet, doom_sound("DSPISTOL"), quiet]))
+    assert scores[:, yamnet.class_index("Gunshot, gunfire")].max() > 0.3
+    top3 = {yamnet.class_names[i] for i in np.argsort(-scores.max(axis=0))[:3]}
+    assert top3 & {"Gunshot, gunfire", "Explosion", "Burst, pop"}, top3
 
 
 def test_yamnet_hears_speech(yamnet, spoken_help):
