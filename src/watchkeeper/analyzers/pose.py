@@ -19,6 +19,7 @@ import numpy as np
 
 from ..config import PoseSettings
 from ..domain import Detection, Frame, Media
+from ..geometry import xywh_iou
 from ..models.mediapipe_models import PoseEstimator
 from .base import AnalysisContext, Analyzer, AnalyzerOutput, register_analyzer, still_frame_positions
 
@@ -275,14 +276,6 @@ class FramePoses:
         return Skeleton.from_keypoints(person.keypoints, self.width, self.height)
 
 
-def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
-
-
 def _centre_distance(a: tuple[float, ...], b: tuple[float, ...], aspect: float) -> float:
     """Distance between box centres over the longest side of either box, in a frame ``aspect`` wide per unit high.
 
@@ -301,7 +294,7 @@ def match_people(
     candidates = []
     for i, before in enumerate(previous):
         for j, now in enumerate(current):
-            iou = _iou(before.box_xywh_norm, now.box_xywh_norm)
+            iou = xywh_iou(before.box_xywh_norm, now.box_xywh_norm)
             distance = _centre_distance(before.box_xywh_norm, now.box_xywh_norm, aspect)
             if iou >= 0.2 or distance <= MAX_MATCH_DISTANCE:
                 candidates.append((iou + MAX_MATCH_DISTANCE - distance, i, j))

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelUnavailableError
+from ..geometry import xywh_iou
 from .registry import ModelBackend, package_dir, register_backend
 
 INSTALL_HINT = "pip install --no-deps mediapipe==0.10.21 (with absl-py, attrs, flatbuffers, protobuf, matplotlib)"
@@ -103,13 +104,6 @@ def _square_tiles(width: int, height: int) -> list[tuple[int, int, int]]:
     return [(int(s), 0, side) if width >= height else (0, int(s), side) for s in starts]
 
 
-def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    union = a[2] * a[3] + b[2] * b[3] - ix * iy
-    return ix * iy / union if union > 0 else 0.0
-
-
 class FaceDetector:
     """MediaPipe face detection, full-range model (faces up to about 5 m from the camera).
 
@@ -146,7 +140,7 @@ class FaceDetector:
         # The same face seen in two overlapping tiles: keep the surer one.
         kept: list[DetectedFace] = []
         for face in sorted(found, key=lambda f: f.score, reverse=True):
-            if all(_iou(face.box_xywh_norm, k.box_xywh_norm) < 0.3 for k in kept):
+            if all(xywh_iou(face.box_xywh_norm, k.box_xywh_norm) < 0.3 for k in kept):
                 kept.append(face)
         return kept
 

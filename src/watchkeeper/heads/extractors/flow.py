@@ -30,6 +30,7 @@ from ...analyzers.motion import (
 )
 from ...domain import Media
 from ...errors import AnalysisError
+from ...geometry import xywh_iou
 from ..features import FeatureExtractor, register_extractor
 from .windows import pairs_in_window, required_output, samples_in_window
 
@@ -145,13 +146,6 @@ def person_frames(outputs: dict[str, AnalyzerOutput], extractor: str) -> tuple[n
     return times, boxes
 
 
-def _iou(a: Box, b: Box) -> float:
-    w = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = w * h
-    return inter / (a[2] * a[3] + b[2] * b[3] - inter + 1e-9)
-
-
 def _closest_gap(boxes: list[Box], aspect: float) -> float:
     """Smallest centre distance between two people, in the taller one's heights (inf for fewer than two)."""
     best = np.inf
@@ -187,7 +181,7 @@ def people_features(pairs: FlowPairs, frame_times: np.ndarray, frame_boxes: list
     in_window = [frame_boxes[i] for i in samples_in_window(frame_times, t_start_s, t_end_s)] or [[]]
     counts = [len(b) for b in in_window]
     gaps = [_closest_gap(b, aspect) for b in in_window]
-    overlaps = [max((_iou(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:]), default=0.0)
+    overlaps = [max((xywh_iou(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:]), default=0.0)
                 for boxes in in_window]
     areas = [sum(b[2] * b[3] for b in boxes) for boxes in in_window]
     closest = min(gaps)
