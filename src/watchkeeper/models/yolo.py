@@ -66,15 +66,16 @@ class YoloV3Tiny:
 
     model_id = "yolov3-tiny"
 
-    # OpenCV's DNN plans its buffers again whenever the input's shape changes, which costs about half a pass at
-    # camera sizes; a frame's passes come in a few shapes (the objects' square, the weapon windows' regions), so
-    # one network is kept per shape, ``networks_kept`` at most (``models.yolo_networks_kept``), the least
-    # recently used lent to a new shape.
+    # OpenCV's DNN plans its buffers again whenever the input's shape or the outputs asked for change, which
+    # costs about half a pass at camera sizes; a frame's passes come in a few kinds (the objects' square, the
+    # weapon detector's whole frame with its people, its regions' feature maps), so one network is kept per
+    # shape and outputs, ``networks_kept`` at most (``models.yolo_networks_kept``), the least recently used lent
+    # to a new kind.
     def __init__(self, read_network: Callable[[], cv2.dnn.Net], *, networks_kept: int) -> None:
         self._read_network = read_network
         self._networks_kept = networks_kept
         self._spare: cv2.dnn.Net | None = read_network()  # read at load to check it; given the first shape
-        self._networks: OrderedDict[tuple[int, ...], cv2.dnn.Net] = OrderedDict()
+        self._networks: OrderedDict[tuple[tuple[int, ...], tuple[str, ...]], cv2.dnn.Net] = OrderedDict()
         self._lock = threading.Lock()
         self._heads = list(self._spare.getUnconnectedOutLayersNames())
         # Counters: the motion gate's effect is visible in them.
@@ -82,9 +83,10 @@ class YoloV3Tiny:
         self.images_processed = 0
 
     def _run(self, blob: np.ndarray, outputs: Sequence[str]) -> list[np.ndarray]:
-        """One forward pass, on the network kept for the blob's shape."""
+        """One forward pass, on the network kept for the blob's shape and these outputs."""
+        kind = (blob.shape, tuple(outputs))
         with self._lock:
-            network = self._networks.pop(blob.shape, None)
+            network = self._networks.pop(kind, None)
             if network is None:
                 if self._spare is not None:
                     network, self._spare = self._spare, None
@@ -92,7 +94,7 @@ class YoloV3Tiny:
                     network = self._read_network()
                 else:
                     network = self._networks.popitem(last=False)[1]
-            self._networks[blob.shape] = network
+            self._networks[kind] = network
             network.setInput(blob)
             found = network.forward(list(outputs))
             self.forward_passes += 1
