@@ -157,6 +157,15 @@ def test_each_window_holds_the_mean_and_maximum_of_its_square_of_cells(region):
         assert box[2] - box[0] == pytest.approx(max(region.window_px, windows.MIN_WINDOW_PX))
 
 
+@pytest.mark.parametrize(("height", "canvas_height"), [(385, 384), (399, 384), (400, 448), (100, 128)])
+def test_a_region_just_over_a_canvas_step_is_cut_to_it_not_padded_by_a_whole_step(height, canvas_height):
+    backbone = RecordedBackbone()
+    cut = windows.region_windows(backbone, np.zeros((720, 1280, 3), np.uint8),
+                                 windows.Region((0, 0, 300, height), windows.WINDOW_PX))  # at scale 1
+    assert backbone.maps[0].shape[1:] == (canvas_height // 16, 320 // 16)
+    assert cut.boxes[:, 3].max() <= max(canvas_height, windows.WINDOW_PX)
+
+
 def test_people_the_whole_frame_pass_finds_are_searched_and_box_the_given_ones_they_hold():
     """A small person the objects analyzer boxed by their upper half only is searched at their whole height,
     as the whole-frame pass (the frame at its own shape) boxes them; a given person elsewhere is kept."""

@@ -93,8 +93,18 @@ def _window_totals(maps: np.ndarray, rows: np.ndarray, cols: np.ndarray, cells: 
 
 
 # Scaled regions are padded to multiples of this: a camera's regions then come in a few shapes, and the
-# network keeps one set of buffers per shape (``models.yolo_networks_kept``).
+# network keeps one set of buffers per shape (``models.yolo_networks_kept``). A region over a multiple by
+# less than CANVAS_TRIM pixels is cut to it instead: a person's reach scales to 384 pixels high, and rounding
+# made it 385 at times, padded to 448 (a sixth more pixels for one row).
 CANVAS_STEP = 64
+CANVAS_TRIM = STRIDE_PX
+
+
+def _canvas_side(scaled: int) -> int:
+    fit = scaled // CANVAS_STEP * CANVAS_STEP
+    if fit >= WINDOW_PX and scaled - fit < CANVAS_TRIM:
+        return fit
+    return max(WINDOW_PX, -(-scaled // CANVAS_STEP) * CANVAS_STEP)
 
 
 @dataclass(frozen=True)
@@ -126,10 +136,10 @@ class _View:
         scaled_w, scaled_h = max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))
         scaled = cv2.resize(image_rgb[y0:y1, x0:x1], (scaled_w, scaled_h),
                             interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-        canvas_w = max(WINDOW_PX, -(-scaled_w // CANVAS_STEP) * CANVAS_STEP)
-        canvas_h = max(WINDOW_PX, -(-scaled_h // CANVAS_STEP) * CANVAS_STEP)
+        canvas_w, canvas_h = _canvas_side(scaled_w), _canvas_side(scaled_h)
+        scaled_w, scaled_h = min(scaled_w, canvas_w), min(scaled_h, canvas_h)
         canvas = np.full((canvas_h, canvas_w, 3), _PAD_GREY, np.uint8)
-        canvas[:scaled_h, :scaled_w] = scaled
+        canvas[:scaled_h, :scaled_w] = scaled[:scaled_h, :scaled_w]
         return cls(canvas, x0, y0, scale, scaled_w, scaled_h)
 
     def windows(self, fine: np.ndarray, coarse: np.ndarray, region: Region) -> Windows:
@@ -202,8 +212,8 @@ def reach(person: Box) -> Box:
 
 def candidate_settings() -> tuple:
     """Everything that decides which windows are cut (part of a window cache's key)."""
-    return (WINDOW_PX, CELLS, STEP, LAYERS, MAX_REGION_PX, MIN_WINDOW_PX, CANVAS_STEP, PERSON_WINDOW, REACH_SIDE,
-            REACH_UP, REACH_DOWN, FRAME_WINDOWS, PERSON_MIN_SCORE, REFINE_BELOW, REFINE_SIDE, REFINE_PX,
+    return (WINDOW_PX, CELLS, STEP, LAYERS, MAX_REGION_PX, MIN_WINDOW_PX, CANVAS_STEP, CANVAS_TRIM, PERSON_WINDOW,
+            REACH_SIDE, REACH_UP, REACH_DOWN, FRAME_WINDOWS, PERSON_MIN_SCORE, REFINE_BELOW, REFINE_SIDE, REFINE_PX,
             SAME_PERSON_IOU)
 
 
