@@ -10,7 +10,7 @@ from PIL import Image
 from skimage import data as skdata
 from sklearn.datasets import load_sample_image
 
-from mediagen import PISTOL_HELD_LOW, PISTOL_HELD_OUT, street_scene, street_with_armed_person
+from mediagen import PISTOL_HELD_LOW, PISTOL_HELD_OUT, street_photo, street_scene, street_with_armed_person
 from test_fusion import det, engine
 from watchkeeper import Pipeline
 from watchkeeper.analyzers.weapons import weapon_model
@@ -19,6 +19,7 @@ from watchkeeper.errors import ConfigError, ModelError
 from watchkeeper.models import ModelRegistry, weapon_windows
 from watchkeeper.models.yolo import ObjectBox
 from watchkeeper.reasoning.reports import incident_pictures
+from watchkeeper.samples import write_video
 from watchkeeper.weapons.dataset import load_box_dataset, negative_files, parse_class_map
 from watchkeeper.weapons.detector import WeaponDetector, handed_over
 from watchkeeper.weapons.model import WEIGHT_ARRAYS, WeaponModel
@@ -203,6 +204,29 @@ def test_a_small_person_boxed_by_their_middle_is_looked_at_closer_and_searched_a
         pytest.approx(middle, abs=0.5)]
 
 
+def test_a_crowd_is_searched_in_turns_largest_first():
+    people = [(100.0 * k, 0.0, 100.0 * k + 40, 100.0 + 10 * k) for k in range(7)]  # person 6 the tallest
+    assert windows.in_turn(people, 3, 0) == [6, 5, 4]  # a photo: the largest
+    assert windows.in_turn(people, 3, 1) == [3, 2, 1]
+    assert windows.in_turn(people, 3, 2) == [0, 6, 5]  # round again
+    seen = {k for turn in range(3) for k in windows.in_turn(people, 3, turn)}
+    assert seen == set(range(7))  # every person within ceil(7 / 3) turns
+    assert windows.in_turn(people[:2], 3, 5) == [1, 0]  # few enough: all, every turn
+
+
+def test_a_frames_turn_decides_whom_its_regions_search():
+    """Five people 200 pixels tall (not small: no closer look), three searched per frame: the second frame
+    searches the two left, then the largest again; each search at the person's own height."""
+    people = [(60.0 + 240 * k, 300.0, 140.0 + 240 * k, 500.0 + k) for k in range(5)]
+    searched_on = []
+    for turn in (0, 1):
+        cut, boxes = windows.frame_windows(BackboneSeeingPeople(), np.zeros((720, 1280, 3), np.uint8), people,
+                                           max_people=3, turn=turn)
+        assert boxes == people
+        searched_on.append(sorted(set(cut.person[cut.person >= 0].tolist())))
+    assert searched_on == [[2, 3, 4], [0, 1, 4]]
+
+
 def test_whole_frame_windows_leave_a_small_searched_person_to_their_own_region():
     boxes = np.array([[0, 0, 216, 216],  # holds the small person
                       [0, 0, 216, 216],  # the same place, from the person's own region
@@ -220,9 +244,9 @@ def test_merged_people_keep_the_found_boxes_and_the_given_ones_none_of_them_hold
     searched = windows.merged_people(found, given)
     assert searched == [found[0], given[1]]
     assert windows.merged_people([], given) == given
-    # Two boxes of one person (overlapping by more than half) are searched once, as the taller; order is kept.
+    # Two boxes of one person (overlapping by more than half) are one: the taller is kept for both.
     partial, whole, other = (5.0, 10.0, 100.0, 280.0), (0.0, 0.0, 100.0, 300.0), (300.0, 0.0, 380.0, 200.0)
-    assert windows.distinct([partial, other, whole]) == [other, whole]
+    assert windows.representatives([partial, other, whole]) == [2, 1, 2]
     # The whole-body box takes over the wrists of the upper half it replaced.
     assert handed_over([[(20.0, 130.0)], [(310.0, 90.0)]], given, searched) == [[(20.0, 130.0)], [(310.0, 90.0)]]
     assert handed_over([], given, searched) == [[], []]  # no pose
@@ -355,6 +379,24 @@ def test_findings_flow_into_a_weapon_incident_with_box_and_close_up(tmp_path):
     assert result.outputs["weapons"]["frames"][0]["weapons"]
     pictures = incident_pictures(path, result, settings.media)[result.incidents.index(weapon)]
     assert [p.caption for p in pictures][1:] == ["the weapon, close up"]
+
+
+def test_a_videos_analysed_frames_take_turns(tmp_path, monkeypatch):
+    """The analyzer numbers the frames it searches, so that a crowd is shared out among them."""
+    turns = []
+
+    def find(self, image_rgb, people, wrists=(), *, turn=0):
+        turns.append(turn)
+        return []
+
+    monkeypatch.setattr(WeaponDetector, "find", find)
+    street = street_photo()[::2, ::2]
+    moving = [np.ascontiguousarray(np.roll(street, 60 * (i // 10), axis=1)) for i in range(40)]  # a pan a second
+    video = write_video(tmp_path / "pan.mp4", moving, fps=10)
+    result = Pipeline(Settings()).analyze(video, use_cache=False)
+    frames = result.outputs["weapons"]["frames"]
+    assert len(frames) >= 3 and not any(frame["reused"] for frame in frames)
+    assert turns == list(range(len(frames)))
 
 
 def test_a_weapon_with_threatening_words_is_a_robbery_and_rival_kinds_count_once():

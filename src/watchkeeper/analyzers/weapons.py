@@ -1,8 +1,9 @@
 """Handguns, long guns and knives per frame (``watchkeeper.weapons``), attached to the person holding them.
 
 The people come from the objects analyzer and the detector's own whole-frame
-pass, their wrists from the pose analyzer when it ran. Frames the motion gate
-found unchanged reuse the previous frame's findings. A finding's score is the
+pass, their wrists from the pose analyzer when it ran; with more people in view
+than ``max_people``, a video's frames take turns searching them. Frames the
+motion gate found unchanged reuse the previous frame's findings. A finding's score is the
 window's weapon probability mapped onto the ``weapon`` category's scale, so
 that the detector's own model-card threshold is where fusion decides.
 """
@@ -110,7 +111,7 @@ class WeaponsAnalyzer(Analyzer):
                 # Pose lists people in its own order: match each person box to the pose whose box it holds.
                 person_wrists = [next((points for pose_box, points in posed if _centre_inside(pose_box, box)), [])
                                  for box in people_norm]
-                latest = detector.find(frame.rgb, people, person_wrists)
+                latest = detector.find(frame.rgb, people, person_wrists, turn=runs)
                 runs += 1
             found = []
             for finding in latest:

@@ -64,13 +64,14 @@ class WeaponDetector:
         self.wrist_reach = wrist_reach
 
     def find(self, image_rgb: np.ndarray, people: Sequence[Box],
-             wrists: Sequence[Sequence[tuple[float, float]]] = ()) -> list[WeaponFinding]:
+             wrists: Sequence[Sequence[tuple[float, float]]] = (), *, turn: int = 0) -> list[WeaponFinding]:
         """Weapons in an RGB frame, strongest first; ``people`` in frame pixels, ``wrists[k]`` person k's wrists.
 
         The detector finds people itself too (``frame_windows``); a person it boxes better than a given one
-        takes over that person's wrists.
+        takes over that person's wrists. ``turn``: the frame's place among a video's frames searched, which
+        decides who is searched where more than ``max_people`` are in view (``windows.in_turn``).
         """
-        windows, searched = frame_windows(self.yolo, image_rgb, people, max_people=self.max_people)
+        windows, searched = frame_windows(self.yolo, image_rgb, people, max_people=self.max_people, turn=turn)
         searched_wrists = handed_over(wrists, people, searched)
         probability = self.model.weapon_probability(windows.features)
         candidates = np.flatnonzero(probability >= self.min_probability)

@@ -243,15 +243,30 @@ def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return np.divide(inter, union, out=np.zeros_like(inter, dtype=float), where=union > 0)
 
 
-def distinct(people: Sequence[Box]) -> list[Box]:
-    """The people, less those boxing the same person as a taller one (a closer look can turn a partial box
-    into one the whole-frame pass already had), in their order."""
+def in_turn(people: Sequence[Box], count: int, turn: int) -> list[int]:
+    """The ``count`` people searched on a frame's ``turn``: the largest on turn 0 (a photo's only one); with more
+    people in view, each following turn takes the next ones by size, round and round, so that the frames of a
+    video share its crowd out at the cost of ``count`` people a frame."""
+    order = _largest(people, len(people))
+    if len(order) <= count:
+        return order
+    start = turn * count % len(order)
+    return [order[(start + step) % len(order)] for step in range(count)]
+
+
+def representatives(people: Sequence[Box]) -> list[int]:
+    """For each box, the one kept for that person: itself, or the taller box it overlaps by more than
+    ``SAME_PERSON_IOU`` (a closer look can turn a partial box into one the whole-frame pass already had)."""
     boxes = np.asarray(people, float).reshape(-1, 4)
+    same = list(range(len(people)))
     kept: list[int] = []
     for k in _largest(people, len(people)):
-        if (iou(boxes[k], boxes[kept]) < SAME_PERSON_IOU).all():  # true while none is kept
+        overlaps = iou(boxes[k], boxes[kept])
+        if (overlaps >= SAME_PERSON_IOU).any():
+            same[k] = kept[int(np.argmax(overlaps))]
+        else:
             kept.append(k)
-    return [people[k] for k in sorted(kept)]
+    return same
 
 
 def refined(yolo: YoloV3Tiny, image_rgb: np.ndarray, person: Box) -> Box:
@@ -269,21 +284,17 @@ def refined(yolo: YoloV3Tiny, image_rgb: np.ndarray, person: Box) -> Box:
     return best if best is not None and best[3] - best[1] > tall else person
 
 
-def person_regions(people: Sequence[Box], *, max_people: int) -> list[Region]:
-    """Around the largest people, each at a window size of their height."""
-    regions = []
-    for k in _largest(people, max_people):
-        tall = people[k][3] - people[k][1]
-        if tall > 0:
-            regions.append(Region(reach(people[k]), PERSON_WINDOW * tall, person=k))
-    return regions
+def person_regions(people: Sequence[Box], searched: Sequence[int]) -> list[Region]:
+    """Around each searched person, at a window size of their height."""
+    return [Region(reach(people[k]), PERSON_WINDOW * (people[k][3] - people[k][1]), person=k)
+            for k in searched if people[k][3] > people[k][1]]
 
 
-def frame_windows(yolo: YoloV3Tiny, image_rgb: np.ndarray, people: Sequence[Box], *,
-                  max_people: int) -> tuple[Windows, list[Box]]:
+def frame_windows(yolo: YoloV3Tiny, image_rgb: np.ndarray, people: Sequence[Box], *, max_people: int,
+                  turn: int = 0) -> tuple[Windows, list[Box]]:
     """Where to look in a frame and what is there: the whole frame (whose first pass also finds people),
-    then around the largest people, small ones looked at again first. Returns the windows and the people
-    their ``person`` indices name."""
+    then around ``max_people`` people (``in_turn``), small ones looked at again first. Returns the windows and
+    the people their ``person`` indices name."""
     height, width = image_rgb.shape[:2]
     overview = Region((0, 0, width, height), FRAME_WINDOWS[0] * min(width, height))
     view = _View.of(image_rgb, overview)
@@ -292,16 +303,22 @@ def frame_windows(yolo: YoloV3Tiny, image_rgb: np.ndarray, people: Sequence[Box]
     (fine, coarse), objects = yolo.feature_maps_and_objects(view.canvas, LAYERS, min_score=PERSON_MIN_SCORE)
     found = [view.frame_box(o.box_xywh_norm) for o in objects if o.label == "person"]
     people = merged_people(found, people)
-    for k in _largest(people, max_people):
+    chosen = in_turn(people, max_people, turn)
+    for k in chosen:
         if people[k][3] - people[k][1] < REFINE_BELOW * min(width, height):
             people[k] = refined(yolo, image_rgb, people[k])
-    people = distinct(people)
-    regions = person_regions(people, max_people=max_people)
+    same = representatives(people)
+    kept = sorted(set(same))
+    position = {k: index for index, k in enumerate(kept)}
+    # Each chosen person once; where two chosen boxes were one person, the next in turn takes the place.
+    searched = list(dict.fromkeys(position[same[k]] for k in chosen))
+    people = [people[k] for k in kept]
+    searched += [k for k in _largest(people, len(people)) if k not in searched][:max_people - len(searched)]
+    regions = person_regions(people, searched)
     whole = [Region((0, 0, width, height), share * min(width, height)) for share in FRAME_WINDOWS[1:]]
     cut = Windows.concat([view.windows(fine, coarse, overview), *(region_windows(yolo, image_rgb, r)
                                                                   for r in [*regions, *whole])])
-    searched = [people[r.person] for r in regions if r.person is not None]
-    return cut.take(~left_to_their_regions(cut, searched)), people
+    return cut.take(~left_to_their_regions(cut, [people[k] for k in searched])), people
 
 
 def left_to_their_regions(cut: Windows, searched: Sequence[Box]) -> np.ndarray:
