@@ -310,7 +310,7 @@ def frame_windows(yolo: YoloV3Tiny, image_rgb: np.ndarray, people: Sequence[Box]
     same = representatives(people)
     kept = sorted(set(same))
     position = {k: index for index, k in enumerate(kept)}
-    # Each chosen person once; where two chosen boxes were one person, the next in turn takes the place.
+    # Each chosen person once; where two chosen boxes were one person, the largest not searched takes the place.
     searched = list(dict.fromkeys(position[same[k]] for k in chosen))
     people = [people[k] for k in kept]
     searched += [k for k in _largest(people, len(people)) if k not in searched][:max_people - len(searched)]
@@ -318,7 +318,7 @@ def frame_windows(yolo: YoloV3Tiny, image_rgb: np.ndarray, people: Sequence[Box]
     whole = [Region((0, 0, width, height), share * min(width, height)) for share in FRAME_WINDOWS[1:]]
     cut = Windows.concat([view.windows(fine, coarse, overview), *(region_windows(yolo, image_rgb, r)
                                                                   for r in [*regions, *whole])])
-    return cut.take(~left_to_their_regions(cut, [people[k] for k in searched])), people
+    return cut.take(~left_to_their_regions(cut, [people[r.person] for r in regions if r.person is not None])), people
 
 
 def left_to_their_regions(cut: Windows, searched: Sequence[Box]) -> np.ndarray:
