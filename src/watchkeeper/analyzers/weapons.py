@@ -3,9 +3,9 @@
 The people come from the objects analyzer and the detector's own whole-frame
 pass, their wrists from the pose analyzer when it ran; with more people in view
 than ``max_people``, a video's frames take turns searching them. Frames the
-motion gate found unchanged reuse the previous frame's findings. A finding's score is the
-window's weapon probability mapped onto the ``weapon`` category's scale, so
-that the detector's own model-card threshold is where fusion decides.
+motion gate found unchanged reuse the previous frame's findings. A finding's
+score is the window's weapon probability mapped onto the ``weapon`` category's
+scale, so that the detector's own model-card threshold is where fusion decides.
 """
 
 from __future__ import annotations
