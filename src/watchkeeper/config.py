@@ -291,7 +291,8 @@ class WeaponsSettings(Section):
     model: Path | None = Field(
         None, description="Weapon detector file (JSON beside its .npz) from 'watchkeeper train --format yolo'; "
         "default: the one shipped in the package.")
-    max_people: int = Field(3, ge=0, description="People searched around per frame, largest first.")
+    max_people: int = Field(3, ge=0, description="People searched around per frame, largest first; with more in view, "
+                            "a video's frames take turns with the rest (the next ones by size on each frame).")
     min_probability: float = Field(
         0.2, ge=0, le=1, description="Windows below this weapon probability are not reported at all.")
     wrist_reach: float = Field(
