@@ -190,6 +190,19 @@ def test_s3_round_trip_over_http(s3: S3Server, tmp_path: Path):
         pass
 
 
+@pytest.mark.parametrize("backend", ["local", "s3"])
+def test_a_range_of_an_object_is_read_alone_and_its_size_known(backend, s3: S3Server, tmp_path: Path):
+    store = LocalArtefactStore(tmp_path / "artefacts") if backend == "local" else s3_store(s3, tmp_path)
+    data = bytes(range(256)) * (3 * CHUNK_BYTES // 256 + 7)  # several chunks
+    address = store.put_bytes(data, "mp4")
+    assert store.size(address) == len(data)
+    for first, last in ((0, 0), (10, 20), (CHUNK_BYTES - 5, 2 * CHUNK_BYTES + 5), (len(data) - 3, len(data) - 1)):
+        opened = store.open(address, (first, last))
+        assert opened.size_bytes == last - first + 1 and b"".join(opened.chunks()) == data[first:last + 1]
+    with pytest.raises(ArtefactNotFoundError):
+        store.size(address_of(sha256(b"never"), "mp4"))
+
+
 def test_s3_storing_the_same_bytes_twice_keeps_one_object(s3: S3Server, tmp_path: Path):
     store = s3_store(s3, tmp_path)
     source = tmp_path / "alarm.wav"

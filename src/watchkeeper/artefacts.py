@@ -87,12 +87,14 @@ class ArtefactNotFoundError(NotFoundError):
 @dataclass
 class OpenedArtefact:
     stream: BinaryIO
-    size_bytes: int
+    size_bytes: int  # the bytes the stream holds: the object's, or those of the range asked for
 
     def chunks(self) -> Iterator[bytes]:
         """The bytes in pieces, closing the stream at the end (a response body)."""
+        left = self.size_bytes
         with self.stream:
-            while chunk := self.stream.read(CHUNK_BYTES):
+            while left > 0 and (chunk := self.stream.read(min(CHUNK_BYTES, left))):
+                left -= len(chunk)
                 yield chunk
 
 
@@ -123,8 +125,13 @@ class ArtefactStore(ABC):
     def exists(self, address: str) -> bool: ...
 
     @abstractmethod
-    def open(self, address: str) -> OpenedArtefact:
-        """The object's bytes as a stream; ArtefactNotFoundError when there is none."""
+    def open(self, address: str, byte_range: tuple[int, int] | None = None) -> OpenedArtefact:
+        """The object's bytes as a stream, or those from ``byte_range``'s first to its last (both included, within
+        the object); ArtefactNotFoundError when there is none."""
+
+    @abstractmethod
+    def size(self, address: str) -> int:
+        """The object's length in bytes; ArtefactNotFoundError when there is none."""
 
     @abstractmethod
     def local_path(self, address: str) -> AbstractContextManager[Path]:
@@ -188,9 +195,16 @@ class LocalArtefactStore(ArtefactStore):
     def exists(self, address: str) -> bool:
         return self._path(address).is_file()
 
-    def open(self, address: str) -> OpenedArtefact:
+    def open(self, address: str, byte_range: tuple[int, int] | None = None) -> OpenedArtefact:
         path = self._existing(address)
-        return OpenedArtefact(path.open("rb"), path.stat().st_size)
+        stream = path.open("rb")
+        if byte_range is None:
+            return OpenedArtefact(stream, path.stat().st_size)
+        stream.seek(byte_range[0])
+        return OpenedArtefact(stream, byte_range[1] - byte_range[0] + 1)
+
+    def size(self, address: str) -> int:
+        return self._existing(address).stat().st_size
 
     @contextmanager
     def local_path(self, address: str) -> Iterator[Path]:
@@ -324,10 +338,15 @@ class S3ArtefactStore(ArtefactStore):
             return False
         return True
 
-    def open(self, address: str) -> OpenedArtefact:
+    def open(self, address: str, byte_range: tuple[int, int] | None = None) -> OpenedArtefact:
+        ranged = {} if byte_range is None else {"Range": f"bytes={byte_range[0]}-{byte_range[1]}"}
         with self._errors("download", address):
-            response = self._client.get_object(Bucket=self.bucket, Key=self._key(address))
+            response = self._client.get_object(Bucket=self.bucket, Key=self._key(address), **ranged)
         return OpenedArtefact(response["Body"], response["ContentLength"])
+
+    def size(self, address: str) -> int:
+        with self._errors("head", address):
+            return int(self._client.head_object(Bucket=self.bucket, Key=self._key(address))["ContentLength"])
 
     def _download(self, address: str, out: BinaryIO) -> None:
         with self._errors("download", address):

@@ -66,6 +66,8 @@ def test_an_upload_through_one_replica_is_analysed_and_served_by_the_other(repli
         served = on_b.get(f"/{stored['file_path']}")
         assert served.status_code == 200, served.text
         assert served.content == room and served.headers["content-type"] == "image/jpeg"
+        part = on_b.get(f"/{stored['file_path']}", headers={"Range": "bytes=0-9"})
+        assert part.status_code == 206 and part.content == room[:10]
         now = on_b.post("/analyze/image/path", json={"image_path": stored["file_path"], "async": False})
         assert now.status_code == 200, now.text
         assert now.json()["media"]["sha256"] == stored["sha256"] and now.json()["image_path"] == stored["file_path"]
@@ -124,6 +126,16 @@ def test_a_camera_on_one_replica_has_its_evidence_served_by_the_other(replicas):
         assert clip.status_code == 200 and clip.headers["content-type"] == "video/mp4"
         assert clip.headers["content-length"] == str(len(clip.content)) and len(clip.content) > 1000
         assert f'filename="incident-{incident}-clip.mp4"' in clip.headers["content-disposition"]
+        # A browser seeking in the clip asks for a range: only those bytes come, from either store.
+        size = len(clip.content)
+        part = on_b.get(f"/api/v1/incidents/{incident}/evidence/clip", headers={"Range": "bytes=100-299"})
+        assert part.status_code == 206 and part.content == clip.content[100:300]
+        assert part.headers["content-range"] == f"bytes 100-299/{size}" and part.headers["content-length"] == "200"
+        tail = on_b.get(f"/api/v1/incidents/{incident}/evidence/clip", headers={"Range": "bytes=-50"})
+        assert tail.status_code == 206 and tail.content == clip.content[-50:]
+        past = on_b.get(f"/api/v1/incidents/{incident}/evidence/clip", headers={"Range": f"bytes={size}-"})
+        assert past.status_code == 416 and past.headers["content-range"] == f"bytes */{size}"
+        assert clip.headers["accept-ranges"] == "bytes"
         # Deleted through B, gone for A too.
         assert on_b.delete(f"/api/v1/incidents/{incident}/evidence/snapshot").status_code == 204
     with a.client(a.admin_key) as on_a:

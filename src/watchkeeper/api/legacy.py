@@ -195,9 +195,9 @@ def job_status(job_id: str, services: ServicesDep, _: Viewer) -> dict[str, Any]:
 @router.get("/uploads/{filename}", response_class=Response,
             summary="Download an uploaded file (signed in, or with a signed link's expires and signature)",
             responses={200: {"content": {"application/octet-stream": {}}, "description": "The file."}})
-def uploaded_file(filename: str, services: ServicesDep,
+def uploaded_file(filename: str, request: Request, services: ServicesDep,
                   _: Annotated[Principal | None, Depends(viewer_or_signed_link)]) -> Response:
     stored = services.uploads.get(filename)
     media_type = mimetypes.guess_type(stored.filename)[0] or "application/octet-stream"
     return artefact_response(services.uploads.artefacts, stored.artefact, media_type,
-                             headers={"X-Content-Type-Options": "nosniff"})
+                             range_header=request.headers.get("range"), headers={"X-Content-Type-Options": "nosniff"})

@@ -111,7 +111,7 @@ def _evidence(request: Request, services: ServicesDep, filename: str, kind: Evid
     match = _EVIDENCE_NAME.match(filename)
     if match is None or match.group(2) != {"snapshot": "jpg", "clip": "mp4"}[kind]:
         raise NotFoundError(f"no file '{filename}'")
-    return evidence_file(services, get_live(request), int(match.group(1)), kind)
+    return evidence_file(request, services, int(match.group(1)), kind)
 
 
 @router.get("/anomaly_frames/{filename}", summary="Seed 001: an incident's snapshot", response_class=Response)

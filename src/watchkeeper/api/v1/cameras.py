@@ -79,7 +79,7 @@ def remove_camera(name: str, request: Request, principal: Admin) -> None:
             summary="A live incident's snapshot, weapon close-up, clip or sound")
 def evidence(incident_id: IdPath, kind: EvidenceKind, request: Request, services: ServicesDep,
              _: Viewer) -> Response:
-    return evidence_file(services, get_live(request), incident_id, kind)
+    return evidence_file(request, services, incident_id, kind)
 
 
 @router.delete("/incidents/{incident_id}/evidence/snapshot", status_code=status.HTTP_204_NO_CONTENT,
@@ -98,7 +98,8 @@ def delete_snapshot(incident_id: IdPath, request: Request, services: ServicesDep
         drop_evidence(session, get_live(request).artefacts, row, ("snapshot", "weapon"))
 
 
-def evidence_file(services: Services, live: LiveService, incident_id: int, kind: EvidenceKind) -> Response:
+def evidence_file(request: Request, services: Services, incident_id: int, kind: EvidenceKind) -> Response:
+    """A live incident's piece of evidence, or the range of it the request asks for."""
     with services.db.session(write=False) as session:
         row = session.get(IncidentRecord, incident_id)
         if row is None:
@@ -106,7 +107,8 @@ def evidence_file(services: Services, live: LiveService, incident_id: int, kind:
         address = evidence_artefacts(row.data).get(kind)
     if address is None:
         raise NotFoundError(f"incident {incident_id} has no {kind}")
-    return artefact_response(live.artefacts, address, EVIDENCE_MEDIA[kind],
+    return artefact_response(get_live(request).artefacts, address, EVIDENCE_MEDIA[kind],
+                             range_header=request.headers.get("range"),
                              filename=f"incident-{incident_id}-{kind}{Path(address).suffix}")
 
 
