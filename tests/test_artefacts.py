@@ -25,7 +25,7 @@ from watchkeeper.errors import ArtefactStoreError, ConfigError
 from watchkeeper.store.db import Database
 from watchkeeper.store.live import add_live_evidence, drop_evidence
 from watchkeeper.store.models import Analysis, IncidentRecord
-from watchkeeper.store.references import evidence_artefacts
+from watchkeeper.store.references import evidence_artefacts, release
 
 JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40
 
@@ -311,15 +311,33 @@ def test_the_finished_clip_does_not_bring_back_a_snapshot_deleted_meanwhile(db: 
     _live_incident(db, {"evidence": {"snapshot": snapshot, "clip": None}, "evidence_bytes": len(JPEG)})
     with db.session() as session:
         drop_evidence(session, store, session.get(IncidentRecord, 1), ("snapshot",))
-    clip = as_reference(address_of("c" * 64, "mp4"))
+    clip = as_reference(store.put_bytes(b"a clip", "mp4"))
     with db.session() as session:
         assert add_live_evidence(session, 1, evidence={"clip": clip, "audio": None}, evidence_bytes=10,
-                                 evidence_errors=["audio.wav not stored"])
-        assert not add_live_evidence(session, 2, evidence={}, evidence_bytes=0, evidence_errors=[])
+                                 evidence_errors=["audio.wav not stored"], artefacts=store)
+        assert not add_live_evidence(session, 2, evidence={}, evidence_bytes=0, evidence_errors=[], artefacts=store)
     with db.session(write=False) as session:
         live = session.get(IncidentRecord, 1).data["live"]
     assert live == {"evidence": {"snapshot": None, "clip": clip, "audio": None}, "evidence_bytes": 10,
                     "evidence_errors": ["audio.wav not stored"]}
+
+
+def test_evidence_deleted_before_its_incident_names_it_is_named_among_the_errors_instead(db: Database,
+                                                                                         tmp_path: Path):
+    """A release that saw no row naming the same bytes deleted the clip between its storing and its row: the row
+    does not name an object that is gone."""
+    store = LocalArtefactStore(tmp_path / "artefacts")
+    _live_incident(db, {"evidence": {"snapshot": None, "clip": None, "audio": None}, "evidence_bytes": 0})
+    clip, audio = store.put_bytes(b"a clip", "mp4"), store.put_bytes(b"a sound", "wav")
+    with db.session() as session:
+        release(session, store, [clip])  # no row names it yet
+    with db.session() as session:
+        assert add_live_evidence(session, 1, evidence={"clip": as_reference(clip), "audio": as_reference(audio)},
+                                 evidence_bytes=13, evidence_errors=[], artefacts=store)
+    with db.session(write=False) as session:
+        live = session.get(IncidentRecord, 1).data["live"]
+    assert live["evidence"] == {"snapshot": None, "clip": None, "audio": as_reference(audio)}
+    assert live["evidence_errors"] == ["clip went from the artefact store before the incident named it"]
 
 
 def _live_incident(db: Database, live: dict) -> None:

@@ -108,7 +108,8 @@ def live_incident(session, camera: str, evidence: dict[str, str], size: int, age
                                             size_bytes=0), scores={}, incidents=[], detections=[],
                             crime_detected=True, crime_type="Alarm", confidence="high", evidence_description="")
     row_id = open_live_incident(session, window, incident, camera=camera, source=camera, live={
-        "evidence": {kind: as_reference(address) for kind, address in evidence.items()}, "evidence_bytes": size})
+        "evidence": {kind: as_reference(address) for kind, address in evidence.items()}, "evidence_bytes": size},
+        artefacts=None)  # the objects were stored by the test itself
     created = datetime.now(timezone.utc) - timedelta(hours=age_h)
     session.execute(update(IncidentRecord).where(IncidentRecord.id == row_id).values(created_at=created))
     return row_id

@@ -368,7 +368,8 @@ class LiveService:
             if event.kind == "opened" and event.window is not None:
                 source = redact_url(camera.source) if camera else event.camera
                 row_id = open_live_incident(session, event.window, event.incident, camera=event.camera,
-                                            source=source, live={**live, **_kept(event.evidence)})
+                                            source=source, live={**live, **_kept(event.evidence)},
+                                            artefacts=self.artefacts)
                 opened = True
             elif row_id is not None:
                 update_live_incident(session, row_id, event.incident, **live)
@@ -399,7 +400,7 @@ class LiveService:
         self._settle(evidence.incident_id, "evidence")
         if row_id is not None:
             with self.db.session() as session:
-                add_live_evidence(session, row_id, **_kept(evidence, FINISHED_KINDS))
+                add_live_evidence(session, row_id, **_kept(evidence, FINISHED_KINDS), artefacts=self.artefacts)
         self.hub.publish({"type": "evidence", "incident": row_id, "incident_id": evidence.incident_id,
                           "evidence": sorted(evidence.artefacts)})
 

@@ -15,21 +15,42 @@ from ..artefacts import ArtefactStore, referenced_address
 from ..domain import AnalysisResult, Incident
 from .analyses import save_analysis
 from .models import IncidentRecord, utcnow
-from .references import release
+from .references import lock_addresses, release
 
 log = logging.getLogger(__name__)
 
 
+def _still_stored(session: Session, artefacts: ArtefactStore | None, evidence: dict[str, str | None],
+                  errors: list[str]) -> tuple[dict[str, str | None], list[str]]:
+    """The evidence a row is about to name, each piece checked under its address's lock until the transaction
+    ends (as an upload's row is): a release that saw no row naming the same bytes (another incident's snapshot
+    dropped, a purge) may have deleted the object since it was stored. Such a piece is named among the errors
+    instead, so that no row names an object that is gone."""
+    addresses = {kind: address for kind, value in evidence.items() if (address := referenced_address(value))}
+    if artefacts is None or not addresses:
+        return evidence, errors
+    lock_addresses(session, addresses.values())
+    gone = [kind for kind, address in addresses.items() if not artefacts.exists(address)]
+    if gone:
+        log.error("evidence went from the artefact store before its incident named it", extra={"kinds": gone})
+    return ({**evidence, **dict.fromkeys(gone)},
+            [*errors, *(f"{kind} went from the artefact store before the incident named it" for kind in gone)])
+
+
 def open_live_incident(session: Session, window: AnalysisResult, incident: Incident, *, camera: str, source: str,
-                       live: dict[str, Any]) -> int:
+                       live: dict[str, Any], artefacts: ArtefactStore | None) -> int:
     """Store the incident with the window's analysis; returns the incident row's id.
 
-    ``live`` (the monitor's incident id, its state, its evidence) goes into the row's data under "live".
+    ``live`` (the monitor's incident id, its state, its evidence) goes into the row's data under "live"; its
+    evidence must still be in ``artefacts`` (``_still_stored``).
     """
     result = window.model_copy(update={"incidents": [incident], "crime_detected": True,
                                        "crime_type": incident.category_name})
     analysis = save_analysis(session, result, source=source, camera=camera)
     [record] = analysis.incidents
+    if live.get("evidence"):
+        evidence, errors = _still_stored(session, artefacts, live["evidence"], live.get("evidence_errors") or [])
+        live = {**live, "evidence": evidence, "evidence_errors": errors}
     record.data = {**record.data, "live": live}
     session.flush()
     return record.id
@@ -55,15 +76,17 @@ def update_live_incident(session: Session, row_id: int, incident: Incident | Non
 
 
 def add_live_evidence(session: Session, row_id: int, *, evidence: dict[str, str | None], evidence_bytes: int,
-                      evidence_errors: list[str]) -> bool:
+                      evidence_errors: list[str], artefacts: ArtefactStore | None) -> bool:
     """Add the pieces of evidence written after the incident opened (its clip and sound, ``evidence_bytes`` in
     the artefact store) to the row, with the errors of all its evidence; False if the row is gone.
 
-    The kinds not in ``evidence`` stay as the row has them: a snapshot deleted meanwhile stays deleted.
+    The kinds not in ``evidence`` stay as the row has them: a snapshot deleted meanwhile stays deleted. The
+    pieces must still be in ``artefacts`` (``_still_stored``).
     """
     record = session.get(IncidentRecord, row_id, with_for_update=True)
     if record is None:
         return False
+    evidence, evidence_errors = _still_stored(session, artefacts, evidence, evidence_errors)
     live = dict(record.data.get("live") or {})
     live["evidence"] = {**(live.get("evidence") or {}), **evidence}
     live["evidence_bytes"] = (live.get("evidence_bytes") or 0) + evidence_bytes
