@@ -36,6 +36,13 @@ def hall(tmp_path_factory):
                        (still_room(seed=i % 3) for i in range(12 * FPS)), fps=FPS, audio=audio)
 
 
+def test_the_weapon_detector_searches_every_window_with_someone_in_view(pipelines):
+    """Tier 1 (every window) runs it on the frames with people; tier 2 (candidate windows) on all frames."""
+    tier1, tier2 = pipelines
+    assert "weapons" in tier1.enabled_analyzer_names() and tier1.settings.analyzers.weapons.only_with_people
+    assert "weapons" in tier2.enabled_analyzer_names() and not tier2.settings.analyzers.weapons.only_with_people
+
+
 def test_stream_passwords_are_not_shown():
     assert redact_url("rtsp://admin:s3cret@10.0.0.5:554/live") == "rtsp://admin:***@10.0.0.5:554/live"
     assert redact_url("rtsp://10.0.0.5/live") == "rtsp://10.0.0.5/live"

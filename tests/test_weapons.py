@@ -19,7 +19,7 @@ from watchkeeper.errors import ConfigError, ModelError
 from watchkeeper.models import ModelRegistry, weapon_windows
 from watchkeeper.models.yolo import ObjectBox
 from watchkeeper.reasoning.reports import incident_pictures
-from watchkeeper.samples import write_video
+from watchkeeper.samples import still_room, write_video
 from watchkeeper.weapons.dataset import load_box_dataset, negative_files, parse_class_map
 from watchkeeper.weapons.detector import WeaponDetector, handed_over
 from watchkeeper.weapons.model import WEIGHT_ARRAYS, WeaponModel
@@ -397,6 +397,21 @@ def test_a_videos_analysed_frames_take_turns(tmp_path, monkeypatch):
     frames = result.outputs["weapons"]["frames"]
     assert len(frames) >= 3 and not any(frame["reused"] for frame in frames)
     assert turns == list(range(len(frames)))
+
+
+@pytest.mark.parametrize("only_with_people", [False, True])
+def test_frames_with_nobody_in_view_are_searched_unless_only_those_with_people_are(tmp_path, monkeypatch,
+                                                                                   only_with_people):
+    searched = []
+    monkeypatch.setattr(WeaponDetector, "find", lambda self, image_rgb, *args, **kwargs: searched.append(1) or [])
+    empty_room = write_video(tmp_path / "room.mp4", [still_room(seed=i // 10) for i in range(30)], fps=10)
+    settings = Settings()
+    settings.analyzers.weapons.only_with_people = only_with_people
+    result = Pipeline(settings).analyze(empty_room, use_cache=False)
+    assert not any(o["objects"] for o in result.outputs["objects"]["frames"])  # nobody in view
+    changed = sum(not frame["reused"] for frame in result.outputs["weapons"]["frames"])  # the gate's still ones
+    assert changed >= 1
+    assert len(searched) == result.outputs["weapons"]["frames_run"] == (0 if only_with_people else changed)
 
 
 def test_a_weapon_with_threatening_words_is_a_robbery_and_rival_kinds_count_once():

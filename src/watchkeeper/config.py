@@ -297,6 +297,10 @@ class WeaponsSettings(Section):
         0.2, ge=0, le=1, description="Windows below this weapon probability are not reported at all.")
     wrist_reach: float = Field(
         0.12, gt=0, description="A weapon this close to a wrist (person heights) is held by that person.")
+    only_with_people: bool = Field(
+        False, description="Search only the frames in which the objects analyzer saw someone. Live cameras' "
+        "every-window tier does (a held weapon comes with a person, and frames with nobody then cost nothing); "
+        "their candidate windows, like files, are searched whole.")
 
 
 class AnalyzersSettings(Section):

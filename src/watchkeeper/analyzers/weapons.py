@@ -105,7 +105,9 @@ class WeaponsAnalyzer(Analyzer):
         for position, frame in enumerate(media.frames):
             people_norm = boxes.get(frame.index, [])
             reused = position > 0 and position in still
-            if not reused:
+            if not reused and config.only_with_people and not people_norm:
+                latest = []
+            elif not reused:
                 people = [(x * width, y * height, (x + w) * width, (y + h) * height) for x, y, w, h in people_norm]
                 posed = wrists.get(frame.index, [])
                 # Pose lists people in its own order: match each person box to the pose whose box it holds.

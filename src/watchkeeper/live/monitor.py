@@ -46,8 +46,11 @@ from .slots import AnalysisSlots
 
 log = logging.getLogger(__name__)
 
-# Analyzers of tier 1: cheap enough for every window of every camera.
-TIER1_ANALYZERS = frozenset({"gate", "motion", "objects", "pose", "fire", "crowd", "audio_events", "heads"})
+# Analyzers of tier 1: every window of every camera. The weapon detector is among them, on the frames where
+# someone is in view (it costs as much as the rest): a person holding a gun need not make any other sign that
+# would send a window to tier 2.
+TIER1_ANALYZERS = frozenset({"gate", "motion", "objects", "pose", "fire", "crowd", "audio_events", "heads",
+                             "weapons"})
 # A window whose best category score reaches this fraction of the category's threshold goes to tier 2.
 CANDIDATE_FRACTION = 0.6
 
@@ -66,6 +69,7 @@ def tier_pipelines(settings: Settings, full: Pipeline | None = None) -> tuple[Pi
     tier1_settings = settings.model_copy(deep=True)
     for name in tier2_only:
         getattr(tier1_settings.analyzers, name).enabled = False
+    tier1_settings.analyzers.weapons.only_with_people = True
     return Pipeline(tier1_settings, models=full.models), full
 
 
