@@ -16,6 +16,7 @@ from watchkeeper import Pipeline
 from watchkeeper.analyzers.weapons import weapon_model
 from watchkeeper.config import Settings
 from watchkeeper.errors import ConfigError, ModelError
+from watchkeeper.geometry import corners_iou
 from watchkeeper.models import ModelRegistry, weapon_windows
 from watchkeeper.models.yolo import ObjectBox
 from watchkeeper.reasoning.reports import incident_pictures
@@ -323,7 +324,7 @@ def test_no_weapon_in_a_street_photo_with_a_person_nor_in_sample_photos(detector
 
 
 def _iou(a, b):
-    return float(windows.iou(np.asarray(a, float), np.asarray([b], float))[0])
+    return float(corners_iou(np.asarray(a, float), np.asarray([b], float))[0])
 
 
 def test_a_small_handgun_in_a_persons_hand_is_found_and_attached_to_them(detector):

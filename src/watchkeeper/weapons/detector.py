@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..geometry import corners_iou
 from ..models.yolo import YoloV3Tiny
 from .model import WeaponModel
-from .windows import Box, frame_windows, holds, iou, reach
+from .windows import Box, frame_windows, holds, reach
 
 # Windows overlapping a kept one by more than this (intersection over union) are the same weapon.
 SAME_WEAPON_IOU = 0.25
@@ -77,7 +78,7 @@ class WeaponDetector:
         candidates = np.flatnonzero(probability >= self.min_probability)
         kept: list[int] = []
         for index in candidates[np.argsort(-probability[candidates])]:
-            if kept and (iou(windows.boxes[index], windows.boxes[kept]) > SAME_WEAPON_IOU).any():
+            if kept and (corners_iou(windows.boxes[index], windows.boxes[kept]) > SAME_WEAPON_IOU).any():
                 continue
             kept.append(int(index))
         if not kept:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..geometry import corners_iou
 from ..models.yolo import YoloV3Tiny
 
 WINDOW_PX = 128
@@ -233,16 +234,6 @@ def _largest(people: Sequence[Box], count: int) -> list[int]:
     return sorted(range(len(people)), key=lambda k: -(people[k][3] - people[k][1]))[:count]
 
 
-def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """Intersection over union of one (x0, y0, x1, y1) box with each of ``boxes`` (N, 4); 0 where both are
-    empty."""
-    ix = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
-    iy = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
-    inter = ix * iy
-    union = (box[2] - box[0]) * (box[3] - box[1]) + (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) - inter
-    return np.divide(inter, union, out=np.zeros_like(inter, dtype=float), where=union > 0)
-
-
 def in_turn(people: Sequence[Box], count: int, turn: int) -> list[int]:
     """The ``count`` people searched on a frame's ``turn``: the largest on turn 0 (a photo's only one); with more
     people in view, each following turn takes the next ones by size, round and round, so that the frames of a
@@ -261,7 +252,7 @@ def representatives(people: Sequence[Box]) -> list[int]:
     same = list(range(len(people)))
     kept: list[int] = []
     for k in _largest(people, len(people)):
-        overlaps = iou(boxes[k], boxes[kept])
+        overlaps = corners_iou(boxes[k], boxes[kept])
         if (overlaps >= SAME_PERSON_IOU).any():
             same[k] = kept[int(np.argmax(overlaps))]
         else:
