@@ -99,7 +99,7 @@ def test_evidence_goes_by_age_then_oldest_incident_first_whole_folders_at_a_time
     assert (newer / "clip.mp4").exists()
 
 
-def live_incident(session, camera: str, evidence: dict[str, str], size: int, age_h: float) -> int:
+def live_incident(session, store, camera: str, evidence: dict[str, str], size: int, age_h: float) -> int:
     """A live incident's row whose evidence (kind -> address) is in the artefact store."""
     incident = Incident(category="alarm", category_name="Alarm", severity=3, severity_label="High", confidence=0.9,
                         threshold=0.5, t_start_s=0.0, t_end_s=1.0, modalities=["audio"], modality_agreement=1,
@@ -109,7 +109,7 @@ def live_incident(session, camera: str, evidence: dict[str, str], size: int, age
                             crime_detected=True, crime_type="Alarm", confidence="high", evidence_description="")
     row_id = open_live_incident(session, window, incident, camera=camera, source=camera, live={
         "evidence": {kind: as_reference(address) for kind, address in evidence.items()}, "evidence_bytes": size},
-        artefacts=None)  # the objects were stored by the test itself
+        artefacts=store)
     created = datetime.now(timezone.utc) - timedelta(hours=age_h)
     session.execute(update(IncidentRecord).where(IncidentRecord.id == row_id).values(created_at=created))
     return row_id
@@ -120,10 +120,10 @@ def test_evidence_in_the_artefact_store_goes_by_age_then_oldest_incident_first(d
     snapshot = store.put_bytes(b"\xff\xd8\xff shared", "jpg")  # the same picture in two incidents: one object
     clips = [store.put_bytes(f"clip {n}".encode(), "mp4") for n in range(3)]
     with db.session() as session:
-        stale = live_incident(session, "hall", {"clip": clips[0], "snapshot": snapshot}, 100, age_h=24 * 100)
-        older = live_incident(session, "hall", {"clip": clips[1]}, 3000, age_h=5)
-        newer = live_incident(session, "door", {"clip": clips[2], "snapshot": snapshot}, 3000, age_h=1)
-        live_incident(session, "door", {}, 0, age_h=24 * 200)  # nothing kept: nothing to do
+        stale = live_incident(session, store, "hall", {"clip": clips[0], "snapshot": snapshot}, 100, age_h=24 * 100)
+        older = live_incident(session, store, "hall", {"clip": clips[1]}, 3000, age_h=5)
+        newer = live_incident(session, store, "door", {"clip": clips[2], "snapshot": snapshot}, 3000, age_h=1)
+        live_incident(session, store, "door", {}, 0, age_h=24 * 200)  # nothing kept: nothing to do
     retention = Retention(tmp_path / "recordings", RecordingSettings(),
                           evidence=(tmp_path / "evidence", EvidenceSettings(max_age_days=90, max_total_gb=4000 / GB)),
                           stored_evidence=StoredEvidence(db, store))

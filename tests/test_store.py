@@ -228,7 +228,7 @@ def test_purge_takes_old_live_incidents_evidence_with_them_unless_another_row_ke
             references = {kind: value if value.startswith("/") else as_reference(value)
                           for kind, value in evidence.items()}
             row = open_live_incident(session, siren_result, siren_result.incidents[0], camera="hall", source="cam",
-                                     live={"evidence": references}, artefacts=None)
+                                     live={"evidence": references}, artefacts=artefacts)
             session.execute(update(Analysis).where(Analysis.id == session.get(IncidentRecord, row).analysis_id)
                             .values(created_at=created))
         # Someone uploaded the old incident's snapshot: one object for both rows.

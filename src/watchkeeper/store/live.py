@@ -20,14 +20,14 @@ from .references import lock_addresses, release
 log = logging.getLogger(__name__)
 
 
-def _still_stored(session: Session, artefacts: ArtefactStore | None, evidence: dict[str, str | None],
+def _still_stored(session: Session, artefacts: ArtefactStore, evidence: dict[str, str | None],
                   errors: list[str]) -> tuple[dict[str, str | None], list[str]]:
     """The evidence a row is about to name, each piece checked under its address's lock until the transaction
     ends (as an upload's row is): a release that saw no row naming the same bytes (another incident's snapshot
     dropped, a purge) may have deleted the object since it was stored. Such a piece is named among the errors
     instead, so that no row names an object that is gone."""
     addresses = {kind: address for kind, value in evidence.items() if (address := referenced_address(value))}
-    if artefacts is None or not addresses:
+    if not addresses:
         return evidence, errors
     lock_addresses(session, addresses.values())
     gone = [kind for kind, address in addresses.items() if not artefacts.exists(address)]
@@ -38,7 +38,7 @@ def _still_stored(session: Session, artefacts: ArtefactStore | None, evidence: d
 
 
 def open_live_incident(session: Session, window: AnalysisResult, incident: Incident, *, camera: str, source: str,
-                       live: dict[str, Any], artefacts: ArtefactStore | None) -> int:
+                       live: dict[str, Any], artefacts: ArtefactStore) -> int:
     """Store the incident with the window's analysis; returns the incident row's id.
 
     ``live`` (the monitor's incident id, its state, its evidence) goes into the row's data under "live"; its
@@ -76,7 +76,7 @@ def update_live_incident(session: Session, row_id: int, incident: Incident | Non
 
 
 def add_live_evidence(session: Session, row_id: int, *, evidence: dict[str, str | None], evidence_bytes: int,
-                      evidence_errors: list[str], artefacts: ArtefactStore | None) -> bool:
+                      evidence_errors: list[str], artefacts: ArtefactStore) -> bool:
     """Add the pieces of evidence written after the incident opened (its clip and sound, ``evidence_bytes`` in
     the artefact store) to the row, with the errors of all its evidence; False if the row is gone.
 
