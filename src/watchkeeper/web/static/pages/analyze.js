@@ -262,7 +262,8 @@
 
   function seek(video, t) {
     return new Promise((resolve) => {
-      const timer = setTimeout(resolve, 3000);  // draw what there is rather than wait forever
+      // Draw what there is rather than wait forever; 3 s drew black frames on a busy 2-core machine.
+      const timer = setTimeout(resolve, 15000);
       video.addEventListener("seeked", () => { clearTimeout(timer); resolve(); }, {once: true});
       video.currentTime = Math.min(t, video.duration || t);
     });
