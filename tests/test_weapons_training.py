@@ -15,7 +15,7 @@ from test_train_eval_cli import run
 from watchkeeper.config import Settings
 from watchkeeper.weapons.dataset import load_box_dataset, negative_files
 from watchkeeper.weapons.model import WeaponModel
-from watchkeeper.weapons.training import WeaponTrainOptions, extract_windows, shrunk
+from watchkeeper.weapons.training import WeaponTrainOptions, extract_windows, fit_weapon_weights, shrunk
 
 
 @pytest.fixture(scope="module")
@@ -78,9 +78,10 @@ def test_train_writes_a_detector_with_its_card_that_analyze_and_models_use(yolo_
     again = ["train", str(yolo_data / "data"), "--format", "yolo", "--category", "weapon", "--classes", "0=handgun",
              "--negatives", str(yolo_data / "negatives"), "--folds", "2", "--windows-cache", str(cache)]
     assert run(*again, "--out", str(tmp_path / "first.json"), cwd=tmp_path).returncode == 2 and cache.exists()
-    assert run(*again, "--out", str(tmp_path / "second.json"), cwd=tmp_path).returncode == 2
-    first, second = (WeaponModel.load(tmp_path / f"{n}.json").meta.card.data for n in ("first", "second"))
-    assert first == second
+    assert run(*again, "--members", "2", "--out", str(tmp_path / "second.json"), cwd=tmp_path).returncode == 2
+    first, second = (WeaponModel.load(tmp_path / f"{n}.json").meta.card for n in ("first", "second"))
+    assert first.data == second.data
+    assert "2 one-hidden-layer networks" in second.summary and "seeds 0-1" in second.classifier
     other = run(*again, "--max-images", "2", "--out", str(tmp_path / "third.json"), cwd=tmp_path)
     assert other.returncode == 1 and "other data" in other.stderr
 
@@ -114,3 +115,25 @@ def test_shrunk_pictures_keep_their_weapons_labelled(yolo_data):
     assert all((labels > 0).any() for labels, positive in zip(shrunk_table.labels, shrunk_table.positive)
                if positive)
     assert shrunk(np.zeros((416, 416, 3), np.uint8), 2.5).shape == (166, 166, 3)
+
+
+def _log_odds(weights, x):
+    standardised = (x - weights["mean"]) / weights["scale"]
+    hidden = np.maximum(standardised @ weights["hidden_w"] + weights["hidden_b"], 0.0)
+    return (hidden @ weights["out_w"] + weights["out_b"]).ravel()
+
+
+def test_several_networks_are_one_network_of_their_averaged_log_odds():
+    rng = np.random.default_rng(3)
+    features = rng.normal(size=(900, 16)).astype(np.float32)
+    labels = np.zeros(900, int)
+    labels[:90] = 1 + (np.arange(90) % 2)  # two kinds of weapon
+    features[:90, :4] += 1.5
+    x = rng.normal(size=(50, 16)).astype(np.float32)
+    members = [fit_weapon_weights(features, labels, seed=seed) for seed in (7, 8)]
+    together = fit_weapon_weights(features, labels, seed=7, members=2)
+    assert together["hidden_w"].shape == (16, 2 * members[0]["hidden_w"].shape[1])
+    assert not np.allclose(_log_odds(members[0], x), _log_odds(members[1], x))  # two seeds, two networks
+    np.testing.assert_allclose(_log_odds(together, x), (_log_odds(members[0], x) + _log_odds(members[1], x)) / 2,
+                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(together["kind_w"], members[0]["kind_w"])

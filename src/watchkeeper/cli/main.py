@@ -245,6 +245,9 @@ def train(
     shrunk_share: Annotated[float, typer.Option(
         "--shrunk-share", min=0.0, max=1.0, help="yolo: share of the pictures and weapon-free frames shrunk 2-4 "
         "times first, so that weapons of small people far from a wide camera are learnt too.")] = 0.0,
+    members: Annotated[int, typer.Option(
+        "--members", min=1, help="yolo: networks fitted with successive seeds on the same windows, their "
+        "log-odds averaged (steadier than one; each costs a fit).")] = 1,
     modality: Annotated[Optional[str], typer.Option(
         "--modality", help="Media types the head is for: image, audio, video (comma-separated); "
         "default: those in the data set that the extractor handles.")] = None,
@@ -282,7 +285,8 @@ def train(
         train_weapon_detector(
             dataset_dir, settings, category=category, classes=classes, negatives=negatives or [], exclude=exclude,
             group_pattern=group_pattern, copies_per_group=copies_per_group, max_images=max_images, folds=folds,
-            target_far=target_far, out=out, name=name, windows_cache=windows_cache, shrunk_share=shrunk_share)
+            target_far=target_far, out=out, name=name, windows_cache=windows_cache, shrunk_share=shrunk_share,
+            members=members)
         return
     if positive is None:
         raise click.BadParameter("name the positive label folder(s)", param_hint="--positive")
