@@ -38,16 +38,22 @@ WIDTH, HEIGHT = 1280, 720
 TALL, SMALL = 260, 130
 
 
-def street_with_people(people: int, size: int = TALL) -> tuple[np.ndarray, list[tuple[float, float, float, float]]]:
-    """A 1280x720 photo with ``people`` photographed people standing in it, and their boxes (pixels)."""
-    frame = cv2.resize(load_sample_image("china.jpg"), (WIDTH, HEIGHT), interpolation=cv2.INTER_CUBIC)
+def with_people(frame: np.ndarray, people: int, size: int = TALL) -> list[tuple[float, float, float, float]]:
+    """Stands ``people`` photographed people (a portrait ``size`` pixels square) in a 1280x720 ``frame``, in
+    place; returns their boxes (pixels)."""
     person = cv2.resize(skdata.astronaut(), (size, size), interpolation=cv2.INTER_AREA)
     boxes = []
     for k in range(people):
         x, y = 80 + k * 400, 300
         frame[y:y + size, x:x + size] = person
         boxes.append((float(x), float(y), float(x + size), float(y + size)))
-    return frame, boxes
+    return boxes
+
+
+def street_with_people(people: int, size: int = TALL) -> tuple[np.ndarray, list[tuple[float, float, float, float]]]:
+    """A 1280x720 photo with ``people`` photographed people standing in it, and their boxes (pixels)."""
+    frame = cv2.resize(load_sample_image("china.jpg"), (WIDTH, HEIGHT), interpolation=cv2.INTER_CUBIC)
+    return frame, with_people(frame, people, size)
 
 
 def main() -> None:
