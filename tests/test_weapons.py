@@ -114,7 +114,7 @@ class RecordedBackbone:
 
 class BackboneSeeingPeople(RecordedBackbone):
     """Each pass that looks for objects finds the next person of ``boxes`` (normalised to the canvas it is
-    shown), or nobody once they are used up."""
+    shown; a list: several people in that pass), or nobody once they are used up."""
 
     def __init__(self, *boxes_xywh_norm):
         super().__init__()
@@ -123,7 +123,8 @@ class BackboneSeeingPeople(RecordedBackbone):
 
     def feature_maps_and_objects(self, canvas, layers, *, min_score):
         self.canvases.append(canvas.shape[:2])
-        seen = [ObjectBox("person", 0.9, self.boxes.pop(0))] if self.boxes else []
+        found = self.boxes.pop(0) if self.boxes else []
+        seen = [ObjectBox("person", 0.9, box) for box in (found if isinstance(found, list) else [found])]
         return self.feature_maps(canvas, layers), seen
 
 
@@ -203,6 +204,22 @@ def test_a_small_person_boxed_by_their_middle_is_looked_at_closer_and_searched_a
     backbone = BackboneSeeingPeople(on_overview(middle))
     assert windows.frame_windows(backbone, np.zeros((720, 1280, 3), np.uint8), [], max_people=3)[1] == [
         pytest.approx(middle, abs=0.5)]
+
+
+def test_small_people_are_looked_at_closer_side_by_side_in_one_pass():
+    """Two small people boxed by their middles: one pass over a strip of two closer looks, and each person
+    takes the box found in their own half of it."""
+    middles = [(330.0, 360.0, 360.0, 420.0), (930.0, 360.0, 960.0, 420.0)]
+    wholes = [(310.0, 320.0, 380.0, 470.0), (910.0, 320.0, 980.0, 470.0)]
+    side = windows.REFINE_SIDE * 60
+    closer = []
+    for slot, (middle, whole) in enumerate(zip(middles, wholes)):
+        left, top = (middle[0] + middle[2]) / 2 - side / 2, 390 - side / 2
+        closer.append(((slot + (whole[0] - left) / side) / 2, (whole[1] - top) / side, 70 / side / 2, 150 / side))
+    backbone = BackboneSeeingPeople([on_overview(m) for m in middles], closer)
+    _, people = windows.frame_windows(backbone, np.zeros((720, 1280, 3), np.uint8), [], max_people=3)
+    assert backbone.canvases == [(448, 768), (windows.REFINE_PX, 2 * windows.REFINE_PX)]
+    assert people == [pytest.approx(wholes[0], abs=0.5), pytest.approx(wholes[1], abs=0.5)]
 
 
 def test_a_crowd_is_searched_in_turns_largest_first():
