@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from polling import wait_until
 from s3server import S3Server
+from sqlalchemy import select
 
 from watchkeeper.artefacts import (
     CHUNK_BYTES, ArtefactNotFoundError, LocalArtefactStore, LocalCopies, S3ArtefactStore, address_of, as_reference,
@@ -24,8 +25,8 @@ from watchkeeper.config import S3ArtefactSettings, Settings, load_settings
 from watchkeeper.errors import ArtefactStoreError, ConfigError
 from watchkeeper.store.db import Database
 from watchkeeper.store.live import add_live_evidence, drop_evidence
-from watchkeeper.store.models import Analysis, IncidentRecord
-from watchkeeper.store.references import evidence_artefacts, release
+from watchkeeper.store.models import Analysis, EvidenceReference, IncidentRecord
+from watchkeeper.store.references import evidence_artefacts, name_evidence, referenced, release
 
 JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40
 
@@ -341,9 +342,39 @@ def test_evidence_deleted_before_its_incident_names_it_is_named_among_the_errors
 
 
 def _live_incident(db: Database, live: dict) -> None:
-    """Incident row 1, a live one with ``live`` as its live data."""
+    """Incident row 1, a live one with ``live`` as its live data (its evidence named, as the product does)."""
     with db.session() as session:
         session.add(Analysis(id="a1", source="camera", media_type="video", crime_detected=True, result={}))
-        session.add(IncidentRecord(id=1, analysis_id="a1", category="c", category_name="C", severity=3,
-                                   confidence=0.9, t_start_s=0, t_end_s=1, summary="", camera="hall",
-                                   requires_immediate_action=False, modalities=[], data={"live": live}))
+        record = IncidentRecord(id=1, analysis_id="a1", category="c", category_name="C", severity=3,
+                                confidence=0.9, t_start_s=0, t_end_s=1, summary="", camera="hall",
+                                requires_immediate_action=False, modalities=[], data={"live": live})
+        session.add(record)
+        name_evidence(session, record)
+
+
+def _named(db: Database) -> dict[str, str]:
+    with db.session(write=False) as session:
+        return dict(session.execute(select(EvidenceReference.kind, EvidenceReference.address)
+                                    .where(EvidenceReference.incident_id == 1)).all())
+
+
+def test_the_references_table_follows_the_evidence_an_incident_names(db: Database, tmp_path: Path):
+    """``evidence_references`` is what ``release`` asks: it names what the row's evidence names, through the
+    evidence added after the incident opened and the evidence dropped, and goes with the row."""
+    store = LocalArtefactStore(tmp_path / "artefacts")
+    snapshot, clip = store.put_bytes(JPEG, "jpg"), store.put_bytes(b"a clip", "mp4")
+    _live_incident(db, {"evidence": {"snapshot": as_reference(snapshot), "clip": None}, "evidence_bytes": 4})
+    assert _named(db) == {"snapshot": snapshot}
+    with db.session() as session:
+        add_live_evidence(session, 1, evidence={"clip": as_reference(clip)}, evidence_bytes=6, evidence_errors=[],
+                          artefacts=store)
+    assert _named(db) == {"snapshot": snapshot, "clip": clip}
+    with db.session() as session:
+        drop_evidence(session, store, session.get(IncidentRecord, 1), ("snapshot",))
+    assert _named(db) == {"clip": clip} and not store.exists(snapshot)
+    with db.session() as session:
+        assert referenced(session, [clip, snapshot]) == {clip}
+        session.delete(session.get(IncidentRecord, 1))
+    assert _named(db) == {}
+    with db.session() as session:
+        assert release(session, store, [clip]) == 1

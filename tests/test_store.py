@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import timedelta
 
@@ -20,8 +21,8 @@ from watchkeeper.store import Database, open_database, resolve_database_url
 from watchkeeper.store.analyses import save_analysis
 from watchkeeper.store.db import alembic_config
 from watchkeeper.store.models import (
-    Analysis, ApiKey, AuditEntry, Base, Delivery, DeliveryAttempt, DetectionRecord, IncidentRecord, Job,
-    LoginSession, Upload, User, utcnow,
+    Analysis, ApiKey, AuditEntry, Base, Delivery, DeliveryAttempt, DetectionRecord, EvidenceReference,
+    IncidentRecord, Job, LoginSession, Upload, User, utcnow,
 )
 from watchkeeper.store.purge import purge
 
@@ -89,6 +90,37 @@ def test_analyses_of_the_first_schema_keep_the_file_they_were_read_from(new_data
         with db.session(write=False) as session:
             paths = dict(session.execute(select(Analysis.id, Analysis.media_path)).all())
         assert paths == {"a": "/srv/media/cam1.mp4", "b": None}
+    finally:
+        db.close()
+
+
+def test_live_incidents_of_earlier_schemas_get_their_evidence_references(new_database_url):
+    """0009 fills evidence_references from the incidents' JSON: the stored pieces of camera incidents, not paths
+    from before the artefact store, nor an uploaded file's incident."""
+    clip, snapshot = "a" * 64 + ".mp4", "b" * 64 + ".jpg"
+    rows = [(1, "hall", {"live": {"evidence": {"clip": as_reference(clip), "snapshot": as_reference(snapshot),
+                                               "audio": None}}}),
+            (2, "gate", {"live": {"evidence": {"clip": "/srv/evidence/gate/clip.mp4"}}}),
+            (3, None, {"live": {"evidence": {"clip": as_reference(clip)}}})]
+    db = Database(new_database_url)
+    try:
+        with db.engine.begin() as connection:
+            command.upgrade(alembic_config(connection), "0008")
+            connection.execute(text(
+                "INSERT INTO analyses (id, source, media_type, provider, config_hash, crime_detected, result,"
+                " created_at) VALUES ('a', 'cam', 'video', 'local', '', true, '{}', CURRENT_TIMESTAMP)"))
+            for row_id, camera, data in rows:
+                connection.execute(text(
+                    "INSERT INTO incidents (id, analysis_id, category, category_name, severity, confidence, status,"
+                    " t_start_s, t_end_s, summary, requires_immediate_action, camera, modalities, data, created_at,"
+                    " updated_at) VALUES (:id, 'a', 'alarm', 'Alarm', 3, 0.9, 'open', 0, 1, '', false, :camera,"
+                    " '[]', :data, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"),
+                    {"id": row_id, "camera": camera, "data": json.dumps(data)})
+        db.upgrade()
+        with db.session(write=False) as session:
+            named = set(session.execute(select(EvidenceReference.incident_id, EvidenceReference.kind,
+                                               EvidenceReference.address)).all())
+        assert named == {(1, "clip", clip), (1, "snapshot", snapshot)}
     finally:
         db.close()
 

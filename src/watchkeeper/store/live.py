@@ -15,7 +15,7 @@ from ..artefacts import ArtefactStore, referenced_address
 from ..domain import AnalysisResult, Incident
 from .analyses import save_analysis
 from .models import IncidentRecord, utcnow
-from .references import lock_addresses, release
+from .references import lock_addresses, name_evidence, release
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def open_live_incident(session: Session, window: AnalysisResult, incident: Incid
         evidence, errors = _still_stored(session, artefacts, live["evidence"], live.get("evidence_errors") or [])
         live = {**live, "evidence": evidence, "evidence_errors": errors}
     record.data = {**record.data, "live": live}
-    session.flush()
+    name_evidence(session, record)
     return record.id
 
 
@@ -93,6 +93,7 @@ def add_live_evidence(session: Session, row_id: int, *, evidence: dict[str, str 
     live["evidence_errors"] = evidence_errors
     record.data = {**record.data, "live": live}
     record.updated_at = utcnow()
+    name_evidence(session, record)
     return True
 
 
@@ -119,6 +120,7 @@ def drop_evidence(session: Session, artefacts: ArtefactStore, row: IncidentRecor
     if not any(evidence.values()):
         live["evidence_bytes"] = 0
     row.data = {**row.data, "live": live}
+    name_evidence(session, row)
     addresses = [address for value in dropped.values() if (address := referenced_address(value))]
     if addresses:
         event.listen(session, "after_commit", lambda committed: _release_after(committed, artefacts, addresses),

@@ -217,6 +217,18 @@ class IncidentRecord(Base):
     )
 
 
+class EvidenceReference(Base):
+    """An object in the artefact store that a live incident's evidence names (kind: snapshot, weapon, clip,
+    audio), kept in step with the incident's JSON (``references.name_evidence``): whether any incident still
+    names an address is then an index look-up, not a read of every incident's JSON."""
+
+    __tablename__ = "evidence_references"
+
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    address: Mapped[str] = mapped_column(String(80), index=True)
+
+
 class DetectionRecord(Base):
     """A detection that supports an incident (its evidence), kept queryable beside the incident's JSON."""
 

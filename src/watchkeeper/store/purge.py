@@ -12,10 +12,10 @@ from sqlalchemy.orm import Session
 from ..artefacts import ArtefactStore
 from .db import Database
 from .models import (
-    Analysis, ApiKey, AuditEntry, Base, Delivery, DeliveryAttempt, DetectionRecord, IncidentRecord, Job,
-    LoginSession, Upload, User,
+    Analysis, ApiKey, AuditEntry, Base, Delivery, DeliveryAttempt, DetectionRecord, EvidenceReference,
+    IncidentRecord, Job, LoginSession, Upload, User,
 )
-from .references import evidence_artefacts, release
+from .references import release
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +52,8 @@ def purge(db: Database, before: datetime, *, keep_users: bool = True,
         counts["detections"] = _count(session, select(DetectionRecord.id).where(
             DetectionRecord.incident_id.in_(old_incidents)))
         counts["incidents"] = _count(session, old_incidents)
-        evidence = {address for data in session.scalars(select(IncidentRecord.data).where(
-            IncidentRecord.id.in_(old_incidents), IncidentRecord.camera.is_not(None)))
-            for address in evidence_artefacts(data).values()}
+        evidence = set(session.scalars(select(EvidenceReference.address).where(
+            EvidenceReference.incident_id.in_(old_incidents))))
         counts["analyses"] = _delete(session, Analysis, Analysis.created_at < before)
         counts["jobs"] = _delete(session, Job, Job.state.in_(FINISHED_JOB_STATES), Job.finished_at < before)
         counts["delivery_attempts"] = _count(session, select(DeliveryAttempt.id).where(

@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from ..artefacts import ArtefactStore, as_reference, referenced_address
-from .models import IncidentRecord, Upload
+from ..artefacts import ArtefactStore, referenced_address
+from .models import EvidenceReference, IncidentRecord, Upload
 
 EVIDENCE_KINDS = ("snapshot", "weapon", "clip", "audio")
 _BATCH = 500  # addresses per IN (...): well under every database's limit on bound parameters
@@ -29,6 +29,22 @@ def evidence_artefacts(data: dict[str, Any] | None) -> dict[str, str]:
     return {kind: address for kind, value in evidence.items() if (address := referenced_address(value))}
 
 
+def name_evidence(session: Session, record: IncidentRecord) -> None:
+    """Bring the incident's rows of ``evidence_references`` in step with what its evidence names now; call it
+    wherever a live incident's evidence is written."""
+    session.flush()  # a new incident gets its id
+    named = evidence_artefacts(record.data)
+    kept: dict[str, str] = dict(session.execute(select(EvidenceReference.kind, EvidenceReference.address)
+                                                .where(EvidenceReference.incident_id == record.id)).all())
+    stale = [kind for kind, address in kept.items() if named.get(kind) != address]
+    if stale:
+        session.execute(delete(EvidenceReference).where(EvidenceReference.incident_id == record.id,
+                                                        EvidenceReference.kind.in_(stale)))
+    session.add_all(EvidenceReference(incident_id=record.id, kind=kind, address=address)
+                    for kind, address in named.items() if kept.get(kind) != address)
+    session.flush()
+
+
 def referenced(session: Session, addresses: Collection[str]) -> set[str]:
     """Those of ``addresses`` that an upload or a live incident's evidence refers to (this session's changes
     included)."""
@@ -37,11 +53,7 @@ def referenced(session: Session, addresses: Collection[str]) -> set[str]:
     for start in range(0, len(ordered), _BATCH):
         batch = ordered[start:start + _BATCH]
         found.update(session.scalars(select(Upload.artefact).where(Upload.artefact.in_(batch))))
-        references = [as_reference(address) for address in batch]
-        for kind in EVIDENCE_KINDS:
-            value = IncidentRecord.data[("live", "evidence", kind)].as_string()
-            found.update(referenced_address(v) for v in session.scalars(
-                select(value).where(IncidentRecord.camera.is_not(None), value.in_(references))))
+        found.update(session.scalars(select(EvidenceReference.address).where(EvidenceReference.address.in_(batch))))
     return found
 
 
