@@ -10,13 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from mediagen import noise, still_room, write_video
+from PIL import Image
+from skimage import data as skdata
 from sqlalchemy import select
 
 from watchkeeper.artefacts import LocalArtefactStore, referenced_address
 from watchkeeper.config import CameraSettings, Settings
 from watchkeeper.errors import ArtefactStoreError, ConflictError, NotFoundError
-from watchkeeper.live.monitor import tier_pipelines
+from watchkeeper.live.monitor import alike_in_tier2, tier_pipelines
 from watchkeeper.live.service import LiveService, redact_url
+from watchkeeper.media import load_media
 from watchkeeper.samples import siren
 from watchkeeper.store.db import Database
 from watchkeeper.store.models import Analysis, IncidentRecord
@@ -41,6 +44,25 @@ def test_the_weapon_detector_searches_every_window_with_someone_in_view(pipeline
     tier1, tier2 = pipelines
     assert "weapons" in tier1.enabled_analyzer_names() and tier1.settings.analyzers.weapons.only_with_people
     assert "weapons" in tier2.enabled_analyzer_names() and not tier2.settings.analyzers.weapons.only_with_people
+
+
+def test_a_candidate_windows_tier_2_takes_what_tier_1_computed_alike(pipelines, tmp_path):
+    """Tier 2 takes tier 1's outputs of the analyzers it would run alike and gives the result it gives from
+    scratch; the weapon detector's only where tier 1 left no frame unsearched for want of someone in view."""
+    tier1, tier2 = pipelines
+    Image.fromarray(skdata.astronaut()).save(tmp_path / "person.jpg")
+    Image.fromarray(still_room()).save(tmp_path / "room.jpg")
+    person, room = load_media(tmp_path / "person.jpg"), load_media(tmp_path / "room.jpg")
+    _, outputs = tier1.analyze_media_outputs(person)
+    taken = alike_in_tier2(tier1, tier2, person, outputs)
+    assert set(taken) == set(outputs) and outputs["weapons"].data["frames_without_people_unsearched"] == 0
+    scratch, reused = tier2.analyze_media(person), tier2.analyze_media(person, reuse=taken)
+    assert reused.scores == scratch.scores and reused.outputs == scratch.outputs
+    assert [d.model_dump() for d in reused.detections] == [d.model_dump() for d in scratch.detections]
+    assert {"objects", "weapons"} <= set(scratch.timings_ms) and not {"objects", "weapons"} & set(reused.timings_ms)
+    _, outputs = tier1.analyze_media_outputs(room)  # nobody in view: tier 2 searches the frame itself
+    assert outputs["weapons"].data["frames_without_people_unsearched"] == 1
+    assert set(alike_in_tier2(tier1, tier2, room, outputs)) == set(outputs) - {"weapons"}
 
 
 def test_stream_passwords_are_not_shown():

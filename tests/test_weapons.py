@@ -430,6 +430,7 @@ def test_frames_with_nobody_in_view_are_searched_unless_only_those_with_people_a
     changed = sum(not frame["reused"] for frame in result.outputs["weapons"]["frames"])  # the gate's still ones
     assert changed >= 1
     assert len(searched) == result.outputs["weapons"]["frames_run"] == (0 if only_with_people else changed)
+    assert result.outputs["weapons"]["frames_without_people_unsearched"] == (changed if only_with_people else 0)
 
 
 def test_a_weapon_with_threatening_words_is_a_robbery_and_rival_kinds_count_once():

@@ -11,7 +11,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime
 from pathlib import Path
@@ -239,17 +239,29 @@ class Pipeline:
 
     def analyze_media(self, media: Media, *, when: datetime | None = None, camera: str | None = None,
                       zones: list[Zone] | None = None, thresholds: dict[str, float] | None = None,
-                      provider: str | None = None) -> AnalysisResult:
+                      provider: str | None = None,
+                      reuse: Mapping[str, AnalyzerOutput] | None = None) -> AnalysisResult:
         """Analyse already decoded media (the live monitors call this, with their camera's zones and thresholds)."""
+        return self.analyze_media_outputs(media, when=when, camera=camera, zones=zones, thresholds=thresholds,
+                                          provider=provider, reuse=reuse)[0]
+
+    def analyze_media_outputs(self, media: Media, *, when: datetime | None = None, camera: str | None = None,
+                              zones: list[Zone] | None = None, thresholds: dict[str, float] | None = None,
+                              provider: str | None = None, reuse: Mapping[str, AnalyzerOutput] | None = None,
+                              ) -> tuple[AnalysisResult, dict[str, AnalyzerOutput]]:
+        """``analyze_media``, with each analyzer's output. ``reuse``: outputs of another run on the same media
+        that this pipeline's analyzers would give alike (the caller's promise); those analyzers do not run."""
         run = _Run()
-        run.add_chunk(media, self._run_analyzers(media, run, camera))
+        outputs = self._run_analyzers(media, run, camera, reuse=reuse)
+        run.add_chunk(media, outputs)
         result = self._fuse(run, when=when, camera=camera, zones=zones, thresholds=thresholds)
         return self.reasoner.refine(result, provider=provider, pictures=lambda: [f.rgb for f in media.frames],
-                                    sound=lambda: media.audio)
+                                    sound=lambda: media.audio), outputs
 
     def _run_analyzers(
         self, media: Media, run: _Run, camera: str | None = None,
         on_analyzer_done: Callable[[int, int], None] | None = None,
+        reuse: Mapping[str, AnalyzerOutput] | None = None,
     ) -> dict[str, AnalyzerOutput]:
         """Run every applicable analyzer, each as soon as the analyzers it reads have finished.
 
@@ -258,6 +270,10 @@ class Pipeline:
         """
         context = AnalysisContext(self.settings, camera=camera)
         todo = {a.name: a for a in self.analyzers if a.applies_to(media)}
+        reused = {name: output for name, output in (reuse or {}).items() if name in todo}
+        context.outputs.update(reused)
+        for name in reused:
+            del todo[name]
         count, finished = len(todo), 0
         running: dict[Future[AnalyzerOutput], tuple[Analyzer, float]] = {}
         with ThreadPoolExecutor(self.analysis_threads, thread_name_prefix="analyzer") as pool:

@@ -101,12 +101,13 @@ class WeaponsAnalyzer(Analyzer):
         frames_data: list[dict[str, Any]] = []
         detections: list[Detection] = []
         latest: list[WeaponFinding] = []
-        runs = 0
+        runs = unsearched = 0
         for position, frame in enumerate(media.frames):
             people_norm = boxes.get(frame.index, [])
             reused = position > 0 and position in still
             if not reused and config.only_with_people and not people_norm:
                 latest = []
+                unsearched += 1
             elif not reused:
                 people = [(x * width, y * height, (x + w) * width, (y + h) * height) for x, y, w, h in people_norm]
                 posed = wrists.get(frame.index, [])
@@ -141,5 +142,6 @@ class WeaponsAnalyzer(Analyzer):
                                 "weapons": found})
         log.debug("weapons analysed", extra={"frames": len(media.frames), "detector_runs": runs})
         return AnalyzerOutput(detections=detections, data={
-            "model": model.name, "threshold": model.threshold, "frames_run": runs, "frames": frames_data,
+            "model": model.name, "threshold": model.threshold, "frames_run": runs,
+            "frames_without_people_unsearched": unsearched, "frames": frames_data,
         })
