@@ -8,7 +8,8 @@ it, whom the objects analyzer sees, so the weapon detector searches each
 analysed frame (tier 1 searches only frames with someone in view):
 
 - windows analysed vs skipped (a camera whose analysis falls behind skips to
-  the newest window; no growing lag is skipped == 0 once running);
+  the newest window; no growing lag is skipped == 0 once running), and how
+  many of them went on to tier 2 (a candidate: every enabled analyzer);
 - CPU per camera (process CPU time over wall time, divided by N);
 - analysis time per window (median);
 - alert latency: from the first frame of a siren (at 3 s into each pass of
@@ -88,6 +89,7 @@ def run(n: int, people: int, source: Path, seconds: float, pipelines: Any, setti
         "cameras": n,
         "people": people,
         "windows_analysed": analysed,
+        "windows_tier2": sum(s["windows_tier2"] for s in stats),
         "windows_skipped": skipped,
         "skipped_fraction": round(skipped / max(1, analysed + skipped), 3),
         "analysed_per_camera": per_camera,
@@ -115,10 +117,10 @@ def main() -> None:
             source = make_camera_file(Path(folder), people)
             rows += [run(int(n), people, source, args.seconds, pipelines, settings)
                      for n in args.cameras.split(",")]
-    print(f"{'cameras':>7} {'people':>6} {'analysed':>8} {'skipped':>8} {'cpu/cam':>8} {'ms/window':>9} "
+    print(f"{'cameras':>7} {'people':>6} {'analysed':>8} {'tier 2':>6} {'skipped':>8} {'cpu/cam':>8} {'ms/window':>9} "
           f"{'alert s':>8} {'event s':>8}")
     for r in rows:
-        print(f"{r['cameras']:>7} {r['people']:>6} {r['windows_analysed']:>8} {r['windows_skipped']:>8} "
+        print(f"{r['cameras']:>7} {r['people']:>6} {r['windows_analysed']:>8} {r['windows_tier2']:>6} {r['windows_skipped']:>8} "
               f"{r['cpu_per_camera']:>8} {round(r['analysis_ms_p50']):>9} {str(r['alert_latency_s_median']):>8} "
               f"{str(r['event_latency_s_median']):>8}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
