@@ -3,7 +3,10 @@
 The people come from the objects analyzer and the detector's own whole-frame
 pass, their wrists from the pose analyzer when it ran; with more people in view
 than ``max_people``, a video's frames take turns searching them. Frames the
-motion gate found unchanged reuse the previous frame's findings. A finding's
+motion gate found unchanged reuse the previous frame's findings; with
+``only_with_people`` (a live camera's tier 1), frames in which the objects
+analyzer sees nobody are not searched, and ``frames_without_people_unsearched``
+counts them (a tier 2 takes the output only when there were none). A finding's
 score is the window's weapon probability mapped onto the ``weapon`` category's
 scale, so that the detector's own model-card threshold is where fusion decides.
 """
