@@ -17,7 +17,7 @@ from sqlalchemy import select
 from watchkeeper.artefacts import LocalArtefactStore, referenced_address
 from watchkeeper.config import CameraSettings, Settings
 from watchkeeper.errors import ArtefactStoreError, ConflictError, NotFoundError
-from watchkeeper.live.monitor import alike_in_tier2, tier_pipelines
+from watchkeeper.live.monitor import tier_pipelines
 from watchkeeper.live.service import LiveService, redact_url
 from watchkeeper.media import load_media
 from watchkeeper.samples import siren
@@ -54,7 +54,7 @@ def test_a_candidate_windows_tier_2_takes_what_tier_1_computed_alike(pipelines, 
     Image.fromarray(still_room()).save(tmp_path / "room.jpg")
     person, room = load_media(tmp_path / "person.jpg"), load_media(tmp_path / "room.jpg")
     _, outputs = tier1.analyze_media_outputs(person)
-    taken = alike_in_tier2(tier1, tier2, person, outputs)
+    taken = tier2.alike(person, outputs, tier1.settings)
     assert set(taken) == set(outputs) and outputs["weapons"].data["frames_without_people_unsearched"] == 0
     scratch, reused = tier2.analyze_media(person), tier2.analyze_media(person, reuse=taken)
     assert reused.scores == scratch.scores and reused.outputs == scratch.outputs
@@ -62,7 +62,7 @@ def test_a_candidate_windows_tier_2_takes_what_tier_1_computed_alike(pipelines, 
     assert {"objects", "weapons"} <= set(scratch.timings_ms) and not {"objects", "weapons"} & set(reused.timings_ms)
     _, outputs = tier1.analyze_media_outputs(room)  # nobody in view: tier 2 searches the frame itself
     assert outputs["weapons"].data["frames_without_people_unsearched"] == 1
-    assert set(alike_in_tier2(tier1, tier2, room, outputs)) == set(outputs) - {"weapons"}
+    assert set(tier2.alike(room, outputs, tier1.settings)) == set(outputs) - {"weapons"}
 
 
 def test_stream_passwords_are_not_shown():

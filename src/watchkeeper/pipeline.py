@@ -258,6 +258,21 @@ class Pipeline:
         return self.reasoner.refine(result, provider=provider, pictures=lambda: [f.rgb for f in media.frames],
                                     sound=lambda: media.audio), outputs
 
+    def alike(self, media: Media, outputs: Mapping[str, AnalyzerOutput],
+              settings: Settings) -> dict[str, AnalyzerOutput]:
+        """Those of another pipeline's ``outputs`` on the same media (made under ``settings``) that this one's
+        analyzers would make alike (``Analyzer.gives_alike``), each input of theirs taken too or not made for
+        such media here: what ``reuse`` may take (a live camera's tier 2 from its tier 1)."""
+        analyzers = {a.name: a for a in self.analyzers if a.applies_to(media)}
+        taken: dict[str, AnalyzerOutput] = {}
+        while True:
+            more = {name: output for name, output in outputs.items()
+                    if name not in taken and name in analyzers and analyzers[name].gives_alike(output, settings)
+                    and all(needed in taken or needed not in analyzers for needed in analyzers[name].requires)}
+            if not more:
+                return taken
+            taken.update(more)
+
     def _run_analyzers(
         self, media: Media, run: _Run, camera: str | None = None,
         on_analyzer_done: Callable[[int, int], None] | None = None,

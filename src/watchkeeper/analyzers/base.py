@@ -64,6 +64,11 @@ class Analyzer(ABC):
     def analyze(self, media: Media, context: AnalysisContext) -> AnalyzerOutput:
         """Run on decoded media; raise ``AnalysisError`` for a failure of this analyzer alone."""
 
+    def gives_alike(self, output: AnalyzerOutput, settings: Settings) -> bool:
+        """Whether ``output``, made by this analyzer under ``settings``, is what it makes of the same media under
+        its own (given its inputs alike too): by default, when its section of the settings is the same."""
+        return getattr(settings.analyzers, self.name, None) == getattr(self.settings.analyzers, self.name, None)
+
 
 ANALYZERS: dict[str, type[Analyzer]] = {}
 

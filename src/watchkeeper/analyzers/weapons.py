@@ -89,6 +89,13 @@ class WeaponsAnalyzer(Analyzer):
         super().__init__(settings, models)
         self.category_threshold = base_thresholds(settings)["weapon"]
 
+    def gives_alike(self, output: AnalyzerOutput, settings: Settings) -> bool:
+        # ``only_with_people`` changes nothing where it left no frame unsearched.
+        theirs, mine = settings.analyzers.weapons, self.settings.analyzers.weapons
+        if output.data.get("frames_without_people_unsearched") == 0:
+            theirs = theirs.model_copy(update={"only_with_people": mine.only_with_people})
+        return theirs == mine
+
     def analyze(self, media: Media, context: AnalysisContext) -> AnalyzerOutput:
         config = self.settings.analyzers.weapons
         model = weapon_model(self.settings, self.models)

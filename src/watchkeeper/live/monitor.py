@@ -23,17 +23,16 @@ import math
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..analyzers.base import AnalyzerOutput
 from ..artefacts import ArtefactStore
 from ..config import CameraSettings, Settings, load_settings
-from ..domain import AnalysisResult, Incident, Media
+from ..domain import AnalysisResult, Incident
 from ..pipeline import Pipeline
 from ..reasoning.reports import ReportWriter
 from .capture import CameraHealth, CaptureLoop, camera_from_source
@@ -72,33 +71,6 @@ def tier_pipelines(settings: Settings, full: Pipeline | None = None) -> tuple[Pi
         getattr(tier1_settings.analyzers, name).enabled = False
     tier1_settings.analyzers.weapons.only_with_people = True
     return Pipeline(tier1_settings, models=full.models), full
-
-
-def alike_in_tier2(tier1: Pipeline, tier2: Pipeline, media: Media,
-                   outputs: Mapping[str, AnalyzerOutput]) -> dict[str, AnalyzerOutput]:
-    """The tier-1 outputs of a window that tier 2 would compute alike, for it to take instead of running those
-    analyzers again: an analyzer whose settings are the same in both tiers and each of whose inputs is taken
-    too or not made for such media in either tier (not the weapon detector, which tier 2 also lets search
-    frames with nobody in view; not learned heads that read a tier-2 analyzer)."""
-    analyzers = {a.name: a for a in tier2.analyzers if a.applies_to(media)}
-    taken: dict[str, AnalyzerOutput] = {}
-    while True:
-        more = {name: output for name, output in outputs.items()
-                if name not in taken and name in analyzers and _same_work(name, output, tier1, tier2)
-                and all(needed in taken or needed not in analyzers for needed in analyzers[name].requires)}
-        if not more:
-            return taken
-        taken.update(more)
-
-
-def _same_work(name: str, output: AnalyzerOutput, tier1: Pipeline, tier2: Pipeline) -> bool:
-    """Whether the analyzer did in tier 1 what it would do in tier 2: the same settings, or (the weapon
-    detector) only frames with nobody in view left unsearched, and there were none."""
-    mine, theirs = getattr(tier1.settings.analyzers, name, None), getattr(tier2.settings.analyzers, name, None)
-    if name == "weapons" and mine is not None and theirs is not None \
-            and output.data.get("frames_without_people_unsearched") == 0:
-        mine = mine.model_copy(update={"only_with_people": theirs.only_with_people})
-    return mine == theirs
 
 
 class Monitor:
@@ -277,7 +249,7 @@ class Monitor:
                 # Tier 2: the heavier analyzers, then the reasoning provider when one is configured.
                 if self.tier2 is not self.tier1:
                     result = self.tier2.analyze_media(media, **view,
-                                                      reuse=alike_in_tier2(self.tier1, self.tier2, media, outputs))
+                                                      reuse=self.tier2.alike(media, outputs, self.tier1.settings))
                 else:
                     result = self.tier2.reasoner.refine(result, pictures=lambda: [f.rgb for f in media.frames],
                                                         sound=lambda: media.audio)
