@@ -117,12 +117,12 @@ def main() -> None:
             source = make_camera_file(Path(folder), people)
             rows += [run(int(n), people, source, args.seconds, pipelines, settings)
                      for n in args.cameras.split(",")]
-    print(f"{'cameras':>7} {'people':>6} {'analysed':>8} {'tier 2':>6} {'skipped':>8} {'cpu/cam':>8} {'ms/window':>9} "
-          f"{'alert s':>8} {'event s':>8}")
+    print(f"{'cameras':>7} {'people':>6} {'analysed':>8} {'tier 2':>6} {'skipped':>8} {'cpu/cam':>8} "
+          f"{'ms/window':>9} {'alert s':>8} {'event s':>8}")
     for r in rows:
-        print(f"{r['cameras']:>7} {r['people']:>6} {r['windows_analysed']:>8} {r['windows_tier2']:>6} {r['windows_skipped']:>8} "
-              f"{r['cpu_per_camera']:>8} {round(r['analysis_ms_p50']):>9} {str(r['alert_latency_s_median']):>8} "
-              f"{str(r['event_latency_s_median']):>8}")
+        print(f"{r['cameras']:>7} {r['people']:>6} {r['windows_analysed']:>8} {r['windows_tier2']:>6} "
+              f"{r['windows_skipped']:>8} {r['cpu_per_camera']:>8} {round(r['analysis_ms_p50']):>9} "
+              f"{str(r['alert_latency_s_median']):>8} {str(r['event_latency_s_median']):>8}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     source = "1280x720 at 25 fps, H.264 + AAC; a room, empty or with photographed people standing in it"
     args.out.write_text(json.dumps({"machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
