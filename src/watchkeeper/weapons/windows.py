@@ -2,11 +2,11 @@
 
 A region of a frame is scaled so that one window becomes ``WINDOW_PX`` pixels
 and run once through the YOLOv3-tiny backbone. Every square of ``CELLS`` x
-``CELLS`` cells of ``leaky_9`` (stride 16), stepped by ``STEP`` cells, is one
-window: the mean and the maximum of ``leaky_9`` and the mean of ``leaky_11``
+``CELLS`` cells of Darknet layer 8 (stride 16), stepped by ``STEP`` cells, is
+one window: the mean and the maximum of layer 8 and the mean of layer 10
 (stride 32) over its area. One forward pass thus scores dozens of overlapping
 windows, and a handgun next to a person fills about a third of a window once
-the region around them is scaled to their size. The pass stops at ``leaky_11``:
+the region around them is scaled to their size. The pass stops at layer 10:
 the 1,024-channel layer after it costs as much as every layer before it.
 
 Where to look (``frame_windows``) is shared by training and detection, so
@@ -28,7 +28,7 @@ WINDOW_PX = 128
 STRIDE_PX = 16
 CELLS = WINDOW_PX // STRIDE_PX
 STEP = CELLS // 2
-LAYERS = ("leaky_9", "leaky_11")
+LAYERS = (8, 10)  # Darknet layers: 256 channels at stride 16, 512 at stride 32
 FEATURE_DIM = 256 * 2 + 512
 # The scaled region's longer side is capped: it bounds one pass's cost.
 MAX_REGION_PX = 768
@@ -93,10 +93,10 @@ def _window_totals(maps: np.ndarray, rows: np.ndarray, cols: np.ndarray, cells: 
     return squares
 
 
-# Scaled regions are padded to multiples of this: a camera's regions then come in a few shapes, and the
-# network keeps one set of buffers per shape (``models.yolo_networks_kept``). A region over a multiple by
-# less than CANVAS_TRIM pixels is cut to it instead: a person's reach scales to 384 pixels high, and rounding
-# made it 385 at times, padded to 448 (a sixth more pixels for one row).
+# Scaled regions are padded to multiples of this (the network takes multiples of its stride, 32; 64 kept a
+# camera's regions to a few shapes when OpenCV's DNN re-planned its buffers for each new one). A region over a
+# multiple by less than CANVAS_TRIM pixels is cut to it instead: a person's reach scales to 384 pixels high, and
+# rounding made it 385 at times, padded to 448 (a sixth more pixels for one row).
 CANVAS_STEP = 64
 CANVAS_TRIM = STRIDE_PX
 

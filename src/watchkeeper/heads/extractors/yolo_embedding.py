@@ -1,4 +1,4 @@
-"""YOLOv3-tiny's image embedding (``leaky_13`` average-pooled), averaged over a window's sampled frames.
+"""YOLOv3-tiny's image embedding (Darknet layer 12, average-pooled), averaged over a window's sampled frames.
 
 The objects analyzer keeps one embedding per frame from the pass that found
 the objects (``ObjectsOutput.embeddings``), so no network runs here.
