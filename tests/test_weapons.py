@@ -187,6 +187,25 @@ def test_people_the_whole_frame_pass_finds_are_searched_and_box_the_given_ones_t
     assert (cut.person == 1).any() and not (cut.person == 2).any()
 
 
+def test_the_shipped_recipes_windows_search_the_given_people_as_given():
+    """``find_people=False`` (the windows the shipped classifier was trained on): no pass looks for people, a
+    small given person is searched at their given height without a closer look, and the whole-frame windows
+    that hold them are kept."""
+    backbone = BackboneSeeingPeople(on_overview((600.0, 300.0, 660.0, 480.0)))
+    upper_half = (605.0, 300.0, 655.0, 390.0)
+    cut, people = windows.frame_windows(backbone, np.zeros((720, 1280, 3), np.uint8), [upper_half], max_people=3,
+                                        find_people=False)
+    assert backbone.canvases == [] and people == [upper_half]
+    around = cut.boxes[cut.person == 0]
+    assert around[:, 2] - around[:, 0] == pytest.approx(windows.PERSON_WINDOW * 90)
+    whole = cut.boxes[cut.person < 0]
+    holding = (whole[:, 0] <= 630) & (630 <= whole[:, 2]) & (whole[:, 1] <= 345) & (345 <= whole[:, 3])
+    assert holding.any()
+    found_too, _ = windows.frame_windows(BackboneSeeingPeople(), np.zeros((720, 1280, 3), np.uint8), [upper_half],
+                                         max_people=3)
+    assert len(found_too.boxes) < len(cut.boxes)  # as the detector searches, those windows are left to the person
+
+
 def test_a_small_person_boxed_by_their_middle_is_looked_at_closer_and_searched_at_their_height():
     middle = (630.0, 360.0, 660.0, 420.0)  # 60 pixels of a 150-pixel person
     whole = (610.0, 320.0, 680.0, 470.0)

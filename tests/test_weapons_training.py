@@ -82,6 +82,10 @@ def test_train_writes_a_detector_with_its_card_that_analyze_and_models_use(yolo_
     first, second = (WeaponModel.load(tmp_path / f"{n}.json").meta.card for n in ("first", "second"))
     assert first.data == second.data
     assert "2 one-hidden-layer networks" in second.summary and "seeds 0-1" in second.classifier
+    assert "the people the detector finds" in first.classifier
+    given = run(*again[:-2], "--given-people", "--out", str(tmp_path / "given.json"), cwd=tmp_path)
+    assert given.returncode == 2, given.stderr
+    assert "the objects analyzer's people as given" in WeaponModel.load(tmp_path / "given.json").meta.card.classifier
     other = run(*again, "--max-images", "2", "--out", str(tmp_path / "third.json"), cwd=tmp_path)
     assert other.returncode == 1 and "other data" in other.stderr
 

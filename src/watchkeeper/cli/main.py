@@ -248,6 +248,10 @@ def train(
     members: Annotated[int, typer.Option(
         "--members", min=1, help="yolo: networks fitted with successive seeds on the same windows, their "
         "log-odds averaged (steadier than one; each costs a fit).")] = 1,
+    find_people: Annotated[bool, typer.Option(
+        "--find-people/--given-people", help="yolo: cut windows around the people the detector finds itself, as "
+        "it searches (default), or around the objects analyzer's people as given (the shipped detector's "
+        "recipe).")] = True,
     modality: Annotated[Optional[str], typer.Option(
         "--modality", help="Media types the head is for: image, audio, video (comma-separated); "
         "default: those in the data set that the extractor handles.")] = None,
@@ -286,7 +290,7 @@ def train(
             dataset_dir, settings, category=category, classes=classes, negatives=negatives or [], exclude=exclude,
             group_pattern=group_pattern, copies_per_group=copies_per_group, max_images=max_images, folds=folds,
             target_far=target_far, out=out, name=name, windows_cache=windows_cache, shrunk_share=shrunk_share,
-            members=members)
+            members=members, find_people=find_people)
         return
     if positive is None:
         raise click.BadParameter("name the positive label folder(s)", param_hint="--positive")

@@ -19,7 +19,7 @@ def train_weapon_detector(dataset_dir: Path, settings: Settings, *, category: st
                           negatives: list[Path], exclude: str | None, group_pattern: str | None,
                           copies_per_group: int, max_images: int | None, folds: int, target_far: float,
                           out: Path | None, name: str | None, windows_cache: Path | None,
-                          shrunk_share: float, members: int) -> None:
+                          shrunk_share: float, members: int, find_people: bool) -> None:
     from ..weapons.dataset import ROBOFLOW_GROUP, load_box_dataset, negative_files, parse_class_map
     from ..weapons.training import WeaponTrainOptions, train_weapon_model
     from .main import EXIT_OK, EXIT_SOME_FAILED, _progress, err
@@ -35,7 +35,8 @@ def train_weapon_detector(dataset_dir: Path, settings: Settings, *, category: st
     weapon_free = negative_files(negatives)
     options = WeaponTrainOptions(folds=folds, target_far=target_far, copies_per_group=copies_per_group,
                                  max_images=max_images, name=name or "weapon-windows", windows_cache=windows_cache,
-                                 shrunk_share=shrunk_share, members=members)
+                                 shrunk_share=shrunk_share, members=members,
+                                 find_people=find_people)
     total = min(max_images or len(dataset.images), len(dataset.images)) + len(weapon_free)
     with _progress(total) as progress:
         task = progress.add_task("cutting windows", total=total)

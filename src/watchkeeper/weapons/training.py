@@ -74,6 +74,9 @@ class WeaponTrainOptions:
     # Networks fitted on the same windows with seeds seed, seed + 1, ...: their log-odds are averaged, which
     # is one network as wide as all of them (trainings differ by a few hundredths on held-out data).
     members: int = 1
+    # False: windows around the objects analyzer's people only, as given (``frame_windows(find_people=False)``),
+    # the windows the shipped classifier was trained on.
+    find_people: bool = True
 
 
 @dataclass
@@ -131,7 +134,7 @@ def table_key(dataset: BoxDataset, negatives: list[NegativeFile], options: Weapo
     for path in [i.path for i in select_images(dataset, options)] + [n.path for n in negatives]:
         digest.update(str(path.resolve()).encode())
     digest.update(repr((options.max_people, options.seed, options.painted_negatives, options.shrunk_share,
-                        candidate_settings())).encode())
+                        options.find_people, candidate_settings())).encode())
     return digest.hexdigest()
 
 
@@ -190,7 +193,8 @@ def extract_windows(dataset: BoxDataset, negatives: list[NegativeFile], settings
         boxes = [(WEAPON_KINDS.index(b.kind), b.box[0] * w, b.box[1] * h, b.box[2] * w, b.box[3] * h)
                  for b in image.boxes]
         people = _people(yolo, rgb, settings, still_image=True)
-        scored, people = frame_windows(yolo, rgb, people, max_people=options.max_people)
+        scored, people = frame_windows(yolo, rgb, people, max_people=options.max_people,
+                                       find_people=options.find_people)
         extra = []
         for _, x0, y0, x1, y1 in boxes[:2]:  # a weapon at a random size within its window
             side = max(x1 - x0, y1 - y0) / rng.uniform(0.3, 0.6)
@@ -204,7 +208,8 @@ def extract_windows(dataset: BoxDataset, negatives: list[NegativeFile], settings
             table.boxes_per_kind[box.kind] += 1
         painted = painted_out(rgb, boxes) if options.painted_negatives else None
         if painted is not None:  # the same scene, people and hands without the weapon: the hardest negative
-            windows, _ = frame_windows(yolo, painted, people, max_people=options.max_people)
+            windows, _ = frame_windows(yolo, painted, people, max_people=options.max_people,
+                                       find_people=options.find_people)
             count = len(windows.boxes)
             table.add(windows, np.zeros(count, int), np.ones(count, bool), False, image.group)
             table.painted_images += 1
@@ -220,7 +225,7 @@ def extract_windows(dataset: BoxDataset, negatives: list[NegativeFile], settings
         for still_image, frame in frames:
             frame = _perhaps_shrunk(frame, rng, options.shrunk_share, table)
             windows, _ = frame_windows(yolo, frame, _people(yolo, frame, settings, still_image=still_image),
-                                       max_people=options.max_people)
+                                       max_people=options.max_people, find_people=options.find_people)
             count = len(windows.boxes)
             table.add(windows, np.zeros(count, int), np.ones(count, bool), False, negative.group)
         if on_file:
@@ -451,7 +456,9 @@ def train_weapon_model(dataset: BoxDataset, negatives: list[NegativeFile], setti
                  f"{folds}-fold grouped image ROC-AUC {np.mean(aucs):.3f}"),
         trained_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         trained_with=command, watchkeeper_version=__version__,
-        classifier=(f"standardised features → MLP ({HIDDEN_UNITS} ReLU units, L2 1e-2, early stopping), "
+        classifier=("windows around " + ("the people the detector finds (the whole-frame pass, closer looks) "
+                                         if options.find_people else "the objects analyzer's people as given ")
+                    + f"and over the frame; standardised features → MLP ({HIDDEN_UNITS} ReLU units, L2 1e-2, early stopping), "
                     f"{RANDOM_NEGATIVES} random then {HARD_NEGATIVES} hardest background windows"
                     + ("" if options.members == 1 else f"; {options.members} such networks, seeds "
                        f"{options.seed}-{options.seed + options.members - 1}, log-odds averaged") + ", output "

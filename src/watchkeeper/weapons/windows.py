@@ -307,11 +307,20 @@ def person_regions(people: Sequence[Box], searched: Sequence[int]) -> list[Regio
 
 
 def frame_windows(yolo: YoloV3Tiny, image_rgb: np.ndarray, people: Sequence[Box], *, max_people: int,
-                  turn: int = 0) -> tuple[Windows, list[Box]]:
+                  turn: int = 0, find_people: bool = True) -> tuple[Windows, list[Box]]:
     """Where to look in a frame and what is there: the whole frame (whose first pass also finds people),
     then around ``max_people`` people (``in_turn``), small ones looked at again first. Returns the windows and
-    the people their ``person`` indices name."""
+    the people their ``person`` indices name.
+
+    ``find_people=False`` searches around the given people only, as given, and keeps every whole-frame window:
+    the windows the shipped classifier was trained on, cut before the detector found people itself (a training
+    option: classifiers trained on these rank camera-shaped frames better, measured in docs/weapons.md).
+    """
     height, width = image_rgb.shape[:2]
+    if not find_people:
+        regions = person_regions(people, in_turn(people, max_people, turn))
+        whole = [Region((0, 0, width, height), share * min(width, height)) for share in FRAME_WINDOWS]
+        return Windows.concat([region_windows(yolo, image_rgb, r) for r in [*regions, *whole]]), list(people)
     overview = Region((0, 0, width, height), FRAME_WINDOWS[0] * min(width, height))
     view = _View.of(image_rgb, overview)
     if view is None:
