@@ -33,9 +33,10 @@ STARTUP_SLACK_S = 3.0  # a loaded machine's late rounds and the new monitor's st
 class Worker:
     def __init__(self, root: Path, server: ApiServer) -> None:
         self.log = root / "worker.log"
+        self.data_dir = root / "data"
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [EXE, "--config", str(server.config), "camera-worker", "--data-dir", str(root / "data")],
+                [EXE, "--config", str(server.config), "camera-worker", "--data-dir", str(self.data_dir)],
                 cwd=root, env=server.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.host_suffix = f":{self.process.pid}"
 
@@ -123,6 +124,8 @@ def test_every_camera_is_watched_once_and_a_killed_workers_cameras_move_on(site)
     owners = leases(db)
     assert {c["name"]: c["worker"]["host"] for c in shown} == owners
     assert "monitor started" not in server.log.read_text()  # the API server watches nothing itself
+    # Their alerts' links are signed with the database's secret, not a key each made in its own data folder.
+    assert not any((w.data_dir / "link-signing.key").exists() for w in [*workers, server])
 
     victim_index = max(range(3), key=lambda i: len(watching(workers[i])))
     victim = workers[victim_index]

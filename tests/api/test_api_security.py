@@ -14,6 +14,8 @@ from loopback_http import LoopbackServer, Reply
 from PIL import Image
 
 from watchkeeper.auth import links
+from watchkeeper.config import Settings
+from watchkeeper.store import open_database
 
 # -- paths -------------------------------------------------------------------------------------------------
 
@@ -69,7 +71,8 @@ def test_signed_links_open_one_file_without_signing_in_until_they_expire(api_ser
         assert_problem(anonymous.get(link["url"].replace(f"signature={issuer_id}.", f"signature={issuer_id + 1}.")),
                        401)
         # Correctly signed with the server's secret, but past its time.
-        secret = (api_server.data_dir / "link-signing.key").read_bytes()
+        with open_database(Settings(data_dir=api_server.data_dir)) as db:
+            secret = links.shared_secret(db, api_server.data_dir / "link-signing.key")
         old_expires, old_signature = links.sign(secret, f"/{made['file_path']}", -10, issuer_id)
         expired = anonymous.get(f"/{made['file_path']}", params={"expires": old_expires, "signature": old_signature})
         assert "expired" in assert_problem(expired, 401)["detail"]

@@ -24,7 +24,7 @@ from starlette.requests import Request
 
 from .. import __version__
 from ..artefacts import open_artefact_store
-from ..auth.links import load_or_create_secret
+from ..auth.links import shared_secret
 from ..config import Settings
 from ..delivery.dispatcher import Dispatcher
 from ..delivery.webhook import webhook_sender
@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 
 JSON_BODY_MAX_BYTES = 1024**2
 MULTIPART_OVERHEAD_BYTES = 64 * 1024  # boundaries and part headers around an upload
-LINK_SECRET_FILE = "link-signing.key"
+LINK_SECRET_FILE = "link-signing.key"  # where earlier versions kept the link secret
 
 DESCRIPTION = """\
 Watchkeeper's REST API. Seed 000's paths (`/health`, `/providers`, `/upload`, `/analyze/...`, `/notify`,
@@ -101,7 +101,7 @@ def build_runtime(settings: Settings) -> Runtime:
     uploads_dir.mkdir(parents=True, exist_ok=True)
     uploads.adopt(uploads_dir)
     policy = UrlPolicy(server.allowed_private_networks)
-    link_secret = load_or_create_secret(data_dir / LINK_SECRET_FILE)
+    link_secret = shared_secret(db, data_dir / LINK_SECRET_FILE)
     alerts = AlertService(settings, db, link_secret)
     queue_options: dict[str, Any] = {"lease_s": server.job_lease_s, "max_attempts": server.job_max_attempts,
                                      "retry_delay_s": server.job_retry_delay_s, "on_finish": job_finished()}

@@ -1,8 +1,9 @@
 """Signed links: a URL path that works without signing in until it expires (for e-mails and shared views).
 
 The signature is an HMAC-SHA256 of the path, the expiry time and the issuing
-user's id under a secret kept in the data folder, so links made by one server
-are honoured by it (and by servers sharing its data folder) only. The id
+user's id under a secret kept in the database (``shared_secret``), so every
+process of a deployment (the API, job workers and camera workers on any
+host) signs and checks alike, and no other deployment's links pass. The id
 travels in the signature (``ID.MAC``), so a link stops working when its
 issuer is disabled or deleted (``check_issuer``).
 """
@@ -12,33 +13,40 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import secrets
 import time
 from pathlib import Path
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..errors import AuthError
-from ..store.models import User
+from ..store.db import Database
+from ..store.models import SigningSecret, User
 
 SECRET_BYTES = 32
+LINKS_SECRET = "links"  # its name in signing_secrets
 
 
-def load_or_create_secret(path: Path) -> bytes:
-    """The signing secret in ``path``, made (readable by the owner only) on first use."""
+def shared_secret(db: Database, earlier_file: Path) -> bytes:
+    """The link-signing secret, made on first use. Earlier versions kept it in a file of the data folder: the
+    first process to find such a file (``earlier_file``) puts that secret in the database, so links already sent
+    keep working; from then on the database's secret is the one, whatever file a host has."""
+    with db.session(write=False) as session:
+        kept = session.get(SigningSecret, LINKS_SECRET)
+        if kept is not None:
+            return kept.secret
+    made = earlier_file.read_bytes() if earlier_file.is_file() else secrets.token_bytes(SECRET_BYTES)
     try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        secret = secrets.token_bytes(SECRET_BYTES)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process made it first
-            return path.read_bytes()
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(secret)
-        return secret
+        with db.session() as session:
+            if session.get(SigningSecret, LINKS_SECRET) is None:
+                session.add(SigningSecret(name=LINKS_SECRET, secret=made))
+    except IntegrityError:  # another process made it first: theirs is the one
+        pass
+    with db.session(write=False) as session:
+        kept = session.get(SigningSecret, LINKS_SECRET)
+        assert kept is not None
+        return kept.secret
 
 
 def _mac(secret: bytes, path: str, expires: int, issuer: str) -> str:

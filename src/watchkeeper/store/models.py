@@ -12,7 +12,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import (
-    JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Text, TypeDecorator, func,
+    JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Text, TypeDecorator,
+    func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -347,3 +348,14 @@ class CameraLease(Base):
     acquired_at: Mapped[datetime | None]
     expires_at: Mapped[datetime] = mapped_column(index=True)
     health: Mapped[dict[str, Any] | None]  # the camera's health at the last renewal
+
+
+class SigningSecret(Base):
+    """A secret every process of a deployment must share (``links``: the key of signed links), kept here so that
+    workers on other hosts sign what the API checks (``auth.links.shared_secret``)."""
+
+    __tablename__ = "signing_secrets"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    secret: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
