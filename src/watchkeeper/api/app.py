@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from starlette.requests import Request
 
 from .. import __version__
-from ..artefacts import open_artefact_store
+from ..artefacts import ArtefactStore, open_artefact_store
 from ..auth.links import shared_secret
 from ..config import Settings
 from ..delivery.dispatcher import Dispatcher
@@ -36,7 +36,7 @@ from ..live.monitor import tier_pipelines
 from ..live.service import LiveService
 from ..netguard import UrlPolicy, fetch_url
 from ..notify.service import AlertService
-from ..store.db import open_database
+from ..store.db import Database, open_database
 from ..store.models import Analysis
 from ..uploads import UPLOADS_FOLDER, MediaRoots, UploadStore
 from ..web import pages, routes
@@ -63,12 +63,35 @@ Authenticate with an API key (`Authorization: Bearer KEY` or `X-API-Key: KEY`; c
 
 
 @dataclass
-class Runtime:
-    services: Services
+class JobRuntime:
+    """What runs analysis jobs: all a ``watchkeeper worker`` builds; the server builds the rest on it."""
+
+    settings: Settings
+    db: Database
+    artefacts: ArtefactStore
+    queue: DatabaseJobQueue
     workers: WorkerPool
+    pipeline: PipelineHolder
+    alerts: AlertService  # an analysis submitted with notify is alerted on by the process that ran it
+    link_secret: bytes
+    policy: UrlPolicy
+    fetch: Callable[..., Any]
+
+
+@dataclass
+class Runtime:
+    jobs: JobRuntime
+    services: Services
     dispatcher: Dispatcher
     live: LiveService
-    alerts: AlertService
+
+    @property
+    def workers(self) -> WorkerPool:
+        return self.jobs.workers
+
+    @property
+    def alerts(self) -> AlertService:
+        return self.jobs.alerts
 
     def start(self) -> None:
         self.workers.start()
@@ -89,30 +112,24 @@ class Runtime:
         log.info("shutdown: done")
 
 
-def build_runtime(settings: Settings) -> Runtime:
+def build_job_runtime(settings: Settings) -> JobRuntime:
+    """The database, artefact store, queue and job handlers of one process (its job threads not started)."""
     server = settings.server
-    data_dir = settings.data_dir.resolve()
     db = open_database(settings)
     artefacts = open_artefact_store(settings)
-    uploads = UploadStore(artefacts, db, spool_dir=data_dir / "spool", max_bytes=server.upload_max_bytes)
-    # Uploads used to be files here: the server moves them into the artefact store. Files put here by hand stay
-    # readable by this host's requests, as files of a media root.
-    uploads_dir = data_dir / UPLOADS_FOLDER
-    uploads_dir.mkdir(parents=True, exist_ok=True)
-    uploads.adopt(uploads_dir)
     policy = UrlPolicy(server.allowed_private_networks)
-    link_secret = shared_secret(db, data_dir / LINK_SECRET_FILE)
+    link_secret = shared_secret(db, settings.data_dir.resolve() / LINK_SECRET_FILE)
     alerts = AlertService(settings, db, link_secret)
     queue_options: dict[str, Any] = {"lease_s": server.job_lease_s, "max_attempts": server.job_max_attempts,
                                      "retry_delay_s": server.job_retry_delay_s, "on_finish": job_finished()}
-    if settings.queue == "celery":  # 'watchkeeper worker' processes run the jobs, not this one's threads
+    if settings.queue == "celery":  # 'watchkeeper worker' processes run the jobs, not the server's threads
         from ..jobs.celery_app import CeleryJobQueue, configure
 
         queue: DatabaseJobQueue = CeleryJobQueue(db, configure(settings), **queue_options)
     else:
         queue = DatabaseJobQueue(db, **queue_options)
     pipeline = PipelineHolder(settings)
-    # Every download the server makes for an analysis goes through the same guard and limits.
+    # Every download made for an analysis goes through the same guard and limits.
     fetch = partial(fetch_url, policy=policy, max_bytes=settings.media.max_bytes,
                     timeout_s=settings.media.url_timeout_s)
 
@@ -123,21 +140,36 @@ def build_runtime(settings: Settings) -> Runtime:
     handler = analysis_handler(pipeline, artefacts, fetch_guard=fetch, on_stored=alert_if_asked)
     workers = WorkerPool(queue, {ANALYZE_JOB: handler},
                          threads=0 if settings.queue == "celery" else server.job_workers, lease_s=server.job_lease_s)
-    senders = {"webhook": webhook_sender(server.webhook_secret, policy, server.webhook_timeout_s),
-               **alerts.senders()}
-    dispatcher = Dispatcher(db, senders, max_attempts=server.delivery_max_attempts,
+    return JobRuntime(settings, db, artefacts, queue, workers, pipeline, alerts, link_secret, policy, fetch)
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    """The server's: the jobs' runtime, and the uploads, outbox dispatcher and cameras on it."""
+    server = settings.server
+    data_dir = settings.data_dir.resolve()
+    jobs = build_job_runtime(settings)
+    uploads = UploadStore(jobs.artefacts, jobs.db, spool_dir=data_dir / "spool", max_bytes=server.upload_max_bytes)
+    # Uploads used to be files here: the server moves them into the artefact store. Files put here by hand stay
+    # readable by this host's requests, as files of a media root.
+    uploads_dir = data_dir / UPLOADS_FOLDER
+    uploads_dir.mkdir(parents=True, exist_ok=True)
+    uploads.adopt(uploads_dir)
+    senders = {"webhook": webhook_sender(server.webhook_secret, jobs.policy, server.webhook_timeout_s),
+               **jobs.alerts.senders()}
+    dispatcher = Dispatcher(jobs.db, senders, max_attempts=server.delivery_max_attempts,
                             backoff_s=server.delivery_backoff_s, backoff_max_s=server.delivery_backoff_max_s)
-    alerts.wake = dispatcher.wake
+    jobs.alerts.wake = dispatcher.wake
     services = Services(
-        settings=settings, db=db, queue=queue,
+        settings=settings, db=jobs.db, queue=jobs.queue,
         uploads=uploads,
         media_roots=MediaRoots([uploads_dir, *server.media_roots], base=data_dir),
-        url_policy=policy, fetch=fetch, pipeline=pipeline, alerts=alerts, dispatcher=dispatcher,
-        wake_workers=workers.wake, link_secret=link_secret,
+        url_policy=jobs.policy, fetch=jobs.fetch, pipeline=jobs.pipeline, alerts=jobs.alerts, dispatcher=dispatcher,
+        wake_workers=jobs.workers.wake, link_secret=jobs.link_secret,
     )
-    live = LiveService(settings, db, evidence_dir=data_dir / "evidence", alerts=alerts, artefacts=artefacts,
-                       pipelines=lambda: tier_pipelines(settings, pipeline()))  # one set of models in the process
-    return Runtime(services, workers, dispatcher, live, alerts)
+    live = LiveService(settings, jobs.db, evidence_dir=data_dir / "evidence", alerts=jobs.alerts,
+                       artefacts=jobs.artefacts,
+                       pipelines=lambda: tier_pipelines(settings, jobs.pipeline()))  # one set of models in the process
+    return Runtime(jobs, services, dispatcher, live)
 
 
 class BodyLimit:

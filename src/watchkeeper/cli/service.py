@@ -72,17 +72,17 @@ def _parse_before(text: str) -> datetime:
 
 def _database_queue_worker(settings: Settings, threads: int) -> None:
     """Job threads on the database queue alone (``serve``'s own, in a process of their own), until a signal."""
-    from ..api.app import build_runtime
+    from ..api.app import build_job_runtime
 
     stop = StopSignals()
     settings.server.job_workers = threads
-    runtime = build_runtime(settings)
+    runtime = build_job_runtime(settings)
     runtime.workers.start()
     try:
         log.info("shutdown: %s received", stop.wait())
     finally:
         runtime.workers.stop(settings.server.job_shutdown_grace_s)
-        runtime.services.db.close()
+        runtime.db.close()
 
 
 def register(app: typer.Typer, load_settings: Callable[[], Settings]) -> None:

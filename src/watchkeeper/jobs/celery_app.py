@@ -46,7 +46,7 @@ from ..store.models import Job, utcnow
 from .queue import DatabaseJobQueue, OnCommit
 
 if TYPE_CHECKING:
-    from ..api.app import Runtime
+    from ..api.app import JobRuntime
 
 log = logging.getLogger(__name__)
 
@@ -146,25 +146,25 @@ class CeleryJobQueue(DatabaseJobQueue):
 
 
 class _WorkerRuntime:
-    """This process's database, queue and handlers (the server's own ``build_runtime``), built on first use."""
+    """This process's database, queue and handlers (``build_job_runtime``, as the server's), built on first use."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pid: int | None = None
-        self._runtime: Runtime | None = None
+        self._runtime: JobRuntime | None = None
 
     @property
-    def built(self) -> Runtime | None:
+    def built(self) -> JobRuntime | None:
         """This process's runtime if a job or the sweep has built it already."""
         return self._runtime if self._pid == os.getpid() else None
 
-    def __call__(self) -> Runtime:
-        from ..api.app import build_runtime
+    def __call__(self) -> JobRuntime:
+        from ..api.app import build_job_runtime
 
         with self._lock:
             runtime = self._runtime
             if runtime is None or self._pid != os.getpid():  # a forked pool child must not share connections
-                runtime = self._runtime = build_runtime(_settings())
+                runtime = self._runtime = build_job_runtime(_settings())
                 runtime.workers.start()  # no threads of its own under Celery: the lease heartbeat
                 self._pid = os.getpid()
             return runtime
@@ -184,7 +184,7 @@ def run_job(job_id: str) -> None:
 
 
 def _sweep() -> None:
-    queue = cast(CeleryJobQueue, worker_runtime().services.queue)  # build_runtime's, as queue: celery
+    queue = cast(CeleryJobQueue, worker_runtime().queue)  # build_job_runtime's, as queue: celery
     every_s = queue.lease.total_seconds() / 2
     while True:
         time.sleep(every_s)
@@ -215,7 +215,7 @@ def _stop_jobs(sig: str, how: str) -> None:
     log.info("shutdown: %s received", sig, extra={"celery_shutdown": how})
     runtime = worker_runtime.built
     if runtime is not None:  # else no job has run here
-        runtime.workers.stop(0.0 if how == "Cold" else runtime.services.settings.server.job_shutdown_grace_s)
+        runtime.workers.stop(0.0 if how == "Cold" else runtime.settings.server.job_shutdown_grace_s)
 
 
 @worker_shutdown.connect
