@@ -1,8 +1,10 @@
 """``watchkeeper train --format yolo``: the weapon window classifier from YOLO-format boxes and weapon-free media.
 
-Windows are cut exactly as the detector cuts them (``windows.frame_windows``
-around the people YOLOv3-tiny finds, and the whole frame), plus windows
-around each labelled weapon at a random scale, so the classifier also sees
+Windows are cut as the detector cuts them (``windows.frame_windows`` around
+the people YOLOv3-tiny finds, and the whole frame; with ``find_people``
+False, around the objects analyzer's people as given, as the shipped
+classifier was trained), plus windows around each labelled weapon at a
+random scale, so the classifier also sees
 weapons of every size. A window is a weapon when it holds at least 75% of a
 box that fills 20-95% of its side, background when it holds under 15% of
 every box, and is left out otherwise.
