@@ -318,11 +318,11 @@ def frame_windows(yolo: YoloV3Tiny, image_rgb: np.ndarray, people: Sequence[Box]
     option: classifiers trained on these rank camera-shaped frames better, measured in docs/weapons.md).
     """
     height, width = image_rgb.shape[:2]
+    overview, *whole = [Region((0, 0, width, height), share * min(width, height)) for share in FRAME_WINDOWS]
     if not find_people:
         regions = person_regions(people, in_turn(people, max_people, turn))
-        whole = [Region((0, 0, width, height), share * min(width, height)) for share in FRAME_WINDOWS]
-        return Windows.concat([region_windows(yolo, image_rgb, r) for r in [*regions, *whole]]), list(people)
-    overview = Region((0, 0, width, height), FRAME_WINDOWS[0] * min(width, height))
+        return (Windows.concat([region_windows(yolo, image_rgb, r) for r in [*regions, overview, *whole]]),
+                list(people))
     view = _View.of(image_rgb, overview)
     if view is None:
         return Windows.empty(), list(people)
@@ -341,7 +341,6 @@ def frame_windows(yolo: YoloV3Tiny, image_rgb: np.ndarray, people: Sequence[Box]
     people = [people[k] for k in kept]
     searched += [k for k in _largest(people, len(people)) if k not in searched][:max_people - len(searched)]
     regions = person_regions(people, searched)
-    whole = [Region((0, 0, width, height), share * min(width, height)) for share in FRAME_WINDOWS[1:]]
     cut = Windows.concat([view.windows(fine, coarse, overview), *(region_windows(yolo, image_rgb, r)
                                                                   for r in [*regions, *whole])])
     return cut.take(~left_to_their_regions(cut, [people[r.person] for r in regions if r.person is not None])), people
