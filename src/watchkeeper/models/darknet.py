@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy.special import expit
 
 from ..errors import ModelError
 
@@ -189,10 +190,6 @@ def read_darknet(cfg: Path, weights: Path) -> DarknetGraph:
     return DarknetGraph(nodes, tensors, len(sections) - 1, yolo_layers)
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
 def decode_yolo(raw: np.ndarray, layer: YoloLayer, input_hw: tuple[int, int]) -> np.ndarray:
     """A ``[yolo]`` layer's raw output (batch, boxes x (5 + classes), rows, cols) as (batch, rows x cols x boxes,
     5 + classes): box centre and size normalised to the input, objectness, then each class's probability
@@ -201,10 +198,10 @@ def decode_yolo(raw: np.ndarray, layer: YoloLayer, input_hw: tuple[int, int]) ->
     boxes = len(layer.anchors)
     cells = raw.reshape(batch, boxes, 5 + layer.classes, rows, cols).transpose(0, 3, 4, 1, 2)
     decoded = np.empty_like(cells)
-    decoded[..., 0] = (np.arange(cols)[None, None, :, None] + _sigmoid(cells[..., 0])) / cols
-    decoded[..., 1] = (np.arange(rows)[None, :, None, None] + _sigmoid(cells[..., 1])) / rows
+    decoded[..., 0] = (np.arange(cols)[None, None, :, None] + expit(cells[..., 0])) / cols
+    decoded[..., 1] = (np.arange(rows)[None, :, None, None] + expit(cells[..., 1])) / rows
     decoded[..., 2] = np.exp(cells[..., 2]) * layer.anchors[:, 0] / input_hw[1]
     decoded[..., 3] = np.exp(cells[..., 3]) * layer.anchors[:, 1] / input_hw[0]
-    decoded[..., 4] = _sigmoid(cells[..., 4])
-    decoded[..., 5:] = _sigmoid(cells[..., 5:]) * decoded[..., 4:5]
+    decoded[..., 4] = expit(cells[..., 4])
+    decoded[..., 5:] = expit(cells[..., 5:]) * decoded[..., 4:5]
     return decoded.reshape(batch, rows * cols * boxes, 5 + layer.classes)
