@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .registry import ModelBackend, package_dir, register_backend, unit_rows
+from .registry import ModelBackend, onnx_session_options, package_dir, register_backend, unit_rows
 
 # The model's training length (sentence_bert_config.json); longer text is cut.
 MAX_TOKENS = 256
@@ -32,10 +32,7 @@ class SentenceEmbedder:
         self.tokenizer.enable_truncation(MAX_TOKENS)
         # The packaged tokenizer pads every input to 128 tokens; pad to the longest in the batch instead.
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(graph), options, providers=list(providers))
+        self.session = ort.InferenceSession(str(graph), onnx_session_options(threads), providers=list(providers))
         self.input_names = {i.name for i in self.session.get_inputs()}
 
     def embed(self, texts: list[str]) -> np.ndarray:

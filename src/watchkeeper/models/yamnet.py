@@ -20,7 +20,7 @@ from scipy.special import expit
 
 from ..audio_features import MEL_BANDS, PATCH_FRAMES, log_mel_patches
 from ..errors import ModelError
-from .registry import ModelBackend, package_dir, register_backend
+from .registry import ModelBackend, onnx_session_options, package_dir, register_backend
 
 log = logging.getLogger(__name__)
 
@@ -111,11 +111,7 @@ def session_options(threads: int = 1):
     saturates, and YAMNet hears a pistol shot as noise (measured on an AVX2-only AMD EPYC: gunshot 0.02 fused,
     0.5 as written). About 1.5x the time: a few ms per second of audio.
     """
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
+    options = onnx_session_options(threads)
     options.add_session_config_entry("session.disable_quant_qdq", "1")
     return options
 

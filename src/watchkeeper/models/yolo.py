@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import MediaError, ModelError
 from .darknet import INPUT, DarknetGraph, decode_yolo, read_darknet
-from .registry import ModelBackend, package_dir, register_backend
+from .registry import ModelBackend, onnx_session_options, package_dir, register_backend
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,8 @@ class YoloV3Tiny:
         # One session per set of outputs asked for: each runs only the layers those outputs need.
         self._sessions: dict[tuple[int, ...], Any] = {}
         self._lock = threading.Lock()
-        self._heads = [layer.index for layer in graph.yolo_layers]
+        self._yolo_layers = {layer.index: layer for layer in graph.yolo_layers}
+        self._heads = list(self._yolo_layers)
         self._session((*self._heads, EMBEDDING_LAYER))  # the objects' pass, built now: a bad graph fails at load
         # Counters: the motion gate's effect is visible in them.
         self.forward_passes = 0
@@ -93,14 +94,9 @@ class YoloV3Tiny:
         if session is None:
             import onnxruntime as ort
 
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = self._threads
-            options.inter_op_num_threads = 1
-            # Threads that spin between passes take the cores from the numpy and OpenCV work in between
-            # (measured: the weapon classifier's 0.7 ms became 7).
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             try:
-                session = ort.InferenceSession(self._graph.model(outputs), options, providers=self._providers)
+                session = ort.InferenceSession(self._graph.model(outputs), onnx_session_options(self._threads),
+                                               providers=self._providers)
             except Exception as exc:  # onnxruntime raises its own exception types for graphs it refuses
                 raise ModelError(f"onnxruntime refuses the YOLOv3-tiny graph: {exc}") from exc
             self._sessions[outputs] = session
@@ -112,9 +108,8 @@ class YoloV3Tiny:
             found = self._session(tuple(outputs)).run(None, {INPUT: blob})
             self.forward_passes += 1
             self.images_processed += len(blob)
-        layers = {layer.index: layer for layer in self._graph.yolo_layers}
-        return [decode_yolo(output, layers[index], blob.shape[2:]) if index in layers else output
-                for index, output in zip(outputs, found)]
+        return [decode_yolo(output, self._yolo_layers[index], blob.shape[2:]) if index in self._yolo_layers
+                else output for index, output in zip(outputs, found)]
 
     def detect(
         self,
