@@ -21,7 +21,7 @@ def test_processes_starting_at_once_on_other_hosts_get_one_secret(db, tmp_path):
         database = Database(db.url)
         try:
             start.wait()
-            secrets[index] = links.shared_secret(database, tmp_path / f"host{index}" / "link-signing.key")
+            secrets[index] = links.shared_secret(database, tmp_path / f"host{index}")
         except Exception as exc:  # the outcome under test
             secrets[index] = exc
         finally:
@@ -40,16 +40,15 @@ def test_processes_starting_at_once_on_other_hosts_get_one_secret(db, tmp_path):
 
 
 def test_an_earlier_key_file_seeds_the_database_and_a_hosts_own_file_cannot_override_it(db, tmp_path):
-    earlier = tmp_path / "server" / "link-signing.key"
-    earlier.parent.mkdir()
-    earlier.write_bytes(b"k" * links.SECRET_BYTES)
-    assert links.shared_secret(db, earlier) == b"k" * links.SECRET_BYTES  # links already sent keep working
+    server, worker = tmp_path / "server", tmp_path / "worker"
+    server.mkdir()
+    (server / "link-signing.key").write_bytes(b"k" * links.SECRET_BYTES)
+    assert links.shared_secret(db, server) == b"k" * links.SECRET_BYTES  # links already sent keep working
 
-    stray = tmp_path / "worker" / "link-signing.key"  # a worker host that once made its own
-    stray.parent.mkdir()
-    stray.write_bytes(b"w" * links.SECRET_BYTES)
-    worker_secret = links.shared_secret(db, stray)
+    worker.mkdir()
+    (worker / "link-signing.key").write_bytes(b"w" * links.SECRET_BYTES)  # a worker host that once made its own
+    worker_secret = links.shared_secret(db, worker)
     assert worker_secret == b"k" * links.SECRET_BYTES
     # What the worker signs in an alert, the API checks.
     expires, signature = links.sign(worker_secret, "/ack/7", 600, 3)
-    assert links.check(links.shared_secret(db, earlier), "/ack/7", expires, signature) == 3
+    assert links.check(links.shared_secret(db, server), "/ack/7", expires, signature) == 3

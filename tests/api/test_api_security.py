@@ -72,7 +72,7 @@ def test_signed_links_open_one_file_without_signing_in_until_they_expire(api_ser
                        401)
         # Correctly signed with the server's secret, but past its time.
         with open_database(Settings(data_dir=api_server.data_dir)) as db:
-            secret = links.shared_secret(db, api_server.data_dir / "link-signing.key")
+            secret = links.shared_secret(db, api_server.data_dir)
         old_expires, old_signature = links.sign(secret, f"/{made['file_path']}", -10, issuer_id)
         expired = anonymous.get(f"/{made['file_path']}", params={"expires": old_expires, "signature": old_signature})
         assert "expired" in assert_problem(expired, 401)["detail"]

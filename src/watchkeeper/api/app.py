@@ -50,7 +50,6 @@ log = logging.getLogger(__name__)
 
 JSON_BODY_MAX_BYTES = 1024**2
 MULTIPART_OVERHEAD_BYTES = 64 * 1024  # boundaries and part headers around an upload
-LINK_SECRET_FILE = "link-signing.key"  # where earlier versions kept the link secret
 
 DESCRIPTION = """\
 Watchkeeper's REST API. Seed 000's paths (`/health`, `/providers`, `/upload`, `/analyze/...`, `/notify`,
@@ -118,7 +117,7 @@ def build_job_runtime(settings: Settings) -> JobRuntime:
     db = open_database(settings)
     artefacts = open_artefact_store(settings)
     policy = UrlPolicy(server.allowed_private_networks)
-    link_secret = shared_secret(db, settings.data_dir.resolve() / LINK_SECRET_FILE)
+    link_secret = shared_secret(db, settings.data_dir.resolve())
     alerts = AlertService(settings, db, link_secret)
     queue_options: dict[str, Any] = {"lease_s": server.job_lease_s, "max_attempts": server.job_max_attempts,
                                      "retry_delay_s": server.job_retry_delay_s, "on_finish": job_finished()}

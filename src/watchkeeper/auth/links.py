@@ -26,12 +26,14 @@ from ..store.models import SigningSecret, User
 
 SECRET_BYTES = 32
 LINKS_SECRET = "links"  # its name in signing_secrets
+EARLIER_SECRET_FILE = "link-signing.key"  # where versions before the database kept it, in the data folder
 
 
-def shared_secret(db: Database, earlier_file: Path) -> bytes:
+def shared_secret(db: Database, data_dir: Path) -> bytes:
     """The link-signing secret, made on first use. Earlier versions kept it in a file of the data folder: the
-    first process to find such a file (``earlier_file``) puts that secret in the database, so links already sent
+    first process to find such a file in its ``data_dir`` puts that secret in the database, so links already sent
     keep working; from then on the database's secret is the one, whatever file a host has."""
+    earlier_file = data_dir / EARLIER_SECRET_FILE
     with db.session(write=False) as session:
         kept = session.get(SigningSecret, LINKS_SECRET)
         if kept is not None:

@@ -91,7 +91,6 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings]) -> None:
     ) -> None:
         """Watch a fair share of the cameras, leased in the PostgreSQL database (live.leases), until Ctrl-C or
         SIGTERM; run any number of them on any hosts."""
-        from ..api.app import LINK_SECRET_FILE
         from ..auth.links import shared_secret
         from ..live.leases import LeasedCameras, LeaseStore
         from ..live.monitor import tier_pipelines
@@ -107,7 +106,7 @@ def register(app: typer.Typer, load_settings: Callable[[], Settings]) -> None:
         stop = StopSignals()
         pipelines = tier_pipelines(settings)  # before any lease: a claimed camera then starts at once
         with open_database(settings) as db:
-            alerts = AlertService(settings, db, shared_secret(db, settings.data_dir / LINK_SECRET_FILE))
+            alerts = AlertService(settings, db, shared_secret(db, settings.data_dir))
             # The server's own code path: incidents stored and routed, events on the bus to the API replicas.
             live = LiveService(settings, db, alerts=alerts, pipelines=lambda: pipelines)
             leases = LeasedCameras(live, LeaseStore(db, settings.live.leases))
