@@ -1,10 +1,10 @@
 """Weapon detector cost per analysed 1280x720 frame: prints a table and writes bench/results/weapons.json.
 
 Target on a 2-core CPU: at most 150 ms more per frame than the pipeline without the detector, with up to
-``analyzers.weapons.max_people`` people in view. Measured two ways: the detector alone on a frame with
-0 to that many people (their boxes given, as the objects analyzer gives them; 260 pixels tall, and 130 where each is looked
-at again before their region is searched), and the whole pipeline on a 1280x720
-photo with the weapons analyzer on and off.
+``analyzers.weapons.max_people`` people in view (``--max-people`` to try another). Measured two ways: the
+detector alone on a frame with 0 to that many people (their boxes given, as the objects analyzer gives them;
+260 pixels tall, and 130 where each is looked at again before their region is searched), and the whole
+pipeline on a 1280x720 photo with the weapons analyzer on and off.
 """
 
 from __future__ import annotations
@@ -66,7 +66,6 @@ def main() -> None:
     args = parser.parse_args()
 
     settings = Settings()
-    settings.analyzers.weapons.max_people = args.max_people
     registry = ModelRegistry(settings.models)
     detector = WeaponDetector(registry.get("yolov3-tiny"), weapon_model(settings, registry),
                               max_people=args.max_people)
